@@ -1,0 +1,203 @@
+"""A BERT text classifier in Keras 2, used for both the teacher and BERT students.
+
+The encoder follows Devlin et al. (2019) and Google's `modeling.py`, with weight names that mirror the Hugging Face
+layout so that real pretrained weights load without torch (`tf_distill.pretrained`). Like Model Garden's
+`BertEncoderV2`, `call` returns a dict with fixed keys, which is what the distillation losses consume:
+
+  logits:            float32 [batch, num_labels]
+  embeddings:        float32 [batch, seq_len, hidden]            (output of the embedding LayerNorm)
+  hidden_states:     list of num_layers float32 [batch, seq_len, hidden]
+  attention_scores:  list of num_layers float32 [batch, heads, seq_len, seq_len]   (q.k/sqrt(d), before the mask)
+  attention_probs:   list of num_layers float32 [batch, heads, seq_len, seq_len]   (softmax over masked scores)
+"""
+
+import dataclasses
+import json
+import os
+from typing import Dict, Optional
+
+import tf_distill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import tensorflow as tf
+import tf_keras as keras
+
+OUTPUT_KEYS = ("logits", "embeddings", "hidden_states", "attention_scores", "attention_probs")
+
+
+@dataclasses.dataclass(frozen=True)
+class BertConfig:
+  """Shape of a BERT classifier. Field names follow BERT's / Hugging Face's `config.json`."""
+  vocab_size: int = 30522
+  hidden_size: int = 384
+  num_hidden_layers: int = 6
+  num_attention_heads: int = 12
+  intermediate_size: int = 1536
+  hidden_act: str = "gelu"
+  hidden_dropout_prob: float = 0.1
+  attention_probs_dropout_prob: float = 0.1
+  max_position_embeddings: int = 512
+  type_vocab_size: int = 2
+  initializer_range: float = 0.02
+  layer_norm_eps: float = 1e-12
+  num_labels: int = 2
+
+  def validate(self) -> "BertConfig":
+    for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                 "max_position_embeddings", "type_vocab_size", "num_labels"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+    if self.hidden_size % self.num_attention_heads:
+      raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
+                       f"({self.num_attention_heads})")
+    if self.hidden_act not in _ACTIVATIONS:
+      raise ValueError(f"hidden_act {self.hidden_act!r} is not supported; use one of {sorted(_ACTIVATIONS)}")
+    for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+      if not 0.0 <= getattr(self, name) < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+    return self
+
+  @classmethod
+  def from_dict(cls, values: Dict) -> "BertConfig":
+    """Builds a config from a dict such as a Hugging Face `config.json`, ignoring keys BERT does not use."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in fields}).validate()
+
+  @classmethod
+  def from_json_file(cls, path: str) -> "BertConfig":
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"BERT config file {path!r} does not exist; pass the config.json that came with "
+                              "the pretrained weights (--bert_config_file)")
+    with open(path, encoding="utf-8") as f:
+      return cls.from_dict(json.load(f))
+
+  def to_dict(self) -> Dict:
+    return dataclasses.asdict(self)
+
+
+_ACTIVATIONS = {
+    "gelu": lambda x: tf.nn.gelu(x, approximate=False),
+    "gelu_new": lambda x: tf.nn.gelu(x, approximate=True),
+    "relu": tf.nn.relu,
+}
+
+
+def _dense(units: int, config: BertConfig, name: str, activation=None) -> keras.layers.Dense:
+  return keras.layers.Dense(units, activation=activation, name=name,
+                            kernel_initializer=keras.initializers.TruncatedNormal(stddev=config.initializer_range))
+
+
+def _layer_norm(config: BertConfig, name: str) -> keras.layers.LayerNormalization:
+  return keras.layers.LayerNormalization(epsilon=config.layer_norm_eps, name=name)
+
+
+class BertEmbeddings(keras.layers.Layer):
+  """Word + position + token-type embeddings, LayerNorm, dropout."""
+
+  def __init__(self, config: BertConfig, **kwargs):
+    super().__init__(**kwargs)
+    self.config = config
+    init = keras.initializers.TruncatedNormal(stddev=config.initializer_range)
+    self.word_embeddings = keras.layers.Embedding(config.vocab_size, config.hidden_size, embeddings_initializer=init,
+                                                  name="word_embeddings")
+    self.position_embeddings = keras.layers.Embedding(config.max_position_embeddings, config.hidden_size,
+                                                      embeddings_initializer=init, name="position_embeddings")
+    self.token_type_embeddings = keras.layers.Embedding(config.type_vocab_size, config.hidden_size,
+                                                        embeddings_initializer=init, name="token_type_embeddings")
+    self.layer_norm = _layer_norm(config, "LayerNorm")
+    self.dropout = keras.layers.Dropout(config.hidden_dropout_prob)
+
+  def call(self, input_ids, segment_ids, training=None):
+    seq_len = tf.shape(input_ids)[1]
+    positions = tf.expand_dims(self.position_embeddings(tf.range(seq_len)), 0)
+    x = self.word_embeddings(input_ids) + positions + self.token_type_embeddings(segment_ids)
+    return self.dropout(self.layer_norm(x), training=training)
+
+
+class BertLayer(keras.layers.Layer):
+  """One post-LN transformer block: self-attention, add & norm, feed-forward, add & norm."""
+
+  def __init__(self, config: BertConfig, **kwargs):
+    super().__init__(**kwargs)
+    self.config = config
+    self.num_heads = config.num_attention_heads
+    self.head_size = config.hidden_size // config.num_attention_heads
+    self.query = _dense(config.hidden_size, config, "query")
+    self.key = _dense(config.hidden_size, config, "key")
+    self.value = _dense(config.hidden_size, config, "value")
+    self.attention_output = _dense(config.hidden_size, config, "attention_output")
+    self.attention_layer_norm = _layer_norm(config, "attention_LayerNorm")
+    self.intermediate = _dense(config.intermediate_size, config, "intermediate",
+                               activation=_ACTIVATIONS[config.hidden_act])
+    self.output_dense = _dense(config.hidden_size, config, "output")
+    self.output_layer_norm = _layer_norm(config, "output_LayerNorm")
+    self.attention_dropout = keras.layers.Dropout(config.attention_probs_dropout_prob)
+    self.hidden_dropout = keras.layers.Dropout(config.hidden_dropout_prob)
+
+  def _split_heads(self, x):
+    """[batch, seq, hidden] -> [batch, heads, seq, head_size]."""
+    batch, seq = tf.shape(x)[0], tf.shape(x)[1]
+    x = tf.reshape(x, [batch, seq, self.num_heads, self.head_size])
+    return tf.transpose(x, [0, 2, 1, 3])
+
+  def call(self, x, attention_bias, training=None):
+    """x: [batch, seq, hidden]; attention_bias: [batch, 1, 1, seq], 0 for tokens and -10000 for padding."""
+    q, k, v = self._split_heads(self.query(x)), self._split_heads(self.key(x)), self._split_heads(self.value(x))
+    scores = tf.matmul(q, k, transpose_b=True) * (self.head_size ** -0.5)
+    probs = tf.nn.softmax(scores + attention_bias, axis=-1)
+    context = tf.matmul(self.attention_dropout(probs, training=training), v)
+    batch, seq = tf.shape(x)[0], tf.shape(x)[1]
+    context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, seq, self.config.hidden_size])
+    attended = self.attention_layer_norm(
+        x + self.hidden_dropout(self.attention_output(context), training=training))
+    ffn = self.hidden_dropout(self.output_dense(self.intermediate(attended)), training=training)
+    return self.output_layer_norm(attended + ffn), scores, probs
+
+
+class BertClassifier(keras.Model):
+  """BERT encoder + tanh pooler over [CLS] + linear classifier; returns the dict described in the module docstring."""
+
+  def __init__(self, config: BertConfig, **kwargs):
+    kwargs.setdefault("name", "bert_classifier")
+    super().__init__(**kwargs)
+    self.config = config.validate()
+    self.embeddings = BertEmbeddings(config, name="embeddings")
+    self.encoder_layers = [BertLayer(config, name=f"layer_{i}") for i in range(config.num_hidden_layers)]
+    self.pooler = _dense(config.hidden_size, config, "pooler", activation="tanh")
+    self.classifier_dropout = keras.layers.Dropout(config.hidden_dropout_prob)
+    self.classifier = _dense(config.num_labels, config, "classifier")
+
+  def call(self, inputs, training=None):
+    input_ids = inputs["input_ids"]
+    mask = tf.cast(inputs["input_mask"], tf.float32)
+    attention_bias = (1.0 - tf.expand_dims(tf.expand_dims(mask, 1), 1)) * -10000.0  # [batch, 1, 1, seq]
+    x = self.embeddings(input_ids, inputs["segment_ids"], training=training)
+    outputs = {"embeddings": x, "hidden_states": [], "attention_scores": [], "attention_probs": []}
+    for layer in self.encoder_layers:
+      x, scores, probs = layer(x, attention_bias, training=training)
+      outputs["hidden_states"].append(x)
+      outputs["attention_scores"].append(scores)
+      outputs["attention_probs"].append(probs)
+    pooled = self.pooler(x[:, 0])
+    outputs["logits"] = self.classifier(self.classifier_dropout(pooled, training=training))
+    return outputs
+
+  def dummy_inputs(self, batch_size: int = 1, seq_len: int = 8) -> Dict[str, tf.Tensor]:
+    ids = tf.ones([batch_size, seq_len], tf.int32)
+    return {"input_ids": ids, "input_mask": ids, "segment_ids": tf.zeros_like(ids)}
+
+  def build_weights(self) -> "BertClassifier":
+    """Creates all variables by running one dummy batch."""
+    self(self.dummy_inputs(), training=False)
+    return self
+
+  def get_config(self):
+    return {"config": self.config.to_dict(), "name": self.name}
+
+  @classmethod
+  def from_config(cls, config, custom_objects=None):
+    return cls(BertConfig.from_dict(config["config"]), name=config.get("name"))
+
+
+def input_signature(max_seq_length: Optional[int] = None) -> Dict[str, tf.TensorSpec]:
+  """The `serving_default` inputs shared by teacher and student: int32 [batch, seq]."""
+  return {name: tf.TensorSpec([None, max_seq_length], tf.int32, name=name)
+          for name in ("input_ids", "input_mask", "segment_ids")}

@@ -1,0 +1,108 @@
+"""Frozen run configurations. Library code takes these, never absl FLAGS; `validate()` names every bad value."""
+
+import dataclasses
+import json
+import os
+from typing import Optional, Tuple
+
+
+def _check_positive(obj, *names):
+  for name in names:
+    value = getattr(obj, name)
+    if value is None or value <= 0:
+      raise ValueError(f"{name} must be > 0, got {value}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """Which examples to read and how to tokenise them (run_classifier's --task_name, --data_dir, ...)."""
+  task_name: str = "rotten_tomatoes"
+  data_dir: Optional[str] = None
+  vocab_file: Optional[str] = None
+  do_lower_case: bool = True
+  max_seq_length: int = 64
+  text_column: str = "text"
+  text_b_column: Optional[str] = None
+  label_column: str = "label"
+  labels: Optional[Tuple[str, ...]] = None
+  tfds_data_dir: Optional[str] = None
+
+  def validate(self) -> "DataConfig":
+    if self.max_seq_length < 2:
+      raise ValueError(f"max_seq_length must be >= 2 ([CLS] and [SEP]), got {self.max_seq_length}")
+    if self.task_name == "csv" and not self.data_dir:
+      raise ValueError("task_name 'csv' reads train/dev/test files from --data_dir; pass --data_dir")
+    if self.labels is not None and len(set(self.labels)) != len(self.labels):
+      raise ValueError(f"labels must be distinct, got {list(self.labels)}")
+    return self
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Optimisation settings shared by teacher fine-tuning and distillation."""
+  output_dir: str = "runs/default"
+  train_batch_size: int = 32
+  eval_batch_size: int = 64
+  learning_rate: float = 5e-5
+  num_train_epochs: float = 3.0
+  warmup_proportion: float = 0.1
+  weight_decay: float = 0.01
+  seed: int = 42
+  max_train_examples: Optional[int] = None
+
+  def validate(self) -> "TrainConfig":
+    _check_positive(self, "train_batch_size", "eval_batch_size", "learning_rate", "num_train_epochs")
+    if not 0.0 <= self.warmup_proportion < 1.0:
+      raise ValueError(f"warmup_proportion must be in [0, 1), got {self.warmup_proportion}")
+    if self.weight_decay < 0:
+      raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+    if self.max_train_examples is not None and self.max_train_examples < 1:
+      raise ValueError(f"max_train_examples must be >= 1 when set, got {self.max_train_examples}")
+    return self
+
+
+@dataclasses.dataclass(frozen=True)
+class StudentConfig:
+  """Shape of a BERT student and which teacher layers initialise it (PKD / DistilBERT style)."""
+  num_hidden_layers: int = 2
+  hidden_size: Optional[int] = None           # None: the teacher's
+  num_attention_heads: Optional[int] = None   # None: the teacher's
+  intermediate_size: Optional[int] = None     # None: the teacher's
+  init_layers: Optional[Tuple[int, ...]] = None  # teacher layer per student layer, 0-based; None: random init
+
+  def validate(self) -> "StudentConfig":
+    _check_positive(self, "num_hidden_layers")
+    for name in ("hidden_size", "num_attention_heads", "intermediate_size"):
+      if getattr(self, name) is not None:
+        _check_positive(self, name)
+    if self.init_layers is not None and len(self.init_layers) != self.num_hidden_layers:
+      raise ValueError(f"student_init_layers names {len(self.init_layers)} teacher layers "
+                       f"({','.join(map(str, self.init_layers))}) but the student has {self.num_hidden_layers} "
+                       "layers; give one teacher layer per student layer")
+    return self
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillConfig:
+  """What to distil from: the teacher SavedModel and the logits objective."""
+  teacher_model: str = ""
+  temperature: float = 2.0
+  alpha: float = 0.5
+  kd_loss: str = "ce"
+
+  def validate(self) -> "DistillConfig":
+    if not 0.0 <= self.alpha <= 1.0:
+      raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+    if self.temperature <= 0:
+      raise ValueError(f"temperature must be > 0, got {self.temperature}")
+    if self.alpha > 0 and not self.teacher_model:
+      raise ValueError(f"alpha={self.alpha} needs a teacher: pass --teacher_model=DIR (a teacher SavedModel), "
+                       "or --alpha=0 to train on hard labels only")
+    return self
+
+
+def save_json(path: str, **configs) -> None:
+  """Writes the resolved configs to `path` (`output_dir/config.json`) so the run can be reproduced."""
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump({k: dataclasses.asdict(v) for k, v in configs.items()}, f, indent=2, sort_keys=True)

@@ -1,0 +1,104 @@
+"""`Distiller`: the Keras model whose `train_step` queries the teacher online and trains the student.
+
+    L = (1 - alpha) * CE(y, softmax(z_s)) + alpha * KD(z_t, z_s, T)
+
+KD is a registered logits loss (`tf_distill.losses.logits.KD_LOSSES`; "ce" and "kl" include the T^2 factor). With
+`alpha == 0` and no teacher the same loop fine-tunes a teacher or trains the no-distillation baseline, so every model
+in a report is trained by one piece of code. The teacher is called outside the gradient tape and its outputs are
+gradient-stopped; only `student.trainable_variables` are updated.
+"""
+
+from typing import Optional
+
+import tf_distill  # noqa: F401
+import tensorflow as tf
+import tf_keras as keras
+
+from tf_distill.losses.logits import hard_cross_entropy, kd_loss_fn
+from tf_distill.teacher import SavedModelTeacher
+
+
+def trim_padding(features):
+  """Cuts every [batch, seq] input to the longest real sequence in the batch (dynamic padding).
+
+  Padding positions are masked out of attention, so logits do not change; compute drops with the padding.
+  """
+  length = tf.reduce_max(tf.reduce_sum(tf.cast(features["input_mask"], tf.int32), axis=1))
+  length = tf.maximum(length, 1)
+  return {k: v[:, :length] for k, v in features.items()}
+
+
+class Distiller(keras.Model):
+  """Trains `student` against labels and (when alpha > 0) the teacher's soft labels."""
+
+  def __init__(self, student: keras.Model, teacher: Optional[SavedModelTeacher] = None, alpha: float = 0.5,
+               temperature: float = 2.0, kd_loss: str = "ce", **kwargs):
+    super().__init__(**kwargs)
+    if not 0.0 <= alpha <= 1.0:
+      raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if temperature <= 0:
+      raise ValueError(f"temperature must be > 0, got {temperature}")
+    if alpha > 0 and teacher is None:
+      raise ValueError(f"alpha={alpha} needs a teacher; pass one or set alpha=0 for hard labels only")
+    self.student = student
+    self._teacher = [teacher]  # a list of a plain object: hidden from Keras tracking, so never saved or trained
+    self.alpha = float(alpha)
+    self.temperature = float(temperature)
+    self.kd_loss = kd_loss
+    self._kd_fn = kd_loss_fn(kd_loss)
+    self.loss_tracker = keras.metrics.Mean(name="loss")
+    self.hard_loss_tracker = keras.metrics.Mean(name="hard_loss")
+    self.kd_loss_tracker = keras.metrics.Mean(name="kd_loss")
+    self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+  @property
+  def teacher(self) -> Optional[SavedModelTeacher]:
+    return self._teacher[0]
+
+  @property
+  def metrics(self):
+    return [self.loss_tracker, self.hard_loss_tracker, self.kd_loss_tracker, self.accuracy]
+
+  def call(self, inputs, training=None):
+    return self.student(inputs, training=training)
+
+  def compute_losses(self, labels, student_logits, teacher_logits):
+    """Returns (total, hard, kd) scalars for one batch."""
+    hard = hard_cross_entropy(labels, student_logits)
+    if teacher_logits is None:
+      kd = tf.zeros_like(hard)
+    else:
+      kd = self._kd_fn(teacher_logits, student_logits, self.temperature)
+    return (1.0 - self.alpha) * hard + self.alpha * kd, hard, kd
+
+  def train_step(self, data):
+    features, labels = data
+    features = trim_padding(features)
+    teacher_logits = self.teacher(features, outputs=("logits",))["logits"] if self.alpha > 0 else None
+    with tf.GradientTape() as tape:
+      student_logits = self.student(features, training=True)["logits"]
+      loss, hard, kd = self.compute_losses(labels, student_logits, teacher_logits)
+    variables = self.student.trainable_variables
+    self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    return self._update_metrics(labels, student_logits, loss, hard, kd)
+
+  def test_step(self, data):
+    """Dev evaluation scores the student alone: labels only, no teacher query."""
+    features, labels = data
+    student_logits = self.student(trim_padding(features), training=False)["logits"]
+    hard = hard_cross_entropy(labels, student_logits)
+    return self._update_metrics(labels, student_logits, hard, hard, tf.zeros_like(hard))
+
+  def predict_step(self, data):
+    features = data[0] if isinstance(data, tuple) else data
+    return self.student(trim_padding(features), training=False)["logits"]
+
+  def _update_metrics(self, labels, logits, loss, hard, kd):
+    self.loss_tracker.update_state(loss)
+    self.hard_loss_tracker.update_state(hard)
+    self.kd_loss_tracker.update_state(kd)
+    self.accuracy.update_state(labels, logits)
+    return {m.name: m.result() for m in self.metrics}
+
+  def get_config(self):
+    return {"alpha": self.alpha, "temperature": self.temperature, "kd_loss": self.kd_loss}

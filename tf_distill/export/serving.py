@@ -1,0 +1,120 @@
+"""SavedModel export in TF Serving layout: `<export_root>/<model_name>/<version>/`.
+
+Signatures (inputs int32 [batch, seq_len], seq_len free up to `max_seq_length` in the metadata):
+  serving_default: input_ids, input_mask, segment_ids -> logits [batch, labels], probabilities [batch, labels]
+  distill (teachers): the same inputs -> logits, probabilities, embeddings [batch, seq, hidden],
+                      hidden_states [layers, batch, seq, hidden], attention_scores / attention_probs
+                      [layers, batch, heads, seq, seq]
+
+`assets.extra/` (TF Serving's folder for files it does not load) carries `tf_distill.json` (labels, max_seq_length,
+vocab hash, BERT config) and the `vocab.txt` the model was trained with. A version directory is written under a
+temporary name, reloaded and checked, then renamed, so a partial export never appears under a version number.
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from typing import Dict, Optional
+
+import tf_distill  # noqa: F401
+import tensorflow as tf
+
+from tf_distill.bert import BertClassifier, input_signature
+
+METADATA_FILE = "tf_distill.json"
+DISTILL_OUTPUTS = ("logits", "probabilities", "embeddings", "hidden_states", "attention_scores", "attention_probs")
+SERVING_OUTPUTS = ("logits", "probabilities")
+
+
+def file_sha256(path: str) -> str:
+  with open(path, "rb") as f:
+    return hashlib.sha256(f.read()).hexdigest()
+
+
+def next_version(model_dir: str) -> int:
+  """1 + the largest integer version directory in `model_dir` (1 when there is none)."""
+  versions = [int(d) for d in os.listdir(model_dir) if re.fullmatch(r"\d+", d)] if os.path.isdir(model_dir) else []
+  return max(versions, default=0) + 1
+
+
+class _ClassifierModule(tf.Module):
+  """Holds the Keras model and its signatures; only the model's variables are saved."""
+
+  def __init__(self, model: BertClassifier):
+    super().__init__()
+    self.model = model
+
+  @tf.function(input_signature=[input_signature()])
+  def serve(self, inputs):
+    logits = self.model(inputs, training=False)["logits"]
+    return {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1)}
+
+  @tf.function(input_signature=[input_signature()])
+  def distill(self, inputs):
+    out = self.model(inputs, training=False)
+    return {"logits": out["logits"], "probabilities": tf.nn.softmax(out["logits"], axis=-1),
+            "embeddings": out["embeddings"],
+            "hidden_states": tf.stack(out["hidden_states"]),
+            "attention_scores": tf.stack(out["attention_scores"]),
+            "attention_probs": tf.stack(out["attention_probs"])}
+
+
+def export_classifier(model: BertClassifier, export_root: str, model_name: str, metadata: Dict, vocab_file: str,
+                      with_distill_signature: bool, version: Optional[int] = None) -> str:
+  """Writes `model` as `<export_root>/<model_name>/<version>/` and returns that path.
+
+  `metadata` must hold `labels` and `max_seq_length`; the vocab hash and BERT config are added here.
+  """
+  model_dir = os.path.join(export_root, model_name)
+  os.makedirs(model_dir, exist_ok=True)
+  version = next_version(model_dir) if version is None else version
+  final_dir = os.path.join(model_dir, str(version))
+  if os.path.exists(final_dir):
+    raise FileExistsError(f"{final_dir} already exists; versions are never overwritten. Pick a new --version or "
+                          "leave it unset to take the next free one")
+  tmp_dir = os.path.join(model_dir, f".tmp-{version}-{os.getpid()}")
+  shutil.rmtree(tmp_dir, ignore_errors=True)
+  module = _ClassifierModule(model)
+  signatures = {"serving_default": module.serve.get_concrete_function()}
+  if with_distill_signature:
+    signatures["distill"] = module.distill.get_concrete_function()
+  tf.saved_model.save(module, tmp_dir, signatures=signatures)
+  extra = os.path.join(tmp_dir, "assets.extra")
+  os.makedirs(extra, exist_ok=True)
+  shutil.copyfile(vocab_file, os.path.join(extra, "vocab.txt"))
+  metadata = {**metadata, "num_labels": len(metadata["labels"]), "vocab_sha256": file_sha256(vocab_file),
+              "bert_config": model.config.to_dict(), "model_name": model_name, "version": version}
+  with open(os.path.join(extra, METADATA_FILE), "w", encoding="utf-8") as f:
+    json.dump(metadata, f, indent=2, sort_keys=True)
+  _check_export(tmp_dir, signatures)
+  os.rename(tmp_dir, final_dir)
+  return final_dir
+
+
+def _check_export(path: str, signatures: Dict) -> None:
+  loaded = tf.saved_model.load(path)
+  missing = set(signatures) - set(loaded.signatures)
+  if missing:
+    raise RuntimeError(f"export at {path} lost signatures {sorted(missing)}; the export is incomplete")
+
+
+def read_metadata(saved_model_dir: str) -> Dict:
+  path = os.path.join(saved_model_dir, "assets.extra", METADATA_FILE)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{saved_model_dir} has no assets.extra/{METADATA_FILE}; it was not exported by "
+                            "tf_distill (use scripts/export_teacher.sh or scripts/export_student.sh)")
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def latest_version_dir(path: str) -> str:
+  """`path` itself when it is a SavedModel, else its highest integer version subdirectory."""
+  if os.path.isfile(os.path.join(path, "saved_model.pb")):
+    return path
+  if os.path.isdir(path):
+    versions = [int(d) for d in os.listdir(path) if re.fullmatch(r"\d+", d)]
+    if versions:
+      return os.path.join(path, str(max(versions)))
+  return path

