@@ -1,0 +1,53 @@
+"""tf.data input pipelines over the numpy features made by `WordPieceTokenizer.encode`."""
+
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from tf_distill.data.processors import SPLITS, DataError, DataProcessor
+from tf_distill.data.tokenization import FEATURE_KEYS, WordPieceTokenizer
+
+Features = Dict[str, np.ndarray]
+
+
+def make_dataset(features: Features, batch_size: int, training: bool, seed: int = 0,
+                 drop_remainder: bool = False) -> tf.data.Dataset:
+  """Yields `({"input_ids", "input_mask", "segment_ids"}: int32 [batch, seq_len], label_ids: int32 [batch])`.
+
+  When `training`, examples are shuffled over the whole set (buffer = number of examples) with `seed`, in a
+  new order each epoch; otherwise they keep their order.
+  """
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  missing = [key for key in FEATURE_KEYS + ("label_ids",) if key not in features]
+  if missing:
+    raise ValueError(f"features lack {missing}; build them with WordPieceTokenizer.encode")
+  num_examples = len(features["label_ids"])
+  lengths = {key: len(features[key]) for key in FEATURE_KEYS}
+  if any(length != num_examples for length in lengths.values()):
+    raise ValueError(f"features disagree on the number of examples: {lengths}, label_ids {num_examples}")
+  if num_examples == 0:
+    raise ValueError("features hold no examples; check the data split")
+  inputs = {key: features[key] for key in FEATURE_KEYS}
+  dataset = tf.data.Dataset.from_tensor_slices((inputs, features["label_ids"]))
+  if training:
+    dataset = dataset.shuffle(num_examples, seed=seed, reshuffle_each_iteration=True)
+  dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+  return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def load_task_features(processor: DataProcessor, tokenizer: WordPieceTokenizer, data_dir: str,
+                       max_seq_length: int, splits: Sequence[str] = SPLITS) -> Tuple[Dict[str, Features], List[str]]:
+  """Reads and encodes `splits` of a task; returns ({split: features}, label_list).
+
+  The train split is read first when asked for, so processors that infer their labels from it can do so.
+  """
+  features = {}
+  ordered = sorted(splits, key=lambda split: split != "train")
+  for split in ordered:
+    examples = processor.get_examples(split, data_dir)
+    if not examples:
+      raise DataError(f"the {split} split of {data_dir!r} is empty; it needs at least one example")
+    features[split] = tokenizer.encode(examples, max_seq_length, processor.get_labels())
+  return {split: features[split] for split in splits}, processor.get_labels()

