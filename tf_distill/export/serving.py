@@ -118,3 +118,28 @@ def latest_version_dir(path: str) -> str:
     if versions:
       return os.path.join(path, str(max(versions)))
   return path
+
+
+def run_saved_model_cli(saved_model_dir: str, features: Dict, work_dir: str) -> Dict:
+  """Runs `serving_default` through the real `saved_model_cli run` and returns its outputs as numpy arrays.
+
+  `features` holds int32 arrays [batch, seq]; they are passed as .npy files and the outputs read back from --outdir.
+  """
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  os.makedirs(work_dir, exist_ok=True)
+  inputs = []
+  for key in ("input_ids", "input_mask", "segment_ids"):
+    path = os.path.join(work_dir, f"{key}.npy")
+    np.save(path, np.asarray(features[key], np.int32))
+    inputs.append(f"{key}={path}")
+  outdir = os.path.join(work_dir, "outputs")
+  cli = shutil.which("saved_model_cli")
+  if cli is None:
+    raise FileNotFoundError("saved_model_cli is not on PATH; it comes with the tensorflow pip package")
+  result = subprocess.run([cli, "run", "--dir", saved_model_dir, "--tag_set", "serve", "--signature_def",
+                           "serving_default", "--inputs", ";".join(inputs), "--outdir", outdir, "--overwrite"],
+                          capture_output=True, text=True, check=False)
+  if result.returncode != 0:
+    raise RuntimeError(f"saved_model_cli run failed on {saved_model_dir}:\n{result.stderr[-2000:]}")
+  return {name[:-len(".npy")]: np.load(os.path.join(outdir, name)) for name in os.listdir(outdir)}

@@ -1,0 +1,98 @@
+"""Flag definitions shared by the command-line programs, and the pure flags -> config functions.
+
+Flag names follow Google BERT's `run_classifier.py` where it has one. Flags are only defined by `define_*`
+functions called from a program's `main` module, never at import time of library code.
+"""
+
+import os
+
+from absl import flags
+
+from tf_distill.configs import DataConfig, StudentConfig, TrainConfig, DistillConfig
+
+
+def define_data_flags() -> None:
+  flags.DEFINE_string("task_name", "rotten_tomatoes", "Task: rotten_tomatoes, bbc_news or csv.")
+  flags.DEFINE_string("data_dir", None, "For task csv: directory with train, dev and test .csv/.tsv files.")
+  flags.DEFINE_string("vocab_file", None, "WordPiece vocab.txt. Default: the pretrained model's / teacher's.")
+  flags.DEFINE_bool("do_lower_case", True, "Lower-case input text (uncased models).")
+  flags.DEFINE_integer("max_seq_length", 64, "Maximum WordPiece sequence length, [CLS] and [SEP] included.")
+  flags.DEFINE_string("text_column", "text", "For task csv: column with the text.")
+  flags.DEFINE_string("text_b_column", None, "For task csv: column with the second text of a sentence pair.")
+  flags.DEFINE_string("label_column", "label", "For task csv: column with the label.")
+  flags.DEFINE_list("labels", None, "Label list, in id order. Default: inferred from the training file.")
+  flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps prepared datasets. Default: ~/tensorflow_datasets.")
+
+
+def define_train_flags(default_output_dir: str, default_learning_rate: float, default_epochs: int) -> None:
+  flags.DEFINE_string("output_dir", default_output_dir, "Where checkpoints, logs, config.json and results go.")
+  flags.DEFINE_bool("do_train", True, "Train.")
+  flags.DEFINE_bool("do_eval", True, "Evaluate the best model on the dev and test splits.")
+  flags.DEFINE_integer("train_batch_size", 32, "Training batch size.")
+  flags.DEFINE_integer("eval_batch_size", 64, "Evaluation batch size.")
+  flags.DEFINE_float("learning_rate", default_learning_rate, "Peak learning rate of AdamW.")
+  flags.DEFINE_integer("num_train_epochs", default_epochs, "Number of training epochs.")
+  flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of steps with linear learning-rate warm-up.")
+  flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (not applied to LayerNorm and biases).")
+  flags.DEFINE_integer("seed", 42, "Random seed.")
+  flags.DEFINE_integer("max_train_examples", None, "Use only the first N training examples (quick runs).")
+
+
+def define_student_flags() -> None:
+  flags.DEFINE_string("teacher_model", None, "Teacher SavedModel: export/teacher or export/teacher/<version>.")
+  flags.DEFINE_float("temperature", 2.0, "Softmax temperature T of the soft targets.")
+  flags.DEFINE_float("alpha", 0.5, "Weight of the distillation term; 0 trains on hard labels only.")
+  flags.DEFINE_enum("kd_loss", "ce", ["ce", "kl", "mse"], "Logits distillation loss.")
+  flags.DEFINE_integer("student_num_layers", 2, "Student transformer layers.")
+  flags.DEFINE_integer("student_hidden_size", None, "Student width. Default: the teacher's.")
+  flags.DEFINE_integer("student_num_heads", None, "Student attention heads. Default: the teacher's.")
+  flags.DEFINE_integer("student_intermediate_size", None, "Student FFN size. Default: the teacher's.")
+  flags.DEFINE_list("student_init_layers", None,
+                    "Teacher layer (0-based) initialising each student layer, e.g. 1,4. Default: random init.")
+
+
+def data_config_from_flags(FLAGS, default_vocab_file: str = None) -> DataConfig:  # pylint: disable=invalid-name
+  return DataConfig(
+      task_name=FLAGS.task_name, data_dir=FLAGS.data_dir, vocab_file=FLAGS.vocab_file or default_vocab_file,
+      do_lower_case=FLAGS.do_lower_case, max_seq_length=FLAGS.max_seq_length, text_column=FLAGS.text_column,
+      text_b_column=FLAGS.text_b_column, label_column=FLAGS.label_column,
+      labels=tuple(FLAGS.labels) if FLAGS.labels else None,
+      tfds_data_dir=os.path.expanduser(FLAGS.tfds_data_dir) if FLAGS.tfds_data_dir else None).validate()
+
+
+def train_config_from_flags(FLAGS) -> TrainConfig:  # pylint: disable=invalid-name
+  return TrainConfig(
+      output_dir=FLAGS.output_dir, train_batch_size=FLAGS.train_batch_size, eval_batch_size=FLAGS.eval_batch_size,
+      learning_rate=FLAGS.learning_rate, num_train_epochs=FLAGS.num_train_epochs,
+      warmup_proportion=FLAGS.warmup_proportion, weight_decay=FLAGS.weight_decay, seed=FLAGS.seed,
+      max_train_examples=FLAGS.max_train_examples).validate()
+
+
+def _int_list(values, flag_name):
+  try:
+    return tuple(int(v) for v in values)
+  except ValueError as e:
+    raise ValueError(f"--{flag_name} takes comma-separated layer numbers such as 0,3; got {','.join(values)}") from e
+
+
+def student_config_from_flags(FLAGS) -> StudentConfig:  # pylint: disable=invalid-name
+  init_layers = FLAGS.student_init_layers
+  return StudentConfig(
+      num_hidden_layers=FLAGS.student_num_layers, hidden_size=FLAGS.student_hidden_size,
+      num_attention_heads=FLAGS.student_num_heads, intermediate_size=FLAGS.student_intermediate_size,
+      init_layers=_int_list(init_layers, "student_init_layers") if init_layers else None).validate()
+
+
+def distill_config_from_flags(FLAGS) -> DistillConfig:  # pylint: disable=invalid-name
+  return DistillConfig(teacher_model=FLAGS.teacher_model or "", temperature=FLAGS.temperature, alpha=FLAGS.alpha,
+                       kd_loss=FLAGS.kd_loss).validate()
+
+
+def run_main(main_fn):
+  """Runs an absl main, turning configuration and data errors into one clear line on stderr and exit status 1."""
+  def wrapped(argv):
+    try:
+      return main_fn(argv)
+    except (ValueError, LookupError, FileNotFoundError, FileExistsError, FloatingPointError) as e:
+      raise SystemExit(f"error: {e}") from None
+  return wrapped

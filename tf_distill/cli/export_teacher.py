@@ -1,0 +1,45 @@
+"""Exports a fine-tuned teacher as a SavedModel with `serving_default` and `distill` signatures.
+
+    python -m tf_distill.cli.export_teacher --output_dir=runs/teacher --export_dir=export
+
+writes export/teacher/<version>/; check it with `saved_model_cli show --dir export/teacher/1 --all`.
+"""
+
+import json
+import os
+
+from absl import app, flags
+
+from tf_distill.cli import common
+from tf_distill.export.serving import export_classifier
+from tf_distill.training import load_trained
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  flags.DEFINE_string("output_dir", "runs/teacher", "The --output_dir of the train_teacher run.")
+  flags.DEFINE_string("export_dir", "export", "Export root; the model goes to <export_dir>/<model_name>/<version>.")
+  flags.DEFINE_string("model_name", "teacher", "Model name (TF Serving's model directory).")
+  flags.DEFINE_integer("version", None, "Version number. Default: one above the highest existing.")
+
+
+def export_run(output_dir: str, export_dir: str, model_name: str, version, with_distill_signature: bool) -> str:
+  """Exports the best model of a train_teacher/distill run; returns the version directory."""
+  model = load_trained(output_dir)
+  with open(os.path.join(output_dir, "labels.json"), encoding="utf-8") as f:
+    info = json.load(f)
+  metadata = {"labels": info["labels"], "max_seq_length": info["max_seq_length"], "task_name": info["task_name"]}
+  return export_classifier(model, export_dir, model_name, metadata, info["vocab_file"],
+                           with_distill_signature=with_distill_signature, version=version)
+
+
+def main(argv) -> None:
+  del argv
+  path = export_run(FLAGS.output_dir, FLAGS.export_dir, FLAGS.model_name, FLAGS.version, with_distill_signature=True)
+  print(f"exported teacher to {path} (signatures: serving_default, distill)")
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(common.run_main(main))
