@@ -80,9 +80,13 @@ _ACTIVATIONS = {
 }
 
 
+def _initializer(config: BertConfig) -> keras.initializers.Initializer:
+  """A fresh initializer per variable: a shared unseeded Keras initializer repeats the same values."""
+  return keras.initializers.TruncatedNormal(stddev=config.initializer_range)
+
+
 def _dense(units: int, config: BertConfig, name: str, activation=None) -> keras.layers.Dense:
-  return keras.layers.Dense(units, activation=activation, name=name,
-                            kernel_initializer=keras.initializers.TruncatedNormal(stddev=config.initializer_range))
+  return keras.layers.Dense(units, activation=activation, name=name, kernel_initializer=_initializer(config))
 
 
 def _layer_norm(config: BertConfig, name: str) -> keras.layers.LayerNormalization:
@@ -95,13 +99,11 @@ class BertEmbeddings(keras.layers.Layer):
   def __init__(self, config: BertConfig, **kwargs):
     super().__init__(**kwargs)
     self.config = config
-    init = keras.initializers.TruncatedNormal(stddev=config.initializer_range)
-    self.word_embeddings = keras.layers.Embedding(config.vocab_size, config.hidden_size, embeddings_initializer=init,
-                                                  name="word_embeddings")
-    self.position_embeddings = keras.layers.Embedding(config.max_position_embeddings, config.hidden_size,
-                                                      embeddings_initializer=init, name="position_embeddings")
-    self.token_type_embeddings = keras.layers.Embedding(config.type_vocab_size, config.hidden_size,
-                                                        embeddings_initializer=init, name="token_type_embeddings")
+    def embedding(rows, name):
+      return keras.layers.Embedding(rows, config.hidden_size, embeddings_initializer=_initializer(config), name=name)
+    self.word_embeddings = embedding(config.vocab_size, "word_embeddings")
+    self.position_embeddings = embedding(config.max_position_embeddings, "position_embeddings")
+    self.token_type_embeddings = embedding(config.type_vocab_size, "token_type_embeddings")
     self.layer_norm = _layer_norm(config, "LayerNorm")
     self.dropout = keras.layers.Dropout(config.hidden_dropout_prob)
 

@@ -72,7 +72,7 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, output_dir: s
       keras.callbacks.ModelCheckpoint(os.path.join(output_dir, "checkpoints", "epoch-{epoch:02d}"),
                                       save_weights_only=True),
   ]
-  history = distiller.fit(train, validation_data=dev, epochs=epochs, callbacks=callbacks, verbose=2)
+  history = distiller.fit(train, validation_data=dev, epochs=epochs, callbacks=callbacks, verbose=1)
   distiller.student.load_weights(best_path)
   return {"best_epoch": keep_best.best_epoch, "best_dev_accuracy": keep_best.best,
           "history": {k: [float(x) for x in v] for k, v in history.history.items()}}

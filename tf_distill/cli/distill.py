@@ -49,6 +49,11 @@ def main(argv) -> None:
                      f"student (alpha={distill_config.alpha})")
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """Console entry point."""
   define_flags()
   app.run(common.run_main(main))
+
+
+if __name__ == "__main__":
+  run()

@@ -72,6 +72,11 @@ def main(argv) -> None:
                        f"see {tflite_dir}/parity.json")
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """Console entry point."""
   define_flags()
   app.run(common.run_main(main))
+
+
+if __name__ == "__main__":
+  run()

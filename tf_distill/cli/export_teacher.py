@@ -40,6 +40,11 @@ def main(argv) -> None:
   print(f"exported teacher to {path} (signatures: serving_default, distill)")
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """Console entry point."""
   define_flags()
   app.run(common.run_main(main))
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole flow on the embedded default (Rotten Tomatoes, all-MiniLM-L6-v2 teacher):
+# fine-tune teacher -> export -> distil a 2-layer student -> train the same student without distillation ->
+# export both students (SavedModel + TFLite) -> report table (also in export/report.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+scripts/train_teacher.sh "$@"
+scripts/export_teacher.sh --output_dir=runs/teacher
+scripts/distill.sh "$@"
+scripts/distill.sh --flagfile=flags/baseline.flags "$@"
+scripts/export_student.sh --output_dir=runs/student --model_name=student
+scripts/export_student.sh --output_dir=runs/student_baseline --model_name=student_baseline
+scripts/report.sh --teacher_model=export/teacher \
+  --models=student:export/student,student_no_distillation:export/student_baseline \
+  --tflite=student_tflite_int8:export/student_tflite
+echo "demo finished in $(( $(date +%s) - start )) s"

@@ -1,0 +1,38 @@
+"""tf_distill: distil fine-tuned BERT classifiers into small TensorFlow students for TF Serving and TFLite."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="tf_distill",
+    version="0.1.0",
+    description="Distil fine-tuned BERT text classifiers into small, fast Keras students; export to TF Serving and "
+                "TFLite.",
+    license="Apache-2.0",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["tf_distill", "tf_distill.*"]),
+    install_requires=[
+        "tensorflow==2.21.0",
+        "tf-keras==2.21.0",
+        "tensorboard",
+        # transformers 4.57.6 is the last release with TF model classes; used for the reference implementation in
+        # tests. Not transformers[tf]: that extra pins an old TensorFlow.
+        "transformers==4.57.6",
+        "tokenizers",
+        "safetensors",
+        "tensorflow-datasets==4.9.10",
+        "importlib_resources",
+        "absl-py",
+        "ai-edge-litert",
+        "numpy",
+    ],
+    extras_require={"test": ["pytest"]},
+    entry_points={
+        "console_scripts": [
+            "tf_distill_train_teacher=tf_distill.cli.train_teacher:run",
+            "tf_distill_export_teacher=tf_distill.cli.export_teacher:run",
+            "tf_distill_distill=tf_distill.cli.distill:run",
+            "tf_distill_export_student=tf_distill.cli.export_student:run",
+            "tf_distill_report=tf_distill.cli.report:run",
+        ],
+    },
+)
