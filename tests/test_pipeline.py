@@ -63,6 +63,27 @@ class MakeDatasetTest(tf.test.TestCase, parameterized.TestCase):
     for inputs, labels in pipeline.make_dataset(features, 8, training=True).as_numpy_iterator():
       self.assertAllEqual(inputs["input_ids"], features["input_ids"][labels])
 
+  def test_length_buckets_group_similar_lengths_and_keep_every_example(self):
+    lengths = np.random.RandomState(0).randint(1, 33, size=60)
+    mask = (np.arange(32)[np.newaxis] < lengths[:, np.newaxis]).astype(np.int32)
+    features = {"input_ids": mask * 7, "input_mask": mask, "segment_ids": np.zeros_like(mask),
+                "label_ids": np.arange(60, dtype=np.int32)}
+    boundaries = (8, 16, 24)
+    seen = []
+    for inputs, labels in pipeline.make_dataset(features, 4, training=True, length_buckets=boundaries):
+      batch_lengths = lengths[labels.numpy()]
+      # Every example of a batch falls in the same bucket [lower, upper).
+      buckets = np.searchsorted(boundaries, batch_lengths, side="right")
+      self.assertLen(set(buckets.tolist()), 1)
+      self.assertAllEqual(inputs["input_mask"].numpy().sum(axis=1), batch_lengths)
+      self.assertEqual(inputs["input_ids"].shape[1], 32)
+      seen.extend(labels.numpy().tolist())
+    self.assertCountEqual(seen, range(60))
+
+  def test_length_buckets_must_ascend(self):
+    with self.assertRaisesRegex(ValueError, "ascending positive"):
+      pipeline.make_dataset(_features(4), 2, training=True, length_buckets=(16, 8))
+
   @parameterized.named_parameters(
       ("batch_size", _features(4), {"batch_size": 0}, "batch_size must be >= 1, got 0"),
       ("missing_key", {"input_ids": np.zeros([2, 3])}, {},

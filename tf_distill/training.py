@@ -50,18 +50,27 @@ def load_data(config: DataConfig, splits: Sequence[str] = ("train", "dev", "test
   return TaskData(features, list(labels))
 
 
+def length_buckets(max_seq_length: int) -> Tuple[int, ...]:
+  """Token-count boundaries for length-bucketed training batches: 1/4, 3/8, 1/2 and 3/4 of max_seq_length."""
+  return tuple(sorted({b for b in (max_seq_length // 4, 3 * max_seq_length // 8, max_seq_length // 2,
+                                   3 * max_seq_length // 4) if b >= 1}))
+
+
 def fit(distiller: Distiller, data: TaskData, config: TrainConfig, output_dir: str) -> Dict:
   """Trains with per-epoch dev evaluation, TensorBoard logs, epoch checkpoints and the best student kept.
 
   The best student's weights (by dev accuracy) are restored into `distiller.student` before returning.
   Returns a summary: best epoch, dev accuracy and the per-epoch history.
   """
-  num_train = len(data.features["train"]["label_ids"])
-  steps_per_epoch = math.ceil(num_train / config.train_batch_size)
+  num_train, max_seq_length = data.features["train"]["input_ids"].shape
+  buckets = length_buckets(max_seq_length)
+  # Bucketing leaves at most one partial batch per bucket.
+  steps_per_epoch = math.ceil(num_train / config.train_batch_size) + len(buckets)
   epochs = int(config.num_train_epochs)
   distiller.compile(optimizer=create_optimizer(config.learning_rate, steps_per_epoch * epochs,
                                                config.warmup_proportion, config.weight_decay))
-  train = make_dataset(data.features["train"], config.train_batch_size, training=True, seed=config.seed)
+  train = make_dataset(data.features["train"], config.train_batch_size, training=True, seed=config.seed,
+                       length_buckets=buckets)
   dev = make_dataset(data.features["dev"], config.eval_batch_size, training=False)
   best_path = os.path.join(output_dir, "best", "student")
   keep_best = KeepBestStudent(best_path)

@@ -12,11 +12,14 @@ Features = Dict[str, np.ndarray]
 
 
 def make_dataset(features: Features, batch_size: int, training: bool, seed: int = 0,
-                 drop_remainder: bool = False) -> tf.data.Dataset:
+                 drop_remainder: bool = False, length_buckets: Sequence[int] = ()) -> tf.data.Dataset:
   """Yields `({"input_ids", "input_mask", "segment_ids"}: int32 [batch, seq_len], label_ids: int32 [batch])`.
 
   When `training`, examples are shuffled over the whole set (buffer = number of examples) with `seed`, in a
-  new order each epoch; otherwise they keep their order.
+  new order each epoch; otherwise they keep their order. With `length_buckets` (ascending token counts such as
+  (16, 32, 48)), shuffled examples are batched with others of similar real length, so that a train step that
+  trims padding (`tf_distill.distiller.trim_padding`) computes on fewer padded positions; every batch still has
+  the full [batch, max_seq_length] shape.
   """
   if batch_size < 1:
     raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -33,7 +36,14 @@ def make_dataset(features: Features, batch_size: int, training: bool, seed: int 
   dataset = tf.data.Dataset.from_tensor_slices((inputs, features["label_ids"]))
   if training:
     dataset = dataset.shuffle(num_examples, seed=seed, reshuffle_each_iteration=True)
-  dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+  if length_buckets:
+    if list(length_buckets) != sorted(set(length_buckets)) or length_buckets[0] < 1:
+      raise ValueError(f"length_buckets must be ascending positive token counts, got {list(length_buckets)}")
+    dataset = dataset.bucket_by_sequence_length(
+        lambda inputs, _: tf.reduce_sum(inputs["input_mask"]), bucket_boundaries=list(length_buckets),
+        bucket_batch_sizes=[batch_size] * (len(length_buckets) + 1), drop_remainder=drop_remainder)
+  else:
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
   return dataset.prefetch(tf.data.AUTOTUNE)
 
 
