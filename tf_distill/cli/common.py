@@ -51,6 +51,13 @@ def define_student_flags() -> None:
                     "Teacher layer (0-based) initialising each student layer, e.g. 1,4. Default: random init.")
 
 
+def define_export_flags(default_run_dir: str, default_model_name: str) -> None:
+  flags.DEFINE_string("output_dir", default_run_dir, "The --output_dir of the training run to export.")
+  flags.DEFINE_string("export_dir", "export", "Export root; the model goes to <export_dir>/<model_name>/<version>.")
+  flags.DEFINE_string("model_name", default_model_name, "Model name (TF Serving's model directory).")
+  flags.DEFINE_integer("version", None, "Version number. Default: one above the highest existing.")
+
+
 def data_config_from_flags(FLAGS, default_vocab_file: str = None) -> DataConfig:  # pylint: disable=invalid-name
   return DataConfig(
       task_name=FLAGS.task_name, data_dir=FLAGS.data_dir, vocab_file=FLAGS.vocab_file or default_vocab_file,

@@ -25,10 +25,7 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-  flags.DEFINE_string("output_dir", "runs/student", "The --output_dir of the distill run.")
-  flags.DEFINE_string("export_dir", "export", "Export root.")
-  flags.DEFINE_string("model_name", "student", "Model name (TF Serving's model directory).")
-  flags.DEFINE_integer("version", None, "Version number. Default: one above the highest existing.")
+  common.define_export_flags("runs/student", "student")
   flags.DEFINE_integer("parity_examples", 256, "Test examples used for the parity checks.")
   flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps prepared datasets.")
   flags.DEFINE_string("data_dir", None, "For task csv: the directory with the test file.")

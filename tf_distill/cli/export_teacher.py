@@ -18,10 +18,7 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-  flags.DEFINE_string("output_dir", "runs/teacher", "The --output_dir of the train_teacher run.")
-  flags.DEFINE_string("export_dir", "export", "Export root; the model goes to <export_dir>/<model_name>/<version>.")
-  flags.DEFINE_string("model_name", "teacher", "Model name (TF Serving's model directory).")
-  flags.DEFINE_integer("version", None, "Version number. Default: one above the highest existing.")
+  common.define_export_flags("runs/teacher", "teacher")
 
 
 def export_run(output_dir: str, export_dir: str, model_name: str, version, with_distill_signature: bool) -> str:

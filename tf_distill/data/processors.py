@@ -202,7 +202,6 @@ class TfdsProcessor(DataProcessor):
   """
 
   builder_cls = None  # A builder from tfds_builders, with LABELS.
-  key_feature = None  # The feature that identifies an example's source, used in its guid.
   _TFDS_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
 
   def __init__(self, tfds_data_dir: Optional[str] = None):
@@ -230,7 +229,7 @@ class TfdsProcessor(DataProcessor):
     dataset = self.builder().as_dataset(split=self._TFDS_SPLITS[split], shuffle_files=False)
     examples = []
     for batch in dataset.batch(4096).as_numpy_iterator():
-      for text, label, key in zip(batch["text"], batch["label"], batch[self.key_feature]):
+      for text, label, key in zip(batch["text"], batch["label"], batch[self.builder_cls.KEY_FEATURE]):
         examples.append(InputExample(guid=f"{split}-{len(examples)}-{key.decode('utf-8')}",
                                      text_a=text.decode("utf-8"), label=self.builder_cls.LABELS[label]))
     return examples
@@ -240,14 +239,12 @@ class TfdsProcessor(DataProcessor):
 class RottenTomatoesProcessor(TfdsProcessor):
   """Rotten Tomatoes snippets, labels ["rotten", "fresh"]; splits by movie."""
   builder_cls = tfds_builders.RottenTomatoes
-  key_feature = "movie_name"
 
 
 @TASKS.register("bbc_news")
 class BbcNewsProcessor(TfdsProcessor):
   """BBC News articles in 5 topics, deduplicated."""
   builder_cls = tfds_builders.BbcNews
-  key_feature = "doc_id"
 
 
 def get_processor(task_name: str, **kwargs) -> DataProcessor:

