@@ -1,0 +1,344 @@
+"""Tests for tf_distill.distiller, callbacks, optimization and students.bert, with a tiny exported teacher."""
+
+import os
+import tempfile
+
+import tf_distill  # pylint: disable=unused-import  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+from absl.testing import parameterized
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from tf_distill.callbacks import KeepBestStudent, NonFiniteLossError, StopOnNonFiniteLoss
+from tf_distill.configs import StudentConfig
+from tf_distill.data.pipeline import make_dataset
+from tf_distill.distiller import Distiller, trim_padding
+from tf_distill.optimization import WarmupLinearDecay, create_optimizer
+from tf_distill.students.bert import build_bert_student, student_bert_config
+from tf_distill.teacher import SavedModelTeacher
+
+import tiny
+
+
+def _features_and_labels(seed=21):
+  features = tiny.random_features(6, 16, lengths=[10, 4, 7, 3, 9, 5], seed=seed, segment_b=True)
+  labels = np.array([0, 1, 1, 0, 1, 0], np.int32)
+  return features, labels
+
+
+def _values(variables):
+  return [v.numpy().copy() for v in variables]
+
+
+class _FailingTeacher:
+  """Stands in for a teacher that must not be queried."""
+
+  def __call__(self, features, outputs=None):
+    raise AssertionError("the teacher was queried")
+
+
+class DistillerTest(tf.test.TestCase, parameterized.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.shared = tiny.shared_teacher()
+    cls.teacher = SavedModelTeacher(cls.shared.path)
+
+  def _student(self, seed=3, layers=1):
+    return tiny.tiny_classifier(seed=seed, classifier_stddev=0.5, num_hidden_layers=layers)
+
+  @parameterized.named_parameters(
+      ("alpha_0", 0.0, "ce", 2.0),
+      ("alpha_half_ce", 0.5, "ce", 2.0),
+      ("alpha_1_kl", 1.0, "kl", 4.0),
+      ("alpha_half_mse", 0.5, "mse", 1.0),
+  )
+  def test_train_step_loss_and_update_match_numpy(self, alpha, kd_loss, t):
+    features, labels = _features_and_labels()
+    student = self._student()
+    zs = student(features, training=False)["logits"].numpy().astype(np.float64)
+    zt = self.shared.model(features, training=False)["logits"].numpy().astype(np.float64)
+    bias_before = student.classifier.bias.numpy().astype(np.float64)
+    distiller = Distiller(student, self.teacher if alpha > 0 else None, alpha=alpha, temperature=t, kd_loss=kd_loss)
+    lr = 0.5
+    distiller.compile(optimizer=keras.optimizers.SGD(learning_rate=lr))
+    logs = distiller.train_on_batch(features, labels, return_dict=True)
+
+    batch, num_labels = zs.shape
+    onehot = np.eye(num_labels)[labels]
+    hard = np.mean(-np.sum(onehot * tiny.log_softmax(zs), axis=-1))
+    grad_hard = (tiny.softmax(zs) - onehot) / batch  # d hard / d z_s
+    if alpha == 0:
+      kd, grad_kd = 0.0, np.zeros_like(zs)
+    elif kd_loss == "ce":
+      kd = t * t * np.mean(-np.sum(tiny.softmax(zt / t) * tiny.log_softmax(zs / t), axis=-1))
+      grad_kd = t * (tiny.softmax(zs / t) - tiny.softmax(zt / t)) / batch
+    elif kd_loss == "kl":
+      p = tiny.softmax(zt / t)
+      kd = t * t * np.mean(np.sum(p * (tiny.log_softmax(zt / t) - tiny.log_softmax(zs / t)), axis=-1))
+      grad_kd = t * (tiny.softmax(zs / t) - p) / batch
+    else:
+      kd = np.mean((zt - zs) ** 2)
+      grad_kd = -2.0 * (zt - zs) / (batch * num_labels)
+    self.assertAllClose(logs["hard_loss"], hard, rtol=1e-5)
+    self.assertAllClose(logs["kd_loss"], kd, rtol=1e-5, atol=1e-7)
+    self.assertAllClose(logs["loss"], (1 - alpha) * hard + alpha * kd, rtol=1e-5)
+    self.assertAllClose(logs["accuracy"], np.mean(zs.argmax(-1) == labels))
+    # The logits are classifier(pooled) + bias, so d loss / d bias is the column sum of d loss / d z_s.
+    expected_bias = bias_before - lr * ((1 - alpha) * grad_hard + alpha * grad_kd).sum(axis=0)
+    self.assertAllClose(student.classifier.bias, expected_bias, rtol=1e-4, atol=1e-6)
+
+  def test_teacher_unchanged_while_student_trains(self):
+    features, labels = _features_and_labels()
+    student = self._student(layers=2)
+    teacher_before = _values(self.teacher.variables)
+    student_before = _values(student.trainable_variables)
+    self.assertTrue(all(v.trainable for v in self.teacher.variables))  # restored as trainable: only isolation helps
+    distiller = Distiller(student, self.teacher, alpha=0.5, temperature=2.0)
+    distiller.compile(optimizer=create_optimizer(1e-2, total_steps=3, warmup_proportion=0.0, weight_decay=0.01))
+    dataset = make_dataset({**features, "label_ids": labels}, batch_size=2, training=True)
+    history = distiller.fit(dataset, epochs=1, verbose=0)
+    self.assertEqual(int(distiller.optimizer.iterations), 3)
+    self.assertTrue(all(np.isfinite(history.history["loss"])))
+    for before, variable in zip(teacher_before, self.teacher.variables):
+      self.assertAllEqual(variable, before, msg=variable.name)
+    changed = [not np.array_equal(b, v.numpy()) for b, v in zip(student_before, student.trainable_variables)]
+    self.assertTrue(all(changed), [v.name for c, v in zip(changed, student.trainable_variables) if not c])
+
+  def test_teacher_is_neither_trained_nor_saved(self):
+    student = self._student()
+    distiller = Distiller(student, self.teacher, alpha=0.5)
+    teacher_ids = {id(v) for v in self.teacher.variables}
+    self.assertEqual([id(v) for v in distiller.trainable_variables], [id(v) for v in student.trainable_variables])
+    self.assertFalse(teacher_ids & {id(v) for v in distiller.variables})
+    with_teacher = os.path.join(self.get_temp_dir(), "with_teacher", "ckpt")
+    distiller.save_weights(with_teacher)
+    # A distiller of the same student shape without a teacher saves exactly the same set of variables.
+    baseline = Distiller(self._student(), None, alpha=0.0)
+    without_teacher = os.path.join(self.get_temp_dir(), "without_teacher", "ckpt")
+    baseline.save_weights(without_teacher)
+    keys = dict(tf.train.list_variables(with_teacher))
+    self.assertEqual(keys, dict(tf.train.list_variables(without_teacher)))
+    student_keys = [k for k in keys if k.startswith("student/") and k.endswith("VARIABLE_VALUE")]
+    self.assertLen(student_keys, len(student.weights))
+    self.assertFalse([k for k in keys if "teacher" in k])
+
+  def test_trim_padding(self):
+    features = tiny.random_features(3, 12, lengths=[5, 3, 2], seed=5)
+    trimmed = trim_padding(features)
+    for key, value in features.items():
+      self.assertAllEqual(trimmed[key], value[:, :5])
+    empty = {k: np.zeros([2, 6], np.int32) for k in features}
+    self.assertEqual(trim_padding(empty)["input_ids"].shape, (2, 1))
+
+  def test_predict_and_evaluate_score_the_student_alone(self):
+    features, labels = _features_and_labels()
+    student = self._student()
+    distiller = Distiller(student, _FailingTeacher(), alpha=0.5)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.1))
+    dataset = make_dataset({**features, "label_ids": labels}, batch_size=6, training=False)
+    zs = student(features, training=False)["logits"].numpy()
+    self.assertAllClose(distiller.predict(dataset, verbose=0), zs, atol=1e-5)
+    logs = distiller.evaluate(dataset, verbose=0, return_dict=True)
+    hard = np.mean(-tiny.log_softmax(zs)[np.arange(6), labels])
+    self.assertAllClose(logs["loss"], hard, rtol=1e-5)
+    self.assertAllClose(logs["kd_loss"], 0.0)
+    self.assertAllClose(logs["accuracy"], np.mean(zs.argmax(-1) == labels))
+
+  @parameterized.named_parameters(
+      ("alpha_above_1", dict(alpha=1.5), ValueError, r"alpha must be in \[0, 1\], got 1.5"),
+      ("alpha_negative", dict(alpha=-0.1), ValueError, r"alpha must be in \[0, 1\], got -0.1"),
+      ("temperature_0", dict(temperature=0.0), ValueError, r"temperature must be > 0, got 0.0"),
+      ("no_teacher", dict(alpha=0.3, teacher=None), ValueError, r"alpha=0.3 needs a teacher"),
+      ("unknown_loss", dict(kd_loss="cosine"), LookupError, r"unknown kd loss 'cosine'; known: \['ce', 'kl', 'mse'\]"),
+  )
+  def test_constructor_errors(self, kwargs, error, message):
+    kwargs = {"teacher": _FailingTeacher(), **kwargs}
+    with self.assertRaisesRegex(error, message):
+      Distiller(self._student(), **kwargs)
+
+  def test_get_config(self):
+    distiller = Distiller(self._student(), _FailingTeacher(), alpha=0.25, temperature=3.0, kd_loss="kl")
+    self.assertEqual(distiller.get_config(), {"alpha": 0.25, "temperature": 3.0, "kd_loss": "kl"})
+
+
+class CallbacksTest(tf.test.TestCase, parameterized.TestCase):
+
+  @parameterized.named_parameters(("loss", "loss"), ("hard_loss", "hard_loss"), ("kd_loss", "kd_loss"))
+  def test_stop_on_non_finite_names_the_term(self, term):
+    callback = StopOnNonFiniteLoss()
+    callback.on_epoch_begin(2)
+    logs = {"loss": 1.0, "hard_loss": 0.5, "kd_loss": 0.25, "accuracy": float("nan")}
+    callback.on_train_batch_end(3, logs)  # finite losses (accuracy is not watched) pass
+    logs[term] = float("nan")
+    with self.assertRaisesRegex(NonFiniteLossError, rf"^{term} became nan at epoch 3, step 4; training stopped"):
+      callback.on_train_batch_end(3, logs)
+    logs[term] = float("inf")
+    with self.assertRaisesRegex(NonFiniteLossError, rf"^{term} became inf at epoch 3, step 4"):
+      callback.on_train_batch_end(3, logs)
+
+  def test_fit_stops_on_a_nan_loss(self):
+    student = tiny.tiny_classifier(seed=2, num_hidden_layers=1)
+    student.classifier.bias.assign([float("nan"), 0.0])
+    distiller = Distiller(student, None, alpha=0.0)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.1))
+    features, labels = _features_and_labels()
+    dataset = make_dataset({**features, "label_ids": labels}, batch_size=2, training=False)
+    with self.assertRaisesRegex(NonFiniteLossError, r"^loss became nan at epoch 1, step 1;"):
+      distiller.fit(dataset, epochs=1, verbose=0, callbacks=[StopOnNonFiniteLoss()])
+    self.assertEqual(int(distiller.optimizer.iterations), 1)  # stopped after the first step
+    self.assertTrue(issubclass(NonFiniteLossError, FloatingPointError))  # the CLIs report these as one line
+
+  def test_keep_best_student_saves_on_improvement_only(self):
+    student = tiny.tiny_classifier(seed=4, num_hidden_layers=1)
+    distiller = Distiller(student, None, alpha=0.0)
+    path = os.path.join(self.get_temp_dir(), "keep_best", "best", "student")
+    callback = KeepBestStudent(path)
+    callback.set_model(distiller)
+    first = _values(student.weights)
+    callback.on_epoch_end(0, {"val_accuracy": 0.5})
+    self.assertEqual((callback.best, callback.best_epoch), (0.5, 1))
+    self.assertTrue(os.path.isfile(path + ".index"))
+
+    def saved():
+      model = tiny.tiny_classifier(seed=9, num_hidden_layers=1)
+      model.load_weights(path).expect_partial()
+      return _values(model.weights)
+
+    student.classifier.bias.assign([3.0, -3.0])
+    callback.on_epoch_end(1, {"val_accuracy": 0.4})  # worse: not saved
+    self.assertEqual(callback.best_epoch, 1)
+    for a, b in zip(saved(), first):
+      self.assertAllEqual(a, b)
+    callback.on_epoch_end(2, {"val_accuracy": 0.75})
+    self.assertEqual((callback.best, callback.best_epoch), (0.75, 3))
+    self.assertAllEqual(saved()[-1], [3.0, -3.0])  # classifier bias is the last weight
+
+  def test_keep_best_student_with_a_bare_file_name(self):
+    # BUG (tf_distill/callbacks.py KeepBestStudent.on_epoch_end): os.makedirs(os.path.dirname(path)) is
+    # os.makedirs("") for a path without a directory part and raises FileNotFoundError. Expected to fail until the
+    # directory is only created when dirname(path) is non-empty.
+    student = tiny.tiny_classifier(seed=4, num_hidden_layers=1)
+    callback = KeepBestStudent("best_student")
+    callback.set_model(Distiller(student, None, alpha=0.0))
+    cwd = os.getcwd()
+    os.chdir(tempfile.mkdtemp(dir=self.get_temp_dir()))
+    try:
+      callback.on_epoch_end(0, {"val_accuracy": 0.5})
+      self.assertTrue(os.path.isfile("best_student.index"))
+    finally:
+      os.chdir(cwd)
+
+  def test_keep_best_student_without_validation_data(self):
+    callback = KeepBestStudent(os.path.join(self.get_temp_dir(), "kb", "student"))
+    with self.assertRaisesRegex(KeyError, r"monitors 'val_accuracy' but the logs have \['accuracy', 'loss'\]"):
+      callback.on_epoch_end(0, {"loss": 1.0, "accuracy": 0.5})
+
+
+class OptimizationTest(tf.test.TestCase, parameterized.TestCase):
+
+  def test_warmup_linear_decay_values(self):
+    schedule = WarmupLinearDecay(1e-3, total_steps=10, warmup_steps=4)
+    # lr = peak * step / 4 before step 4, then peak * (10 - step) / 6, and 0 after step 10.
+    expected = {0: 0.0, 1: 2.5e-4, 2: 5e-4, 4: 1e-3, 7: 5e-4, 9: 1e-3 / 6, 10: 0.0, 13: 0.0}
+    for step, lr in expected.items():
+      self.assertAllClose(schedule(step), lr, atol=1e-9, msg=f"step {step}")
+
+  def test_no_warmup_starts_at_peak(self):
+    schedule = WarmupLinearDecay(2.0, total_steps=4, warmup_steps=0)
+    self.assertAllClose([schedule(s) for s in range(5)], [2.0, 1.5, 1.0, 0.5, 0.0])
+
+  def test_get_config_round_trip(self):
+    schedule = WarmupLinearDecay(3e-5, total_steps=100, warmup_steps=10)
+    config = schedule.get_config()
+    self.assertEqual(config, {"peak_learning_rate": 3e-5, "total_steps": 100, "warmup_steps": 10})
+    clone = WarmupLinearDecay.from_config(config)
+    for step in (0, 5, 10, 50, 100):
+      self.assertAllClose(clone(step), schedule(step))
+    restored = keras.optimizers.schedules.deserialize(
+        keras.optimizers.schedules.serialize(schedule), custom_objects={"WarmupLinearDecay": WarmupLinearDecay})
+    self.assertAllClose(restored(50), schedule(50))
+
+  @parameterized.named_parameters(
+      ("no_steps", 0, 0, r"total_steps must be >= 1, got 0"),
+      ("warmup_too_long", 10, 10, r"warmup_steps must be in \[0, total_steps=10\), got 10"),
+      ("negative_warmup", 10, -1, r"warmup_steps must be in \[0, total_steps=10\), got -1"),
+  )
+  def test_schedule_errors(self, total, warmup, message):
+    with self.assertRaisesRegex(ValueError, message):
+      WarmupLinearDecay(1e-3, total_steps=total, warmup_steps=warmup)
+
+  def test_weight_decay_skips_layer_norm_and_bias(self):
+    optimizer = create_optimizer(0.1, total_steps=10, warmup_proportion=0.0, weight_decay=0.5)
+    names = ("layer_0/attention_LayerNorm/gamma", "layer_0/query/bias", "layer_0/query/kernel")
+    variables = [tf.Variable(np.full([3], 2.0, np.float32), name=name) for name in names]
+    optimizer.apply_gradients([(tf.zeros([3]), v) for v in variables])  # zero gradients: only decay can move them
+    self.assertAllClose(variables[0], [2.0] * 3)
+    self.assertAllClose(variables[1], [2.0] * 3)
+    self.assertAllClose(variables[2], [2.0 * (1 - 0.1 * 0.5)] * 3)  # lr 0.1 at step 0 without warm-up
+
+
+class StudentInitTest(tf.test.TestCase, parameterized.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.shared = tiny.shared_teacher()
+    cls.teacher = SavedModelTeacher(cls.shared.path)
+
+  def _assert_layer_copied(self, student_layer, teacher_layer):
+    self.assertLen(student_layer.weights, 16)
+    for s, t in zip(student_layer.weights, teacher_layer.weights):
+      self.assertEqual(s.name.split("/")[2:], t.name.split("/")[2:])
+      self.assertAllEqual(s, t, msg=s.name)
+
+  @parameterized.named_parameters(("layer_1", (1,)), ("reversed", (1, 0)), ("repeated", (0, 0, 1)))
+  def test_init_layers_copy_the_named_teacher_layers(self, init_layers):
+    config = StudentConfig(num_hidden_layers=len(init_layers), init_layers=init_layers)
+    student = build_bert_student(self.teacher.bert_config, config, self.teacher.variables)
+    keras_teacher = self.shared.model
+    self.assertEqual(student.config.num_hidden_layers, len(init_layers))
+    for i, t in enumerate(init_layers):
+      self._assert_layer_copied(student.encoder_layers[i], keras_teacher.encoder_layers[t])
+    for s, t in zip(student.embeddings.weights + student.pooler.weights + student.classifier.weights,
+                    keras_teacher.embeddings.weights + keras_teacher.pooler.weights + keras_teacher.classifier.weights):
+      self.assertAllEqual(s, t, msg=s.name)
+
+  def test_copying_every_layer_reproduces_the_teacher(self):
+    student = build_bert_student(self.teacher.bert_config, StudentConfig(num_hidden_layers=2, init_layers=(0, 1)),
+                                 self.teacher.variables)
+    features = tiny.random_features(4, 12, seed=8, segment_b=True)
+    self.assertAllClose(student(features, training=False)["logits"], self.teacher(features)["logits"], atol=1e-6)
+
+  def test_random_init_differs_from_the_teacher(self):
+    student = build_bert_student(self.teacher.bert_config, StudentConfig(num_hidden_layers=1))
+    self.assertNotAllClose(student.encoder_layers[0].query.kernel, self.shared.model.encoder_layers[0].query.kernel)
+
+  def test_student_config_overrides(self):
+    config = student_bert_config(self.teacher.bert_config, StudentConfig(
+        num_hidden_layers=1, hidden_size=16, num_attention_heads=2, intermediate_size=24))
+    self.assertEqual((config.num_hidden_layers, config.hidden_size, config.num_attention_heads,
+                      config.intermediate_size), (1, 16, 2, 24))
+    self.assertEqual((config.vocab_size, config.max_position_embeddings, config.num_labels), (100, 32, 2))
+
+  def test_width_mismatch(self):
+    config = StudentConfig(num_hidden_layers=1, hidden_size=16, num_attention_heads=2, init_layers=(0,))
+    with self.assertRaisesRegex(ValueError, r"cannot initialise student .*embeddings.* \(100, 16\) from teacher "
+                                r".*\(100, 32\): initialising from teacher layers needs the teacher's hidden_size"):
+      build_bert_student(self.teacher.bert_config, config, self.teacher.variables)
+
+  def test_layer_out_of_range(self):
+    config = StudentConfig(num_hidden_layers=2, init_layers=(1, 2))
+    with self.assertRaisesRegex(ValueError, r"student_init_layers names teacher layer 2, but the teacher has layers "
+                                r"0\.\.1"):
+      build_bert_student(self.teacher.bert_config, config, self.teacher.variables)
+
+  def test_init_layers_need_teacher_variables(self):
+    with self.assertRaisesRegex(ValueError, "student_init_layers needs the teacher's variables"):
+      build_bert_student(self.teacher.bert_config, StudentConfig(num_hidden_layers=1, init_layers=(0,)))
+
+
+if __name__ == "__main__":
+  tf.test.main()
