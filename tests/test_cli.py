@@ -1,0 +1,359 @@
+"""Tests for the command-line programs (tf_distill/cli).
+
+The flag -> config functions run in-process under `flagsaver`. The programs themselves run as real subprocesses
+(`python -m tf_distill.cli.<name>`), as users and scripts/*.sh run them: a tiny CSV task and a tiny pretrained
+BERT directory (tests/tiny.py) go through train_teacher -> export_teacher -> distill -> export_student, and bad
+inputs must end with exit status 1 and one clear line on stderr, never a Python traceback.
+"""
+
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+import tf_distill  # pylint: disable=unused-import  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+from absl import flags
+from absl.testing import flagsaver
+from absl.testing import parameterized
+import numpy as np
+import tensorflow as tf
+
+from tf_distill.cli import common
+from tf_distill.data.processors import CsvProcessor
+from tf_distill.data.tokenization import WordPieceTokenizer
+from tf_distill.teacher import SavedModelTeacher
+
+import tiny
+
+FLAGS = flags.FLAGS
+TIMEOUT = 600
+# One epoch on 40 rows, batches of 8, max_seq_length 16 (the tiny BERT has 32 position embeddings).
+COMMON_TRAIN_ARGS = ["--task_name=csv", "--max_seq_length=16", "--train_batch_size=8", "--eval_batch_size=16",
+                     "--num_train_epochs=1", "--learning_rate=1e-3"]
+
+
+def run_cli(program, args, cwd):
+  """Runs `python -m tf_distill.cli.<program> args` and returns the CompletedProcess."""
+  return subprocess.run([tiny.PYTHON, "-m", f"tf_distill.cli.{program}"] + list(args), cwd=cwd,
+                        env=tiny.subprocess_env(), capture_output=True, text=True, timeout=TIMEOUT, check=False)
+
+
+def _describe(result):
+  return f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
+
+
+def _read_json(path):
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def _define_flags_once():
+  """The shared flags of train_teacher and distill, defined once in this process's global FLAGS."""
+  if "student_num_layers" not in FLAGS:
+    common.define_data_flags()
+    common.define_train_flags("runs/test", default_learning_rate=1e-4, default_epochs=3)
+    common.define_student_flags()
+  if not FLAGS.is_parsed():
+    FLAGS.mark_as_parsed()
+
+
+class FlagsToConfigTest(tf.test.TestCase, parameterized.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    _define_flags_once()
+
+  @flagsaver.flagsaver(teacher_model="export/teacher", temperature=4.0, alpha=0.3, kd_loss="kl")
+  def test_distill_config(self):
+    config = common.distill_config_from_flags(FLAGS)
+    self.assertEqual((config.teacher_model, config.temperature, config.alpha, config.kd_loss),
+                     ("export/teacher", 4.0, 0.3, "kl"))
+
+  @parameterized.named_parameters(
+      ("alpha", dict(alpha=1.5), r"alpha must be in \[0, 1\], got 1.5"),
+      ("temperature", dict(temperature=0.0), r"temperature must be > 0, got 0.0"),
+      ("no_teacher", dict(teacher_model=None), r"alpha=0.5 needs a teacher: pass --teacher_model=DIR"),
+  )
+  def test_distill_config_errors(self, overrides, message):
+    with flagsaver.flagsaver(**{"teacher_model": "export/teacher", "alpha": 0.5, "temperature": 2.0, **overrides}):
+      with self.assertRaisesRegex(ValueError, message):
+        common.distill_config_from_flags(FLAGS)
+
+  @flagsaver.flagsaver(student_num_layers=2, student_init_layers=["1", "4"], student_hidden_size=None)
+  def test_student_config_parses_layer_numbers(self):
+    config = common.student_config_from_flags(FLAGS)
+    self.assertEqual((config.num_hidden_layers, config.init_layers, config.hidden_size), (2, (1, 4), None))
+
+  @flagsaver.flagsaver(student_num_layers=2, student_init_layers=["1", "x"])
+  def test_student_init_layers_must_be_numbers(self):
+    with self.assertRaisesRegex(ValueError, r"--student_init_layers takes comma-separated layer numbers such as "
+                                r"0,3; got 1,x"):
+      common.student_config_from_flags(FLAGS)
+
+  @flagsaver.flagsaver(student_num_layers=3, student_init_layers=["1", "4"])
+  def test_student_init_layers_count(self):
+    with self.assertRaisesRegex(ValueError, r"names 2 teacher layers \(1,4\) but the student has 3 layers"):
+      common.student_config_from_flags(FLAGS)
+
+  @flagsaver.flagsaver(task_name="csv", data_dir="/data", vocab_file=None, labels=["neg", "pos"],
+                       tfds_data_dir="~/tfds", max_seq_length=32)
+  def test_data_config(self):
+    config = common.data_config_from_flags(FLAGS, default_vocab_file="/teacher/vocab.txt")
+    self.assertEqual(config.vocab_file, "/teacher/vocab.txt")
+    self.assertEqual(config.labels, ("neg", "pos"))
+    self.assertEqual(config.tfds_data_dir, os.path.expanduser("~/tfds"))
+    with flagsaver.flagsaver(vocab_file="/mine/vocab.txt"):
+      self.assertEqual(common.data_config_from_flags(FLAGS, "/teacher/vocab.txt").vocab_file, "/mine/vocab.txt")
+
+  @flagsaver.flagsaver(task_name="csv", data_dir=None)
+  def test_csv_task_needs_data_dir(self):
+    with self.assertRaisesRegex(ValueError, "task_name 'csv' reads train/dev/test files from --data_dir"):
+      common.data_config_from_flags(FLAGS)
+
+  @flagsaver.flagsaver(train_batch_size=0)
+  def test_train_config_errors(self):
+    with self.assertRaisesRegex(ValueError, "train_batch_size must be > 0, got 0"):
+      common.train_config_from_flags(FLAGS)
+
+  def test_run_main_turns_errors_into_one_line(self):
+    for error in (ValueError("bad alpha"), LookupError("no such loss"), FileNotFoundError("no file"),
+                  FileExistsError("version exists"), FloatingPointError("loss became nan")):
+      def main(argv, error=error):
+        del argv
+        raise error
+      with self.assertRaises(SystemExit) as raised:
+        common.run_main(main)(["prog"])
+      self.assertEqual(raised.exception.code, f"error: {error}")
+      self.assertIsNone(raised.exception.__cause__)
+      self.assertTrue(raised.exception.__suppress_context__)  # `from None`: no chained traceback
+
+  def test_run_main_lets_bugs_through(self):
+    def main(argv):
+      del argv
+      raise TypeError("a bug")
+    with self.assertRaises(TypeError):
+      common.run_main(main)(["prog"])
+    self.assertEqual(common.run_main(lambda argv: 7)(["prog"]), 7)
+
+
+class EndToEndTest(tf.test.TestCase):
+  """train_teacher -> export_teacher -> distill -> export_student on a tiny CSV task, run once for the class."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.work = tempfile.mkdtemp(prefix="tf_distill_cli_")
+    tiny.write_csv_task(os.path.join(cls.work, "data"))
+    tiny.write_pretrained_dir(os.path.join(cls.work, "pretrained"))
+    # Relative paths, as in scripts/*.sh and the flagfiles.
+    steps = [
+        ("train_teacher", ["--init_checkpoint=pretrained", "--data_dir=data", "--output_dir=runs/teacher"]
+         + COMMON_TRAIN_ARGS),
+        ("export_teacher", ["--output_dir=runs/teacher", "--export_dir=export"]),
+        ("distill", ["--teacher_model=export/teacher", "--data_dir=data", "--output_dir=runs/student",
+                     "--student_num_layers=1", "--student_init_layers=1", "--alpha=0.5", "--temperature=2"]
+         + COMMON_TRAIN_ARGS),
+        ("export_student", ["--output_dir=runs/student", "--export_dir=export", "--parity_examples=16"]),
+    ]
+    cls.results = {}
+    for program, args in steps:
+      result = run_cli(program, args, cls.work)
+      cls.results[program] = result
+      if result.returncode != 0:
+        raise AssertionError(f"{program} failed: {_describe(result)}")
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.work, ignore_errors=True)
+    super().tearDownClass()
+
+  def path(self, *parts):
+    return os.path.join(self.work, *parts)
+
+  def _dev_accuracy_of(self, output_dir):
+    """Dev accuracy of the run's best weights, recomputed here from the CSV file."""
+    from tf_distill.training import load_trained  # pylint: disable=import-outside-toplevel
+    model = load_trained(self.path(output_dir))
+    processor = CsvProcessor(text_column="text", label_column="label", labels=list(tiny.LABELS))
+    examples = processor.get_dev_examples(self.path("data"))
+    features = WordPieceTokenizer(self.path(output_dir, "vocab.txt")).encode(examples, 16, list(tiny.LABELS))
+    logits = model({k: features[k] for k in ("input_ids", "input_mask", "segment_ids")}, training=False)["logits"]
+    return float(np.mean(np.argmax(logits, -1) == features["label_ids"]))
+
+  def _assert_run_outputs(self, output_dir):
+    for name in ("config.json", "model_config.json", "labels.json", "vocab.txt", "eval_results.json",
+                 "best/student.index", "checkpoints/epoch-01.index"):
+      self.assertTrue(os.path.isfile(self.path(output_dir, name)), f"{output_dir}/{name} is missing")
+    self.assertTrue(os.listdir(self.path(output_dir, "logs")))
+    results = _read_json(self.path(output_dir, "eval_results.json"))
+    for key in ("dev_accuracy", "test_accuracy", "best_dev_accuracy"):
+      self.assertBetween(results[key], 0.0, 1.0)
+    self.assertEqual(results["best_epoch"], 1)
+    self.assertEqual(results["dev_accuracy"], results["best_dev_accuracy"])
+    self.assertAllClose(results["dev_accuracy"], self._dev_accuracy_of(output_dir))
+    self.assertEqual(_read_json(self.path(output_dir, "labels.json"))["labels"], ["neg", "pos"])
+    return results
+
+  def test_train_teacher(self):
+    results = self._assert_run_outputs("runs/teacher")
+    self.assertEqual(results["history"]["kd_loss"], [0.0])  # alpha=0: hard labels only
+    self.assertRegex(self.results["train_teacher"].stdout, r"teacher: dev accuracy [01]\.\d{4}, test accuracy")
+    model_config = _read_json(self.path("runs/teacher", "model_config.json"))
+    self.assertEqual(model_config, {**tiny.tiny_config().to_dict(), "hidden_dropout_prob": 0.1,
+                                    "attention_probs_dropout_prob": 0.1})
+    config = _read_json(self.path("runs/teacher", "config.json"))
+    self.assertEqual(config["data"]["task_name"], "csv")
+    self.assertEqual(config["data"]["max_seq_length"], 16)
+    self.assertEqual(config["train"]["num_train_epochs"], 1)
+
+  def test_export_teacher(self):
+    self.assertIn("exported teacher to export/teacher/1", self.results["export_teacher"].stdout)
+    teacher = SavedModelTeacher(self.path("export", "teacher"), required_outputs=("logits", "hidden_states"))
+    self.assertEqual(teacher.path, self.path("export", "teacher", "1"))
+    self.assertEqual(teacher.labels, ["neg", "pos"])
+    self.assertEqual(teacher.max_seq_length, 16)
+    from tf_distill.training import load_trained  # pylint: disable=import-outside-toplevel
+    features = tiny.random_features(4, 16, seed=51)
+    self.assertAllClose(teacher(features)["logits"],
+                        load_trained(self.path("runs/teacher"))(features, training=False)["logits"], atol=1e-5)
+    self.assertEqual(teacher(features)["hidden_states"].shape, (2, 4, 16, 32))
+
+  def test_distill(self):
+    results = self._assert_run_outputs("runs/student")
+    self.assertGreater(results["history"]["kd_loss"][0], 0.0)  # the teacher was queried
+    self.assertEqual(_read_json(self.path("runs/student", "model_config.json"))["num_hidden_layers"], 1)
+    config = _read_json(self.path("runs/student", "config.json"))
+    self.assertEqual(config["distill"], {"teacher_model": "export/teacher", "temperature": 2.0, "alpha": 0.5,
+                                         "kd_loss": "ce"})
+    self.assertEqual(config["student"]["init_layers"], [1])
+    self.assertEqual(config["data"]["vocab_file"], "export/teacher/1/assets.extra/vocab.txt")  # the teacher's
+
+  def test_export_student(self):
+    saved_model = self.path("export", "student", "1")
+    self.assertTrue(os.path.isfile(os.path.join(saved_model, "saved_model.pb")))
+    loaded = tf.saved_model.load(saved_model)
+    self.assertEqual(list(loaded.signatures), ["serving_default"])  # no distill signature, no teacher
+    tflite_dir = self.path("export", "student_tflite", "1")
+    for name in ("float32.tflite", "int8.tflite", "parity.json"):
+      self.assertTrue(os.path.isfile(os.path.join(tflite_dir, name)), name)
+    parity = _read_json(os.path.join(tflite_dir, "parity.json"))
+    self.assertLess(parity["saved_model_cli"]["max_abs_logit_diff"], 1e-3)
+    self.assertLess(parity["float32"]["max_abs_logit_diff"], 1e-3)
+    self.assertEqual(parity["float32"]["argmax_agreement"], 1.0)
+    self.assertEqual(parity["float32"]["num_examples"], 16)
+    self.assertGreaterEqual(parity["int8"]["argmax_agreement"], 0.75)
+    self.assertLess(parity["int8"]["bytes"], parity["float32"]["bytes"])
+    stdout = self.results["export_student"].stdout
+    self.assertIn("via saved_model_cli run", stdout)
+    self.assertIn("TFLite int8", stdout)
+
+  def test_export_run_from_another_working_directory(self):
+    # BUG (tf_distill/training.py write_run_info): labels.json records vocab_file as output_dir/vocab.txt with the
+    # output_dir exactly as given, here the relative "runs/teacher", so export_run (export_teacher,
+    # export_student) only finds the vocab from the directory the training ran in; from anywhere else it fails
+    # with "No such file or directory: 'runs/teacher/vocab.txt'". This test runs the export from the test
+    # process's own working directory with an absolute --output_dir. Expected to fail until that is fixed.
+    from tf_distill.cli.export_teacher import export_run  # pylint: disable=import-outside-toplevel
+    self.assertNotEqual(os.path.realpath(os.getcwd()), os.path.realpath(self.work))
+    export_root = self.path("export_elsewhere")
+    path = export_run(self.path("runs/teacher"), export_root, "teacher", None, with_distill_signature=False)
+    with open(os.path.join(path, "assets.extra", "vocab.txt"), encoding="utf-8") as f:
+      self.assertEqual(f.read().split(), tiny.VOCAB)
+
+
+class ErrorCasesTest(tf.test.TestCase):
+  """Bad inputs through the real programs: exit status 1, one `error: ...` line, no traceback.
+
+  The cases are independent, so setUpClass runs them a few at a time and each test checks one result.
+  """
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.work = tempfile.mkdtemp(prefix="tf_distill_cli_errors_")
+    shared = tiny.shared_teacher()  # labels neg,pos; tiny.VOCAB; 32 position embeddings
+    data = tiny.write_csv_task(os.path.join(cls.work, "data"), num_train=8, num_dev=4, num_test=4)
+    bad_label = tiny.write_csv_task(os.path.join(cls.work, "bad_label"), num_train=8, num_dev=4, num_test=4,
+                                    extra_rows={"dev": [("good film", "maybe")]})
+    pretrained = tiny.write_pretrained_dir(os.path.join(cls.work, "pretrained"))
+    other_vocab = tiny.write_other_vocab(os.path.join(cls.work, "other_vocab.txt"))
+    distill = ["--task_name=csv", f"--data_dir={data}", "--max_seq_length=16", "--student_num_layers=1",
+               "--num_train_epochs=1", "--train_batch_size=4"]
+    cases = {
+        "missing_teacher": ("distill", distill + ["--teacher_model=" + os.path.join(cls.work, "no_teacher"),
+                                                  "--output_dir=runs/a"]),
+        "alpha": ("distill", distill + [f"--teacher_model={shared.model_dir}", "--alpha=1.5", "--output_dir=runs/b"]),
+        "temperature": ("distill", distill + [f"--teacher_model={shared.model_dir}", "--temperature=0",
+                                              "--output_dir=runs/c"]),
+        "unknown_label": ("train_teacher", [f"--init_checkpoint={pretrained}", "--task_name=csv",
+                                            f"--data_dir={bad_label}", "--max_seq_length=16",
+                                            "--output_dir=runs/d"]),
+        "max_seq_length": ("distill", distill + [f"--teacher_model={shared.model_dir}", "--max_seq_length=64",
+                                                 "--output_dir=runs/e"]),
+        "vocab_mismatch": ("distill", distill + [f"--teacher_model={shared.model_dir}", f"--vocab_file={other_vocab}",
+                                                 "--output_dir=runs/f"]),
+        "mse_with_temperature": ("distill", distill + [f"--teacher_model={shared.model_dir}", "--kd_loss=mse",
+                                                       "--output_dir=runs/g"]),
+    }
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+      futures = {name: pool.submit(run_cli, program, args, cls.work) for name, (program, args) in cases.items()}
+      cls.results = {name: future.result() for name, future in futures.items()}
+    cls.paths = {"data": data, "bad_label": bad_label, "teacher_dir": shared.model_dir, "other_vocab": other_vocab,
+                 "teacher_vocab": os.path.join(shared.path, "assets.extra", "vocab.txt")}
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.work, ignore_errors=True)
+    super().tearDownClass()
+
+  def assertCleanError(self, name, message):
+    """Exit status 1 and a last stderr line `error: <message>`; no traceback or traced stack anywhere."""
+    result = self.results[name]
+    self.assertEqual(result.returncode, 1, _describe(result))
+    self.assertNotIn("Traceback (most recent call last)", result.stderr)
+    self.assertNotRegex(result.stderr, r'File "[^"]+", line \d+', "stderr shows a stack")
+    last_line = result.stderr.strip().splitlines()[-1]
+    self.assertRegex(last_line, "^error: " + message)
+
+  def test_missing_teacher_model(self):
+    self.assertCleanError("missing_teacher",
+                          re.escape(f"teacher model '{self.work}/no_teacher' does not exist; pass the directory "
+                                    "written by scripts/export_teacher.sh"))
+
+  def test_alpha_out_of_range(self):
+    self.assertCleanError("alpha", r"alpha must be in \[0, 1\], got 1.5$")
+
+  def test_zero_temperature(self):
+    self.assertCleanError("temperature", r"temperature must be > 0, got 0.0$")
+
+  def test_unknown_label_names_file_and_line(self):
+    # 4 generated dev rows on lines 2-5, then the bad row on line 6.
+    self.assertCleanError("unknown_label",
+                          re.escape(f"{self.paths['bad_label']}/dev.csv, line 6: unknown label 'maybe'; "
+                                    "known labels: ['neg', 'pos']"))
+
+  def test_max_seq_length_beyond_teacher_positions(self):
+    self.assertCleanError("max_seq_length", re.escape("max_seq_length=64 is beyond the teacher's 32 position "
+                                                      "embeddings; use --max_seq_length<=32"))
+
+  def test_vocab_mismatch(self):
+    self.assertCleanError("vocab_mismatch",
+                          re.escape(f"vocab mismatch: {self.paths['other_vocab']} differs from the vocab the teacher "
+                                    f"was trained with; use {self.paths['teacher_vocab']} as --vocab_file"))
+
+  def test_mse_with_default_temperature_fails_early_and_cleanly(self):
+    # BUG (tf_distill/configs.py DistillConfig.validate): --kd_loss=mse needs --temperature=1, but the flag default
+    # is 2, and nothing checks the pair until the first train step is traced inside fit(), after the data is
+    # loaded and the student built; the error then arrives wrapped in Keras' traced "in user code: File ..." stack.
+    # Expected to fail until validate() rejects kd_loss='mse' with temperature != 1.
+    self.assertCleanError("mse_with_temperature", "kd_loss 'mse' matches raw logits and takes no temperature; got "
+                          r"temperature=2.0, use --temperature=1$")
+
+
+if __name__ == "__main__":
+  tf.test.main()
