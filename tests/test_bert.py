@@ -248,7 +248,7 @@ class PretrainedTest(tf.test.TestCase, parameterized.TestCase):
     state = load_file(os.path.join(self.path, "model.safetensors"))
     del state["bert.encoder.layer.1.output.dense.bias"]
     save_file(state, os.path.join(self.path, "model.safetensors"))
-    with self.assertRaisesRegex(KeyError, "has no tensor 'encoder.layer.1.output.dense.bias'"):
+    with self.assertRaisesRegex(ValueError, "has no tensor 'encoder.layer.1.output.dense.bias'"):
       pretrained.build_pretrained_classifier(self.path, 2)
 
   def test_config_that_does_not_match_the_weights(self):

@@ -253,11 +253,6 @@ class EndToEndTest(tf.test.TestCase):
     self.assertIn("TFLite int8", stdout)
 
   def test_export_run_from_another_working_directory(self):
-    # BUG (tf_distill/training.py write_run_info): labels.json records vocab_file as output_dir/vocab.txt with the
-    # output_dir exactly as given, here the relative "runs/teacher", so export_run (export_teacher,
-    # export_student) only finds the vocab from the directory the training ran in; from anywhere else it fails
-    # with "No such file or directory: 'runs/teacher/vocab.txt'". This test runs the export from the test
-    # process's own working directory with an absolute --output_dir. Expected to fail until that is fixed.
     from tf_distill.cli.export_teacher import export_run  # pylint: disable=import-outside-toplevel
     self.assertNotEqual(os.path.realpath(os.getcwd()), os.path.realpath(self.work))
     export_root = self.path("export_elsewhere")
@@ -347,10 +342,6 @@ class ErrorCasesTest(tf.test.TestCase):
                                     f"was trained with; use {self.paths['teacher_vocab']} as --vocab_file"))
 
   def test_mse_with_default_temperature_fails_early_and_cleanly(self):
-    # BUG (tf_distill/configs.py DistillConfig.validate): --kd_loss=mse needs --temperature=1, but the flag default
-    # is 2, and nothing checks the pair until the first train step is traced inside fit(), after the data is
-    # loaded and the student built; the error then arrives wrapped in Keras' traced "in user code: File ..." stack.
-    # Expected to fail until validate() rejects kd_loss='mse' with temperature != 1.
     self.assertCleanError("mse_with_temperature", "kd_loss 'mse' matches raw logits and takes no temperature; got "
                           r"temperature=2.0, use --temperature=1$")
 

@@ -217,9 +217,6 @@ class CallbacksTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllEqual(saved()[-1], [3.0, -3.0])  # classifier bias is the last weight
 
   def test_keep_best_student_with_a_bare_file_name(self):
-    # BUG (tf_distill/callbacks.py KeepBestStudent.on_epoch_end): os.makedirs(os.path.dirname(path)) is
-    # os.makedirs("") for a path without a directory part and raises FileNotFoundError. Expected to fail until the
-    # directory is only created when dirname(path) is non-empty.
     student = tiny.tiny_classifier(seed=4, num_hidden_layers=1)
     callback = KeepBestStudent("best_student")
     callback.set_model(Distiller(student, None, alpha=0.0))
@@ -233,7 +230,7 @@ class CallbacksTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_keep_best_student_without_validation_data(self):
     callback = KeepBestStudent(os.path.join(self.get_temp_dir(), "kb", "student"))
-    with self.assertRaisesRegex(KeyError, r"monitors 'val_accuracy' but the logs have \['accuracy', 'loss'\]"):
+    with self.assertRaisesRegex(ValueError, r"monitors 'val_accuracy' but the logs have \['accuracy', 'loss'\]"):
       callback.on_epoch_end(0, {"loss": 1.0, "accuracy": 0.5})
 
 

@@ -44,10 +44,6 @@ class SavedModelExportTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(serving.next_version(os.path.join(root, "absent")), 1)
 
   def test_failed_export_leaves_no_temporary_directory(self):
-    # BUG (tf_distill/export/serving.py export_classifier): when anything fails after tf.saved_model.save (here the
-    # vocab copy), the `.tmp-<version>-<pid>` directory stays in the model directory. Expected to fail until the
-    # export removes it on error (try/except around the steps after the temporary directory is made), or checks
-    # the vocab file before saving.
     root = os.path.join(self.get_temp_dir(), "failed")
     missing_vocab = os.path.join(self.get_temp_dir(), "missing_vocab.txt")
     with self.assertRaises(FileNotFoundError):

@@ -49,9 +49,10 @@ class KeepBestStudent(keras.callbacks.Callback):
   def on_epoch_end(self, epoch, logs=None):
     value = (logs or {}).get(self.monitor)
     if value is None:
-      raise KeyError(f"KeepBestStudent monitors {self.monitor!r} but the logs have {sorted(logs or {})}; "
+      raise ValueError(f"KeepBestStudent monitors {self.monitor!r} but the logs have {sorted(logs or {})}; "
                      "pass validation data to fit()")
     if value > self.best:
       self.best, self.best_epoch = float(value), epoch + 1
-      os.makedirs(os.path.dirname(self.path), exist_ok=True)
+      if os.path.dirname(self.path):
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
       self.model.student.save_weights(self.path)

@@ -96,8 +96,10 @@ class DistillConfig:
     if self.temperature <= 0:
       raise ValueError(f"temperature must be > 0, got {self.temperature}")
     if self.alpha > 0 and not self.teacher_model:
-      raise ValueError(f"alpha={self.alpha} needs a teacher: pass --teacher_model=DIR (a teacher SavedModel), "
-                       "or --alpha=0 to train on hard labels only")
+      raise ValueError(f"alpha={self.alpha} needs a teacher: pass --teacher_model=DIR (a teacher SavedModel)")
+    if self.kd_loss == "mse" and self.temperature != 1.0:
+      raise ValueError(f"kd_loss 'mse' matches raw logits and takes no temperature; got "
+                       f"temperature={self.temperature}, use --temperature=1")
     return self
 
 

@@ -80,7 +80,7 @@ def build_pretrained_classifier(path: str, num_labels: int, **overrides) -> Bert
   state = load_state_dict(path)
   for key, variable, transpose in _weight_pairs(model, config.num_hidden_layers):
     if key not in state:
-      raise KeyError(f"{path}/model.safetensors has no tensor {key!r}; is it a BERT checkpoint? "
+      raise ValueError(f"{path}/model.safetensors has no tensor {key!r}; is it a BERT checkpoint? "
                      f"(it has e.g. {sorted(state)[:5]})")
     value = state[key].T if transpose else state[key]
     if tuple(value.shape) != tuple(variable.shape):

@@ -128,7 +128,7 @@ def write_run_info(output_dir: str, model: BertClassifier, data_config: DataConf
   if os.path.abspath(data_config.vocab_file) != os.path.abspath(vocab_copy):
     shutil.copyfile(data_config.vocab_file, vocab_copy)
   write_json(os.path.join(output_dir, "model_config.json"), model.config.to_dict())
-  write_json(os.path.join(output_dir, "labels.json"), {"labels": list(labels), "vocab_file": vocab_copy,
+  write_json(os.path.join(output_dir, "labels.json"), {"labels": list(labels),
                                                        "max_seq_length": data_config.max_seq_length,
                                                        "task_name": data_config.task_name})
 

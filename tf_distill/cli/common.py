@@ -100,6 +100,8 @@ def run_main(main_fn):
   def wrapped(argv):
     try:
       return main_fn(argv)
+    except (KeyError, IndexError):
+      raise  # programming errors keep their traceback
     except (ValueError, LookupError, FileNotFoundError, FileExistsError, FloatingPointError) as e:
       raise SystemExit(f"error: {e}") from None
   return wrapped

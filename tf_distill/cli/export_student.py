@@ -37,7 +37,7 @@ def parity_features(output_dir: str, num_examples: int, data_dir=None, tfds_data
     info = json.load(f)
   with open(os.path.join(output_dir, "config.json"), encoding="utf-8") as f:
     data_fields = json.load(f)["data"]
-  data_fields.update(vocab_file=info["vocab_file"], labels=tuple(info["labels"]),
+  data_fields.update(vocab_file=os.path.join(output_dir, "vocab.txt"), labels=tuple(info["labels"]),
                      data_dir=data_dir or data_fields.get("data_dir"),
                      tfds_data_dir=tfds_data_dir or data_fields.get("tfds_data_dir"))
   config = DataConfig(**{f.name: data_fields[f.name] for f in dataclasses.fields(DataConfig)})

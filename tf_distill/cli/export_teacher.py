@@ -27,7 +27,7 @@ def export_run(output_dir: str, export_dir: str, model_name: str, version, with_
   with open(os.path.join(output_dir, "labels.json"), encoding="utf-8") as f:
     info = json.load(f)
   metadata = {"labels": info["labels"], "max_seq_length": info["max_seq_length"], "task_name": info["task_name"]}
-  return export_classifier(model, export_dir, model_name, metadata, info["vocab_file"],
+  return export_classifier(model, export_dir, model_name, metadata, os.path.join(output_dir, "vocab.txt"),
                            with_distill_signature=with_distill_signature, version=version)
 
 

@@ -74,8 +74,21 @@ def export_classifier(model: BertClassifier, export_root: str, model_name: str, 
   if os.path.exists(final_dir):
     raise FileExistsError(f"{final_dir} already exists; versions are never overwritten. Pick a new --version or "
                           "leave it unset to take the next free one")
+  if not os.path.isfile(vocab_file):
+    raise FileNotFoundError(f"vocab file {vocab_file!r} does not exist; the export ships the vocab the model was "
+                            "trained with")
   tmp_dir = os.path.join(model_dir, f".tmp-{version}-{os.getpid()}")
   shutil.rmtree(tmp_dir, ignore_errors=True)
+  try:
+    _write_export(model, tmp_dir, model_name, version, metadata, vocab_file, with_distill_signature)
+    os.rename(tmp_dir, final_dir)
+  finally:
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+  return final_dir
+
+
+def _write_export(model: BertClassifier, tmp_dir: str, model_name: str, version: int, metadata: Dict,
+                  vocab_file: str, with_distill_signature: bool) -> None:
   module = _ClassifierModule(model)
   signatures = {"serving_default": module.serve.get_concrete_function()}
   if with_distill_signature:
@@ -89,8 +102,6 @@ def export_classifier(model: BertClassifier, export_root: str, model_name: str, 
   with open(os.path.join(extra, METADATA_FILE), "w", encoding="utf-8") as f:
     json.dump(metadata, f, indent=2, sort_keys=True)
   _check_export(tmp_dir, signatures)
-  os.rename(tmp_dir, final_dir)
-  return final_dir
 
 
 def _check_export(path: str, signatures: Dict) -> None:
