@@ -159,6 +159,9 @@ class EndToEndTest(tf.test.TestCase):
                      "--student_num_layers=1", "--student_init_layers=1", "--alpha=0.5", "--temperature=2"]
          + COMMON_TRAIN_ARGS),
         ("export_student", ["--output_dir=runs/student", "--export_dir=export", "--parity_examples=16"]),
+        ("report", ["--teacher_model=export/teacher", "--models=student:export/student",
+                    "--tflite=student_int8:export/student_tflite", "--data_dir=data", "--latency_examples=3",
+                    "--report_dir=report"]),
     ]
     cls.results = {}
     for program, args in steps:
@@ -232,6 +235,34 @@ class EndToEndTest(tf.test.TestCase):
                                          "kd_loss": "ce"})
     self.assertEqual(config["student"]["init_layers"], [1])
     self.assertEqual(config["data"]["vocab_file"], "export/teacher/1/assets.extra/vocab.txt")  # the teacher's
+
+  def test_report(self):
+    rows = {row["name"]: row for row in _read_json(self.path("report", "report.json"))["rows"]}
+    self.assertEqual(list(rows), ["teacher", "student", "student_int8"])
+    # Test accuracy of the exported SavedModels equals what the Keras models scored at the end of training.
+    self.assertAllClose(rows["teacher"]["test_accuracy"],
+                        _read_json(self.path("runs/teacher", "eval_results.json"))["test_accuracy"])
+    self.assertAllClose(rows["student"]["test_accuracy"],
+                        _read_json(self.path("runs/student", "eval_results.json"))["test_accuracy"])
+    self.assertLessEqual(abs(rows["student_int8"]["test_accuracy"] - rows["student"]["test_accuracy"]), 0.25)
+
+    def bert_parameters(config):  # counted by hand from the BERT architecture
+      h, i, n = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
+      embeddings = (config["vocab_size"] + config["max_position_embeddings"] + config["type_vocab_size"]) * h + 2 * h
+      layer = 4 * (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h
+      return embeddings + n * layer + (h * h + h) + (h * config["num_labels"] + config["num_labels"])
+
+    for name, run in (("teacher", "runs/teacher"), ("student", "runs/student")):
+      self.assertEqual(rows[name]["parameters"], bert_parameters(_read_json(self.path(run, "model_config.json"))))
+      self.assertGreater(rows[name]["latency_ms"], 0.0)
+    self.assertEqual(rows["student_int8"]["parameters"], rows["student"]["parameters"])
+    self.assertAllClose(rows["student_int8"]["size_mib"],
+                        os.path.getsize(self.path("export", "student_tflite", "1", "int8.tflite")) / 2**20)
+    table = self.results["report"].stdout
+    self.assertIn("| model | test accuracy | % of teacher |", table)
+    self.assertIn("| teacher | ", table)
+    with open(self.path("report", "report.md"), encoding="utf-8") as f:
+      self.assertIn(f.read().strip(), table)
 
   def test_export_student(self):
     saved_model = self.path("export", "student", "1")
