@@ -49,6 +49,9 @@ class TrainConfig:
   weight_decay: float = 0.01
   seed: int = 42
   max_train_examples: Optional[int] = None
+  # Keep the word-embedding matrix fixed. Adam's dense moment updates of a 30522 x 384 matrix cost about as much
+  # as two transformer layers per step on CPU (bench/step_time.py, bench/RESULTS.md).
+  freeze_word_embeddings: bool = False
 
   def validate(self) -> "TrainConfig":
     _check_positive(self, "train_batch_size", "eval_batch_size", "learning_rate", "num_train_epochs")

@@ -62,6 +62,7 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, output_dir: s
   The best student's weights (by dev accuracy) are restored into `distiller.student` before returning.
   Returns a summary: best epoch, dev accuracy and the per-epoch history.
   """
+  distiller.student.embeddings.word_embeddings.trainable = not config.freeze_word_embeddings
   num_train, max_seq_length = data.features["train"]["input_ids"].shape
   buckets = length_buckets(max_seq_length)
   # Bucketing leaves at most one partial batch per bucket.

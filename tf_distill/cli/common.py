@@ -36,6 +36,8 @@ def define_train_flags(default_output_dir: str, default_learning_rate: float, de
   flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (not applied to LayerNorm and biases).")
   flags.DEFINE_integer("seed", 42, "Random seed.")
   flags.DEFINE_integer("max_train_examples", None, "Use only the first N training examples (quick runs).")
+  flags.DEFINE_bool("freeze_word_embeddings", False, "Do not train the word-embedding matrix (much faster steps "
+                    "on CPU; the other embeddings and all layers still train).")
 
 
 def define_student_flags() -> None:
@@ -72,7 +74,8 @@ def train_config_from_flags(FLAGS) -> TrainConfig:  # pylint: disable=invalid-na
       output_dir=FLAGS.output_dir, train_batch_size=FLAGS.train_batch_size, eval_batch_size=FLAGS.eval_batch_size,
       learning_rate=FLAGS.learning_rate, num_train_epochs=FLAGS.num_train_epochs,
       warmup_proportion=FLAGS.warmup_proportion, weight_decay=FLAGS.weight_decay, seed=FLAGS.seed,
-      max_train_examples=FLAGS.max_train_examples).validate()
+      max_train_examples=FLAGS.max_train_examples,
+      freeze_word_embeddings=FLAGS.freeze_word_embeddings).validate()
 
 
 def _int_list(values, flag_name):
