@@ -10,7 +10,7 @@ scripts/export_teacher.sh --output_dir=runs/teacher
 scripts/distill.sh "$@"
 scripts/distill.sh --flagfile=flags/baseline.flags "$@"
 scripts/export_student.sh --output_dir=runs/student --model_name=student
-scripts/export_student.sh --output_dir=runs/student_baseline --model_name=student_baseline
+scripts/export_student.sh --output_dir=runs/student_baseline --model_name=student_baseline --tflite=
 scripts/report.sh --teacher_model=export/teacher \
   --models=student:export/student,student_no_distillation:export/student_baseline \
   --tflite=student_tflite_int8:export/student_tflite

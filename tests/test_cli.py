@@ -159,16 +159,19 @@ class EndToEndTest(tf.test.TestCase):
                      "--student_num_layers=1", "--student_init_layers=1", "--alpha=0.5", "--temperature=2"]
          + COMMON_TRAIN_ARGS),
         ("export_student", ["--output_dir=runs/student", "--export_dir=export", "--parity_examples=16"]),
+        ("export_student:saved_model_only", ["--output_dir=runs/student", "--export_dir=export",
+                                             "--parity_examples=16", "--model_name=student_saved_model_only",
+                                             "--tflite="]),
         ("report", ["--teacher_model=export/teacher", "--models=student:export/student",
                     "--tflite=student_int8:export/student_tflite", "--data_dir=data", "--latency_examples=3",
                     "--report_dir=report"]),
     ]
     cls.results = {}
-    for program, args in steps:
-      result = run_cli(program, args, cls.work)
-      cls.results[program] = result
+    for name, args in steps:
+      result = run_cli(name.split(":")[0], args, cls.work)
+      cls.results[name] = result
       if result.returncode != 0:
-        raise AssertionError(f"{program} failed: {_describe(result)}")
+        raise AssertionError(f"{name} failed: {_describe(result)}")
 
   @classmethod
   def tearDownClass(cls):
@@ -264,6 +267,13 @@ class EndToEndTest(tf.test.TestCase):
     with open(self.path("report", "report.md"), encoding="utf-8") as f:
       self.assertIn(f.read().strip(), table)
 
+  def test_export_student_without_tflite(self):
+    self.assertTrue(os.path.isfile(self.path("export", "student_saved_model_only", "1", "saved_model.pb")))
+    self.assertFalse(os.path.exists(self.path("export", "student_saved_model_only_tflite")))
+    stdout = self.results["export_student:saved_model_only"].stdout
+    self.assertIn("via saved_model_cli run: max |logit diff|", stdout)
+    self.assertNotIn("TFLite", stdout)
+
   def test_export_student(self):
     saved_model = self.path("export", "student", "1")
     self.assertTrue(os.path.isfile(os.path.join(saved_model, "saved_model.pb")))
@@ -325,6 +335,7 @@ class ErrorCasesTest(tf.test.TestCase):
                                                  "--output_dir=runs/f"]),
         "mse_with_temperature": ("distill", distill + [f"--teacher_model={shared.model_dir}", "--kd_loss=mse",
                                                        "--output_dir=runs/g"]),
+        "tflite_variant": ("export_student", ["--output_dir=runs/none", "--tflite=float16"]),
     }
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
       futures = {name: pool.submit(run_cli, program, args, cls.work) for name, (program, args) in cases.items()}
@@ -345,6 +356,10 @@ class ErrorCasesTest(tf.test.TestCase):
     self.assertNotRegex(result.stderr, r'File "[^"]+", line \d+', "stderr shows a stack")
     last_line = result.stderr.strip().splitlines()[-1]
     self.assertRegex(last_line, "^error: " + message)
+
+  def test_unknown_tflite_variant(self):
+    self.assertCleanError("tflite_variant", re.escape("--tflite takes variants from ['float32', 'int8'], got "
+                                                      "['float16']"))
 
   def test_missing_teacher_model(self):
     self.assertCleanError("missing_teacher",
