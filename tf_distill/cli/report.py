@@ -5,8 +5,8 @@
         --tflite=int8:export/student_tflite
 
 Prints a Markdown table and writes report.md / report.json to --report_dir. Latency is the median wall time of one
-`serving_default` call on one test example padded to the teacher's max_seq_length (the serving contract), after
-warm-up, on this machine's CPU threads.
+`serving_default` call on one test example padded to the teacher's max_seq_length (the serving contract), over
+--latency_examples examples after warm-up, inputs already converted to tensors, on this machine's CPU threads.
 """
 
 import dataclasses
@@ -38,7 +38,7 @@ def define_flags() -> None:
                     "for a name containing int8, else float32.tflite).")
   flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps prepared datasets.")
   flags.DEFINE_string("data_dir", None, "For task csv: the directory with the test file.")
-  flags.DEFINE_integer("latency_examples", 100, "Test examples timed one at a time.")
+  flags.DEFINE_integer("latency_examples", 300, "Test examples timed one at a time.")
   flags.DEFINE_integer("num_threads", 2, "CPU threads for TFLite (TensorFlow uses all cores).")
   flags.DEFINE_string("report_dir", "export", "Where report.md and report.json are written.")
 
@@ -56,9 +56,14 @@ def directory_bytes(path: str) -> int:
   return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
 
 
-def median_latency_ms(predict: Callable, features: Dict[str, np.ndarray], num_examples: int) -> float:
-  """Median milliseconds of `predict` on single examples (after 5 warm-up calls)."""
-  singles = [{k: features[k][i:i + 1] for k in INPUT_KEYS} for i in range(min(num_examples, len(features["input_ids"])))]
+def single_examples(features: Dict[str, np.ndarray], num_examples: int, convert=np.asarray) -> List[Dict]:
+  """The first `num_examples` examples as batches of one, already converted (input conversion is not timed)."""
+  count = min(num_examples, len(features["input_ids"]))
+  return [{k: convert(features[k][i:i + 1]) for k in INPUT_KEYS} for i in range(count)]
+
+
+def median_latency_ms(predict: Callable, singles: List[Dict]) -> float:
+  """Median milliseconds of `predict` on each single example (after 5 warm-up calls)."""
   for example in singles[:5]:
     predict(example)
   times = []
@@ -75,13 +80,13 @@ def saved_model_row(name: str, path: str, features: Dict[str, np.ndarray], laten
   serve = loaded.signatures["serving_default"]
 
   def predict(batch):
-    return serve(**{k: tf.constant(batch[k]) for k in INPUT_KEYS})["logits"].numpy()
+    return serve(**{k: batch[k] for k in INPUT_KEYS})["logits"].numpy()
 
-  logits = np.concatenate([predict({k: features[k][i:i + 256] for k in INPUT_KEYS})
+  logits = np.concatenate([predict({k: tf.constant(features[k][i:i + 256]) for k in INPUT_KEYS})
                            for i in range(0, len(features["input_ids"]), 256)])
   parameters = sum(int(np.prod(v.shape)) for v in loaded.model.variables)
   return Row(name, accuracy(logits, features["label_ids"]), parameters, directory_bytes(path) / 2**20,
-             median_latency_ms(predict, features, latency_examples))
+             median_latency_ms(predict, single_examples(features, latency_examples, tf.constant)))
 
 
 def tflite_row(name: str, path: str, features: Dict[str, np.ndarray], latency_examples: int, num_threads: int,
@@ -92,7 +97,7 @@ def tflite_row(name: str, path: str, features: Dict[str, np.ndarray], latency_ex
   logits = np.concatenate([model({k: features[k][i:i + 1] for k in INPUT_KEYS})
                            for i in range(len(features["input_ids"]))])
   return Row(name, accuracy(logits, features["label_ids"]), parameters, os.path.getsize(path) / 2**20,
-             median_latency_ms(model, features, latency_examples))
+             median_latency_ms(model, single_examples(features, latency_examples)))
 
 
 def test_features(teacher_dir: str, data_dir: Optional[str], tfds_data_dir: Optional[str]) -> Dict[str, np.ndarray]:
