@@ -50,7 +50,7 @@ class TrainConfig:
   seed: int = 42
   max_train_examples: Optional[int] = None
   # Keep the word-embedding matrix fixed. Adam's dense moment updates of a 30522 x 384 matrix cost about as much
-  # as two transformer layers per step on CPU (bench/step_time.py, bench/RESULTS.md).
+  # as a transformer layer per step on CPU (bench/step_time.py, bench/RESULTS.md).
   freeze_word_embeddings: bool = False
 
   def validate(self) -> "TrainConfig":
