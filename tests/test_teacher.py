@@ -37,6 +37,11 @@ class SavedModelTeacherTest(tf.test.TestCase, parameterized.TestCase):
       self.assertAllClose(out["hidden_states"][i], expected["hidden_states"][i], atol=1e-5)
       self.assertAllClose(out["attention_scores"][i], expected["attention_scores"][i], atol=1e-5)
       self.assertAllClose(out["attention_probs"][i], expected["attention_probs"][i], atol=1e-5)
+      previous = expected["embeddings"] if i == 0 else expected["hidden_states"][i - 1]
+      layer = self.shared.model.encoder_layers[i]
+      for key, dense in (("attention_queries", layer.query), ("attention_keys", layer.key),
+                         ("attention_values", layer.value)):
+        self.assertAllClose(out[key][i], dense(previous), atol=1e-5)
 
   def test_outputs_argument_selects_keys(self):
     self.assertEqual(list(self.teacher(self.features, outputs=("logits",))), ["logits"])
@@ -130,7 +135,7 @@ class SavedModelTeacherTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_missing_output_name(self):
     with self.assertRaisesRegex(TeacherError, r"signature 'distill' .* lacks outputs \['attention_maps'\] that the "
-                                r"chosen losses need; it has \['attention_probs', "):
+                                r"chosen losses need; it has \['attention_keys', "):
       SavedModelTeacher(self.shared.path, required_outputs=("logits", "attention_maps"))
 
   def test_saved_model_cli_lists_both_signatures(self):

@@ -9,6 +9,9 @@ layout so that real pretrained weights load without torch (`tf_distill.pretraine
   hidden_states:     list of num_layers float32 [batch, seq_len, hidden]
   attention_scores:  list of num_layers float32 [batch, heads, seq_len, seq_len]   (q.k/sqrt(d), before the mask)
   attention_probs:   list of num_layers float32 [batch, heads, seq_len, seq_len]   (softmax over masked scores)
+  attention_queries / attention_keys / attention_values:
+                     list of num_layers float32 [batch, seq_len, hidden]  (the Q, K, V projections, heads concatenated;
+                     relation losses split them into as many heads as they need)
 """
 
 import dataclasses
@@ -20,7 +23,9 @@ import tf_distill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loa
 import tensorflow as tf
 import tf_keras as keras
 
-OUTPUT_KEYS = ("logits", "embeddings", "hidden_states", "attention_scores", "attention_probs")
+_LAYER_OUTPUTS = ("hidden_states", "attention_scores", "attention_probs", "attention_queries", "attention_keys",
+                  "attention_values")
+OUTPUT_KEYS = ("logits", "embeddings") + _LAYER_OUTPUTS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,7 +147,8 @@ class BertLayer(keras.layers.Layer):
 
   def call(self, x, attention_bias, training=None):
     """x: [batch, seq, hidden]; attention_bias: [batch, 1, 1, seq], 0 for tokens and -10000 for padding."""
-    q, k, v = self._split_heads(self.query(x)), self._split_heads(self.key(x)), self._split_heads(self.value(x))
+    queries, keys, values = self.query(x), self.key(x), self.value(x)
+    q, k, v = self._split_heads(queries), self._split_heads(keys), self._split_heads(values)
     scores = tf.matmul(q, k, transpose_b=True) * (self.head_size ** -0.5)
     probs = tf.nn.softmax(scores + attention_bias, axis=-1)
     context = tf.matmul(self.attention_dropout(probs, training=training), v)
@@ -151,7 +157,9 @@ class BertLayer(keras.layers.Layer):
     attended = self.attention_layer_norm(
         x + self.hidden_dropout(self.attention_output(context), training=training))
     ffn = self.hidden_dropout(self.output_dense(self.intermediate(attended)), training=training)
-    return self.output_layer_norm(attended + ffn), scores, probs
+    out = self.output_layer_norm(attended + ffn)
+    return {"hidden_states": out, "attention_scores": scores, "attention_probs": probs, "attention_queries": queries,
+            "attention_keys": keys, "attention_values": values}
 
 
 class BertClassifier(keras.Model):
@@ -172,12 +180,12 @@ class BertClassifier(keras.Model):
     mask = tf.cast(inputs["input_mask"], tf.float32)
     attention_bias = (1.0 - tf.expand_dims(tf.expand_dims(mask, 1), 1)) * -10000.0  # [batch, 1, 1, seq]
     x = self.embeddings(input_ids, inputs["segment_ids"], training=training)
-    outputs = {"embeddings": x, "hidden_states": [], "attention_scores": [], "attention_probs": []}
+    outputs = {"embeddings": x, **{key: [] for key in _LAYER_OUTPUTS}}
     for layer in self.encoder_layers:
-      x, scores, probs = layer(x, attention_bias, training=training)
-      outputs["hidden_states"].append(x)
-      outputs["attention_scores"].append(scores)
-      outputs["attention_probs"].append(probs)
+      layer_outputs = layer(x, attention_bias, training=training)
+      for key in _LAYER_OUTPUTS:
+        outputs[key].append(layer_outputs[key])
+      x = layer_outputs["hidden_states"]
     pooled = self.pooler(x[:, 0])
     outputs["logits"] = self.classifier(self.classifier_dropout(pooled, training=training))
     return outputs

@@ -4,7 +4,8 @@ Signatures (inputs int32 [batch, seq_len], seq_len free up to `max_seq_length` i
   serving_default: input_ids, input_mask, segment_ids -> logits [batch, labels], probabilities [batch, labels]
   distill (teachers): the same inputs -> logits, probabilities, embeddings [batch, seq, hidden],
                       hidden_states [layers, batch, seq, hidden], attention_scores / attention_probs
-                      [layers, batch, heads, seq, seq]
+                      [layers, batch, heads, seq, seq], attention_queries / attention_keys / attention_values
+                      [layers, batch, seq, hidden] (heads concatenated)
 
 `assets.extra/` (TF Serving's folder for files it does not load) carries `tf_distill.json` (labels, max_seq_length,
 vocab hash, BERT config) and the `vocab.txt` the model was trained with. A version directory is written under a
@@ -24,7 +25,8 @@ import tensorflow as tf
 from tf_distill.bert import BertClassifier, input_signature
 
 METADATA_FILE = "tf_distill.json"
-DISTILL_OUTPUTS = ("logits", "probabilities", "embeddings", "hidden_states", "attention_scores", "attention_probs")
+DISTILL_OUTPUTS = ("logits", "probabilities", "embeddings", "hidden_states", "attention_scores", "attention_probs",
+                   "attention_queries", "attention_keys", "attention_values")
 SERVING_OUTPUTS = ("logits", "probabilities")
 
 
@@ -54,11 +56,9 @@ class _ClassifierModule(tf.Module):
   @tf.function(input_signature=[input_signature()])
   def distill(self, inputs):
     out = self.model(inputs, training=False)
+    stacked = {k: tf.stack(out[k]) for k in DISTILL_OUTPUTS if isinstance(out.get(k), list)}
     return {"logits": out["logits"], "probabilities": tf.nn.softmax(out["logits"], axis=-1),
-            "embeddings": out["embeddings"],
-            "hidden_states": tf.stack(out["hidden_states"]),
-            "attention_scores": tf.stack(out["attention_scores"]),
-            "attention_probs": tf.stack(out["attention_probs"])}
+            "embeddings": out["embeddings"], **stacked}
 
 
 def export_classifier(model: BertClassifier, export_root: str, model_name: str, metadata: Dict, vocab_file: str,
