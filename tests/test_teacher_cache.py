@@ -1,0 +1,226 @@
+"""Tests for tf_distill.teacher_cache on the tiny exported teacher."""
+
+import dataclasses
+import json
+import os
+
+import tf_distill  # pylint: disable=unused-import  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+from absl.testing import parameterized
+import numpy as np
+import tensorflow as tf
+
+from tf_distill import teacher_cache
+from tf_distill.teacher import SavedModelTeacher
+from tf_distill.teacher_cache import CacheError
+
+import tiny
+
+INTERMEDIATES = ("embeddings", "hidden_states", "attention_scores", "attention_probs", "attention_values")
+SEQ = 16
+
+
+class CountingTeacher:
+  """Forwards to a teacher and counts the examples it was asked about."""
+
+  def __init__(self, teacher):
+    self.teacher = teacher
+    self.examples = 0
+
+  def __call__(self, features, outputs=None):
+    self.examples += int(features["input_ids"].shape[0])
+    return self.teacher(features, outputs=outputs)
+
+
+def _online(teacher, features, rows, outputs):
+  """Online teacher outputs for examples `rows`, trimmed to their longest real length (as a train step does)."""
+  width = int(features["input_mask"][rows].sum(axis=1).max())
+  batch = {k: tf.constant(features[k][rows, :width]) for k in teacher_cache.FEATURE_KEYS}
+  return batch, {k: v.numpy() for k, v in teacher(batch, outputs=outputs).items()}
+
+
+class TeacherCacheTest(tf.test.TestCase, parameterized.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.shared = tiny.shared_teacher()
+    cls.teacher = SavedModelTeacher(cls.shared.path, required_outputs=("logits",) + INTERMEDIATES)
+    lengths = np.random.default_rng(3).integers(3, SEQ + 1, size=21)
+    cls.features = tiny.random_features(21, SEQ, lengths=lengths, seed=5, segment_b=True)
+    cls.key = teacher_cache.cache_key(cls.shared.path, cls.shared.vocab_file, SEQ,
+                                      teacher_cache.features_fingerprint(cls.features), seed=1)
+
+  def _build(self, outputs=("logits",), layers=None, name="cache"):
+    cache_dir = os.path.join(self.get_temp_dir(), name)
+    teacher_cache.build_cache(self.teacher, self.features, cache_dir, self.key, outputs, layers, batch_size=4,
+                              num_shards=3)
+    return cache_dir
+
+  def test_cached_logits_equal_online_logits(self):
+    cache = teacher_cache.open_cache(self._build(), self.key)
+    online = self.teacher({k: tf.constant(v) for k, v in self.features.items()}, outputs=("logits",))["logits"]
+    self.assertEqual(cache.logits.shape, (21, 2))
+    self.assertEqual(cache.logits.dtype, np.float32)
+    self.assertAllClose(cache.logits, online, atol=1e-5)
+    self.assertAllEqual(cache.lengths, self.features["input_mask"].sum(axis=1))
+
+  def test_lookup_by_index_in_a_shuffled_trimmed_batch_matches_the_online_teacher(self):
+    cache = teacher_cache.open_cache(self._build(outputs=("logits",) + INTERMEDIATES), self.key,
+                                     outputs=("logits",) + INTERMEDIATES)
+    lookup = tf.function(cache, reduce_retracing=True)
+    for rows in ([20, 3, 7, 0, 11], [5, 2], [19]):
+      rows = np.array(rows)
+      batch, online = _online(self.teacher, self.features, rows, ("logits",) + INTERMEDIATES)
+      cached = lookup({**batch, "example_index": tf.constant(rows)})
+      self.assertAllClose(cached["logits"], online["logits"], atol=1e-5)
+      lengths = self.features["input_mask"][rows].sum(axis=1)
+      valid = np.arange(batch["input_ids"].shape[1])[None, :] < lengths[:, None]  # [batch, seq]
+      for name in INTERMEDIATES:
+        self.assertEqual(cached[name].shape, online[name].shape, name)
+        self.assertEqual(cached[name].dtype, tf.float32)
+        got, want = cached[name].numpy(), online[name]
+        if name == "embeddings":
+          mask = np.broadcast_to(valid[:, :, None], want.shape)
+        elif name.startswith("attention_") and want.ndim == 5:  # [layers, batch, heads, seq, seq]
+          mask = np.broadcast_to(valid[None, :, None, :, None] & valid[None, :, None, None, :], want.shape)
+        else:  # [layers, batch, seq, hidden]
+          mask = np.broadcast_to(valid[None, :, :, None], want.shape)
+        # float16 keeps 11 significant bits: relative error <= 2^-11.
+        self.assertAllClose(got[mask], want[mask], rtol=1e-3, atol=1e-3, msg=name)
+        self.assertFalse(np.array_equal(got[mask], want[mask]), f"{name} should carry float16 rounding")
+        self.assertAllEqual(got[~mask], np.zeros_like(got[~mask]), msg=f"{name} padding")
+
+  def test_intermediates_are_stored_in_float16_trimmed_to_the_real_length(self):
+    cache_dir = self._build(outputs=("logits", "hidden_states"))
+    with open(os.path.join(cache_dir, teacher_cache.MANIFEST_FILE), encoding="utf-8") as f:
+      manifest = json.load(f)
+    self.assertEqual(manifest["dtypes"], {"logits": "float32", "hidden_states": "float16"})
+    self.assertEqual(manifest["shapes"], {"logits": [2], "hidden_states": ["len", 2, 32]})
+    self.assertEqual(sum(s["num_records"] for s in manifest["shards"]), 21)
+    self.assertLen(manifest["shards"], 3)
+    lengths = self.features["input_mask"].sum(axis=1)
+    # Payload bytes: 2 bytes x len x 2 layers x 32 per example, well below padding to SEQ.
+    payload = int(sum(lengths)) * 2 * 2 * 32
+    total = sum(s["bytes"] for s in manifest["shards"])
+    self.assertGreater(total, payload)
+    self.assertLess(total, payload + 21 * 200)
+    cache = teacher_cache.open_cache(cache_dir, self.key, outputs=("hidden_states",))
+    self.assertEqual(cache.example("hidden_states", 4).shape, (2, lengths[4], 32))
+
+  def test_layer_selection(self):
+    cache = teacher_cache.open_cache(self._build(outputs=("hidden_states",), layers=[1]), self.key,
+                                     outputs=("hidden_states",), layers=[1])
+    rows = np.array([1, 2, 3])
+    batch, online = _online(self.teacher, self.features, rows, ("hidden_states",))
+    cached = cache({**batch, "example_index": tf.constant(rows)})["hidden_states"].numpy()
+    self.assertEqual(cached.shape[0], 1)
+    length = self.features["input_mask"][1].sum()
+    self.assertAllClose(cached[0, 0, :length], online["hidden_states"][1, 0, :length], rtol=1e-3, atol=1e-3)
+    with self.assertRaisesRegex(CacheError, r"missing teacher layers \[0\]"):
+      teacher_cache.open_cache(self._build(outputs=("hidden_states",), layers=[1], name="c2"), self.key,
+                               outputs=("hidden_states",), layers=[0, 1])
+
+  @parameterized.named_parameters(
+      ("teacher", "teacher_sha256", "0" * 64, "teacher changed"),
+      ("vocab", "vocab_sha256", "1" * 64, "vocab changed"),
+      ("seq_length", "max_seq_length", 32, "max_seq_length differs: cache has 16, this run has 32"),
+      ("data", "data_fingerprint", "2" * 64, "training data changed"),
+      ("seed", "seed", 2, "augmentation seed differs"),
+  )
+  def test_mismatched_key_is_refused_naming_the_difference(self, field, value, message):
+    cache_dir = self._build()
+    with self.assertRaisesRegex(CacheError, message):
+      teacher_cache.open_cache(cache_dir, dataclasses.replace(self.key, **{field: value}))
+
+  def test_key_fields_change_with_their_inputs(self):
+    other_vocab = tiny.write_other_vocab(os.path.join(self.get_temp_dir(), "other_vocab.txt"))
+    fingerprint = teacher_cache.features_fingerprint(self.features)
+    same = teacher_cache.cache_key(self.shared.path, self.shared.vocab_file, SEQ, fingerprint, seed=1)
+    self.assertEqual(same.digest, self.key.digest)
+    changed_vocab = teacher_cache.cache_key(self.shared.path, other_vocab, SEQ, fingerprint, seed=1)
+    self.assertNotEqual(changed_vocab.vocab_sha256, self.key.vocab_sha256)
+    self.assertNotEqual(changed_vocab.digest, self.key.digest)
+    # The student-style export of the same weights has another graph: a different teacher.
+    self.assertNotEqual(teacher_cache.teacher_fingerprint(self.shared.serving_path), self.key.teacher_sha256)
+    edited = {k: v.copy() for k, v in self.features.items()}
+    edited["input_ids"][3, 1] += 1
+    self.assertNotEqual(teacher_cache.features_fingerprint(edited), fingerprint)
+
+  def test_missing_outputs_are_refused(self):
+    with self.assertRaisesRegex(CacheError, r"missing outputs \['hidden_states'\]: the cache holds \['logits'\]"):
+      teacher_cache.open_cache(self._build(), self.key, outputs=("logits", "hidden_states"))
+
+  def test_partial_cache_without_manifest_is_refused(self):
+    cache_dir = self._build()
+    os.remove(os.path.join(cache_dir, teacher_cache.MANIFEST_FILE))
+    with self.assertRaisesRegex(CacheError, "incomplete teacher cache .* no manifest.json"):
+      teacher_cache.open_cache(cache_dir, self.key)
+
+  def test_missing_or_truncated_shard_is_refused(self):
+    cache_dir = self._build()
+    shards = sorted(f for f in os.listdir(cache_dir) if f.endswith(".tfrecord"))
+    os.remove(os.path.join(cache_dir, shards[0]))
+    with open(os.path.join(cache_dir, shards[1]), "r+b") as f:
+      f.truncate(10)
+    with self.assertRaisesRegex(CacheError, f"shard {shards[0]} is missing.*shard {shards[1]} has 10 bytes"):
+      teacher_cache.open_cache(cache_dir, self.key)
+
+  def test_missing_cache_is_refused_in_use_mode(self):
+    with self.assertRaisesRegex(CacheError, "no teacher cache at .*--teacher_cache=build"):
+      teacher_cache.resolve("use", os.path.join(self.get_temp_dir(), "nothing"), self.key, self.teacher,
+                            self.features)
+
+  def test_auto_builds_then_reuses_and_rebuilds_when_stale(self):
+    cache_dir = os.path.join(self.get_temp_dir(), "auto")
+    counting = CountingTeacher(self.teacher)
+    messages = []
+    first = teacher_cache.resolve("auto", cache_dir, self.key, counting, self.features, log=messages.append)
+    self.assertEqual(counting.examples, 21)
+    manifest = os.path.join(cache_dir, teacher_cache.MANIFEST_FILE)
+    mtime = os.stat(manifest).st_mtime_ns
+    second = teacher_cache.resolve("auto", cache_dir, self.key, counting, self.features, log=messages.append)
+    self.assertEqual(counting.examples, 21)  # not queried again
+    self.assertEqual(os.stat(manifest).st_mtime_ns, mtime)
+    self.assertAllEqual(first.logits, second.logits)
+    self.assertIn("no teacher cache", messages[0])
+    self.assertIn("using", messages[-1])
+    stale = dataclasses.replace(self.key, seed=9)
+    with self.assertRaisesRegex(CacheError, "augmentation seed differs"):
+      teacher_cache.resolve("use", cache_dir, stale, counting, self.features)
+    teacher_cache.resolve("auto", cache_dir, stale, counting, self.features, log=messages.append)
+    self.assertEqual(counting.examples, 42)
+    self.assertTrue(any("augmentation seed differs" in m for m in messages))
+    self.assertEqual(sorted(os.listdir(self.get_temp_dir())).count("auto"), 1)
+    self.assertFalse([d for d in os.listdir(self.get_temp_dir()) if ".tmp-" in d or ".old-" in d])
+
+  def test_build_mode_rebuilds_and_off_does_nothing(self):
+    cache_dir = os.path.join(self.get_temp_dir(), "modes")
+    counting = CountingTeacher(self.teacher)
+    self.assertIsNone(teacher_cache.resolve("off", cache_dir, self.key, counting, self.features))
+    self.assertFalse(os.path.exists(cache_dir))
+    teacher_cache.resolve("build", cache_dir, self.key, counting, self.features, log=lambda _: None)
+    teacher_cache.resolve("build", cache_dir, self.key, counting, self.features, log=lambda _: None)
+    self.assertEqual(counting.examples, 42)
+    with self.assertRaisesRegex(CacheError, r"unknown teacher_cache mode 'sometimes'; use one of \['off', "):
+      teacher_cache.resolve("sometimes", cache_dir, self.key, counting, self.features)
+
+  def test_teacher_without_the_outputs_is_refused(self):
+    logits_only = SavedModelTeacher(self.shared.serving_path)
+    with self.assertRaisesRegex(CacheError, "does not provide output 'hidden_states'.*required_outputs"):
+      teacher_cache.build_cache(logits_only, self.features, os.path.join(self.get_temp_dir(), "x"), self.key,
+                                outputs=("logits", "hidden_states"))
+    self.assertFalse([d for d in os.listdir(self.get_temp_dir()) if d.startswith(".x.tmp")])
+
+  def test_lookup_without_example_index_is_refused(self):
+    cache = teacher_cache.open_cache(self._build(), self.key)
+    with self.assertRaisesRegex(CacheError, "example_index"):
+      cache({k: tf.constant(v) for k, v in self.features.items()})
+
+  def test_unknown_output_is_refused(self):
+    with self.assertRaisesRegex(CacheError, r"unknown teacher outputs \['pooled'\]; cacheable outputs are"):
+      self._build(outputs=("logits", "pooled"))
+
+
+if __name__ == "__main__":
+  tf.test.main()
