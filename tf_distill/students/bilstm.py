@@ -1,0 +1,256 @@
+"""The BiLSTM student of Tang et al. (2019), "Distilling Task-Specific Knowledge from BERT into Simple Neural Networks".
+
+  word embeddings [batch, seq, embedding_size]
+  -> bidirectional LSTM over the real tokens (lstm_units per direction)
+  -> [final forward state; final backward state]  [batch, 2 * lstm_units]      (the paper's sentence vector)
+  -> Dense(hidden_units, ReLU) -> Dense(num_labels) = logits [batch, num_labels]
+
+`call` takes the BERT inputs (`input_ids`, `input_mask`, `segment_ids`: int32 [batch, seq]) and returns
+`{"logits": [batch, num_labels], "embeddings": [batch, seq, embedding_size]}`; the paper trains it with an MSE between
+student and teacher logits. `segment_ids` are not used: a sentence pair is read as the one sequence
+`[CLS] a [SEP] b [SEP]` (the paper's siamese pair model is not implemented).
+
+Masking. Padding must not change the result, and the recurrence must convert to TFLite builtins with a free batch
+size and sequence length. Keras' `LSTM` does not do both: the converter fuses it into UNIDIRECTIONAL_SEQUENCE_LSTM
+only with a static batch size (TF Serving needs a free one), the fused op ignores Keras masks
+(tensorflow/tensorflow#49936) and `go_backwards` prevents fusion (tensorflow/tensorflow#35551); without fusion the
+converter fails on `TensorListReserve` ("requires element_shape to be static"). So `BidirectionalLstm` writes the
+recurrence out as one `tf.while_loop` that carries only the states (no TensorArray). Step t advances the forward
+direction on token t and the backward direction on token seq-1-t; where `input_mask` is 0 a direction keeps its
+state, so each direction ends exactly where Keras' masked `Bidirectional(LSTM)` ends, for any batch, any length and
+any padding. In TFLite this is one WHILE op whose body holds FULLY_CONNECTED, LOGISTIC, TANH, MUL, ADD, GATHER.
+The input projections of all steps and both directions are computed before the loop as one matrix product.
+"""
+
+import dataclasses
+from typing import Dict, Iterable, Optional
+
+import numpy as np
+
+import tf_distill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import tensorflow as tf
+import tf_keras as keras
+
+MODEL_TYPE = "bilstm"
+
+
+@dataclasses.dataclass(frozen=True)
+class BiLstmConfig:
+  """Shape of the BiLSTM student. Defaults follow Tang et al. (2019): 300-d embeddings, 300 units per direction,
+  a 400-unit ReLU layer."""
+  vocab_size: int = 30522
+  embedding_size: int = 300
+  lstm_units: int = 300
+  hidden_units: int = 400
+  num_labels: int = 2
+  dropout: float = 0.1
+  model_type: str = MODEL_TYPE
+
+  def validate(self) -> "BiLstmConfig":
+    if self.model_type != MODEL_TYPE:
+      raise ValueError(f"model_type must be {MODEL_TYPE!r} for a BiLstmConfig, got {self.model_type!r}")
+    for name in ("vocab_size", "embedding_size", "lstm_units", "hidden_units", "num_labels"):
+      value = getattr(self, name)
+      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if not 0.0 <= self.dropout < 1.0:
+      raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+    return self
+
+  @classmethod
+  def from_dict(cls, values: Dict) -> "BiLstmConfig":
+    """Builds a validated config from `to_dict()` output; unknown keys are an error (they are likely a typo or the
+    config of another model type)."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+      raise ValueError(f"unknown BiLstmConfig keys {unknown}; known: {sorted(fields)}")
+    return cls(**values).validate()
+
+  def to_dict(self) -> Dict:
+    return dataclasses.asdict(self)
+
+
+class BidirectionalLstm(keras.layers.Layer):
+  """A masked bidirectional LSTM that returns the final state of each direction.
+
+  Same cell and gate order (input, forget, cell, output) and initialisers as `keras.layers.LSTM` (glorot-uniform
+  kernel, orthogonal recurrent kernel, forget-gate bias 1), so Keras LSTM weights can be copied in:
+
+    z_t = x_t W + h_{t-1} U + b;  i, f, o = sigmoid(z_i, z_f, z_o);  g = tanh(z_g)
+    c_t = f * c_{t-1} + i * g;    h_t = o * tanh(c_t)
+    where mask_t = 0:             h_t, c_t = h_{t-1}, c_{t-1}
+
+  inputs: float32 [batch, seq, features]; mask: [batch, seq] (1 for tokens, 0 for padding, any dtype; None: all 1).
+  Returns float32 [batch, 2 * units]: [forward state after the last token; backward state after the first token].
+  """
+
+  def __init__(self, units: int, **kwargs):
+    super().__init__(**kwargs)
+    if units < 1:
+      raise ValueError(f"units must be >= 1, got {units}")
+    self.units = units
+
+  def build(self, input_shape):
+    features = input_shape[-1]
+    if features is None:
+      raise ValueError(f"BidirectionalLstm needs a known feature size, got input shape {input_shape}")
+    units = self.units
+
+    def bias_initializer(shape, dtype=None):
+      del shape
+      forget_gate_ones = np.concatenate([np.zeros(units), np.ones(units), np.zeros(2 * units)])
+      return tf.constant(forget_gate_ones, dtype=dtype or tf.float32)
+
+    for direction in ("forward", "backward"):
+      setattr(self, f"{direction}_kernel", self.add_weight(
+          name=f"{direction}_kernel", shape=[features, 4 * units], initializer=keras.initializers.GlorotUniform()))
+      setattr(self, f"{direction}_recurrent_kernel", self.add_weight(
+          name=f"{direction}_recurrent_kernel", shape=[units, 4 * units],
+          initializer=keras.initializers.Orthogonal()))
+      setattr(self, f"{direction}_bias", self.add_weight(
+          name=f"{direction}_bias", shape=[4 * units], initializer=bias_initializer))
+    super().build(input_shape)
+
+  def _step(self, projected, h, c, recurrent_kernel, mask):
+    """One masked LSTM step. projected: [batch, 4u] (x_t W + b); h, c: [batch, u]; mask: [batch, 1] float."""
+    z = projected + tf.matmul(h, recurrent_kernel)
+    u = self.units
+    i = tf.sigmoid(z[:, :u])
+    f = tf.sigmoid(z[:, u:2 * u])
+    g = tf.tanh(z[:, 2 * u:3 * u])
+    o = tf.sigmoid(z[:, 3 * u:])
+    new_c = f * c + i * g
+    new_h = o * tf.tanh(new_c)
+    # Exact for a 0/1 mask: padding steps keep the previous state.
+    return mask * new_h + (1.0 - mask) * h, mask * new_c + (1.0 - mask) * c
+
+  def call(self, inputs, mask=None):
+    u = self.units
+    if mask is None:
+      mask = tf.ones(tf.shape(inputs)[:2], inputs.dtype)
+    batch, seq_len = tf.shape(inputs)[0], tf.shape(inputs)[1]
+    kernel = tf.concat([self.forward_kernel, self.backward_kernel], 1)  # [features, 8u]
+    bias = tf.concat([self.forward_bias, self.backward_bias], 0)  # [8u]
+    projected = tf.matmul(tf.reshape(inputs, [-1, inputs.shape[-1]]), kernel) + bias  # [batch * seq, 8u]
+    projected = tf.transpose(tf.reshape(projected, [batch, seq_len, 8 * u]), [1, 0, 2])  # [seq, batch, 8u]
+    step_mask = tf.expand_dims(tf.transpose(tf.cast(mask, inputs.dtype)), -1)  # [seq, batch, 1]
+    zeros = tf.zeros_like(projected[0, :, :u])  # [batch, u]; zeros_like keeps the batch size dynamic
+
+    def body(t, h_f, c_f, h_b, c_b):
+      back = seq_len - 1 - t
+      h_f, c_f = self._step(tf.gather(projected, t)[:, :4 * u], h_f, c_f, self.forward_recurrent_kernel,
+                            tf.gather(step_mask, t))
+      h_b, c_b = self._step(tf.gather(projected, back)[:, 4 * u:], h_b, c_b, self.backward_recurrent_kernel,
+                            tf.gather(step_mask, back))
+      return t + 1, h_f, c_f, h_b, c_b
+
+    _, h_f, _, h_b, _ = tf.while_loop(lambda t, *_: t < seq_len, body, (tf.constant(0), zeros, zeros, zeros, zeros))
+    return tf.concat([h_f, h_b], -1)
+
+  def get_config(self):
+    return {**super().get_config(), "units": self.units}
+
+
+class BiLstmClassifier(keras.Model):
+  """Embedding -> masked BiLSTM -> [h_forward; h_backward] -> ReLU MLP -> logits (see the module docstring)."""
+
+  def __init__(self, config: BiLstmConfig, **kwargs):
+    kwargs.setdefault("name", "bilstm_classifier")
+    super().__init__(**kwargs)
+    self.config = config.validate()
+    self.word_embeddings = keras.layers.Embedding(config.vocab_size, config.embedding_size, name="word_embeddings")
+    self.embedding_dropout = keras.layers.Dropout(config.dropout)
+    self.bilstm = BidirectionalLstm(config.lstm_units, name="bilstm")
+    self.hidden = keras.layers.Dense(config.hidden_units, activation="relu", name="hidden")
+    self.hidden_dropout = keras.layers.Dropout(config.dropout)
+    self.classifier = keras.layers.Dense(config.num_labels, name="classifier")
+
+  def call(self, inputs, training=None):
+    """inputs: int32 [batch, seq] `input_ids` and `input_mask` (`segment_ids` is ignored).
+
+    Returns logits float32 [batch, num_labels] and embeddings float32 [batch, seq, embedding_size].
+    """
+    embeddings = self.embedding_dropout(self.word_embeddings(inputs["input_ids"]), training=training)
+    sentence = self.bilstm(embeddings, mask=inputs["input_mask"])  # [batch, 2 * lstm_units]
+    hidden = self.hidden_dropout(self.hidden(sentence), training=training)
+    return {"logits": self.classifier(hidden), "embeddings": embeddings}
+
+  def dummy_inputs(self, batch_size: int = 1, seq_len: int = 8) -> Dict[str, tf.Tensor]:
+    ids = tf.ones([batch_size, seq_len], tf.int32)
+    return {"input_ids": ids, "input_mask": ids, "segment_ids": tf.zeros_like(ids)}
+
+  def build_weights(self) -> "BiLstmClassifier":
+    """Creates all variables by running one dummy batch."""
+    self(self.dummy_inputs(), training=False)
+    return self
+
+  def init_embeddings_from(self, matrix: np.ndarray) -> "BiLstmClassifier":
+    """Initialises the word embeddings from a teacher's word-embedding matrix float [vocab_size, teacher_hidden].
+
+    - teacher_hidden == embedding_size: copied.
+    - teacher_hidden > embedding_size: PCA. Row v becomes (v - mean) P, with P the top `embedding_size` principal
+      axes of the rows: the linear projection that keeps the most variance, so the distances between words
+      change least. A truncation would keep arbitrary coordinates instead.
+    - teacher_hidden < embedding_size: copied into the first teacher_hidden columns; the rest start at 0 (the
+      teacher's geometry exactly; the LSTM kernel is random, so the extra columns still get gradients).
+    """
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != self.config.vocab_size:
+      raise ValueError(f"the embedding matrix must be [vocab_size={self.config.vocab_size}, hidden], got shape "
+                       f"{matrix.shape}; use the teacher's vocab (its word_embeddings) for the student")
+    if not np.all(np.isfinite(matrix)):
+      raise ValueError("the embedding matrix has non-finite values")
+    size = self.config.embedding_size
+    if matrix.shape[1] == size:
+      values = matrix
+    elif matrix.shape[1] > size:
+      values = pca_project(matrix, size)
+    else:
+      values = np.concatenate([matrix, np.zeros([matrix.shape[0], size - matrix.shape[1]])], 1)
+    if not self.word_embeddings.built:
+      self.build_weights()
+    self.word_embeddings.embeddings.assign(values.astype(np.float32))
+    return self
+
+  def get_config(self):
+    return {"config": self.config.to_dict(), "name": self.name}
+
+  @classmethod
+  def from_config(cls, config, custom_objects=None):
+    return cls(BiLstmConfig.from_dict(config["config"]), name=config.get("name"))
+
+
+def pca_project(matrix: np.ndarray, size: int) -> np.ndarray:
+  """Rows of `matrix` [n, d] centred and projected on its top `size` principal axes: float64 [n, size].
+
+  The axes are the eigenvectors of the covariance with the largest eigenvalues, each signed so that its largest
+  component is positive (the result is deterministic).
+  """
+  matrix = np.asarray(matrix, np.float64)
+  if not 1 <= size <= matrix.shape[1]:
+    raise ValueError(f"size must be in [1, {matrix.shape[1]}], got {size}")
+  centred = matrix - matrix.mean(axis=0)
+  eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred)
+  axes = eigenvectors[:, np.argsort(eigenvalues)[::-1][:size]]  # [d, size]
+  axes *= np.sign(axes[np.argmax(np.abs(axes), axis=0), np.arange(size)])
+  return centred @ axes
+
+
+def teacher_word_embeddings(teacher_variables: Iterable[tf.Variable]) -> np.ndarray:
+  """The word-embedding matrix [vocab, hidden] among a tf_distill BERT's variables, e.g.
+  `SavedModelTeacher.variables`."""
+  variables = list(teacher_variables)
+  for variable in variables:
+    if variable.name.split(":")[0].endswith("embeddings/word_embeddings/embeddings"):
+      return variable.numpy()
+  raise ValueError(f"no '.../embeddings/word_embeddings/embeddings' among the {len(variables)} teacher variables "
+                   f"({sorted(v.name for v in variables)[:5]}...); is this a tf_distill BERT teacher?")
+
+
+def build_bilstm_student(config: BiLstmConfig, word_embeddings: Optional[np.ndarray] = None) -> BiLstmClassifier:
+  """A built BiLSTM student, with its embeddings initialised from `word_embeddings` [vocab, hidden] when given."""
+  model = BiLstmClassifier(config.validate()).build_weights()
+  if word_embeddings is not None:
+    model.init_embeddings_from(word_embeddings)
+  return model
