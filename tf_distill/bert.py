@@ -23,6 +23,8 @@ import tf_distill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loa
 import tensorflow as tf
 import tf_keras as keras
 
+from tf_distill.dropout import ResumableDropout
+
 _LAYER_OUTPUTS = ("hidden_states", "attention_scores", "attention_probs", "attention_queries", "attention_keys",
                   "attention_values")
 OUTPUT_KEYS = ("logits", "embeddings") + _LAYER_OUTPUTS
@@ -110,7 +112,7 @@ class BertEmbeddings(keras.layers.Layer):
     self.position_embeddings = embedding(config.max_position_embeddings, "position_embeddings")
     self.token_type_embeddings = embedding(config.type_vocab_size, "token_type_embeddings")
     self.layer_norm = _layer_norm(config, "LayerNorm")
-    self.dropout = keras.layers.Dropout(config.hidden_dropout_prob)
+    self.dropout = ResumableDropout(config.hidden_dropout_prob, name="dropout")
 
   def call(self, input_ids, segment_ids, training=None):
     seq_len = tf.shape(input_ids)[1]
@@ -136,8 +138,8 @@ class BertLayer(keras.layers.Layer):
                                activation=_ACTIVATIONS[config.hidden_act])
     self.output_dense = _dense(config.hidden_size, config, "output")
     self.output_layer_norm = _layer_norm(config, "output_LayerNorm")
-    self.attention_dropout = keras.layers.Dropout(config.attention_probs_dropout_prob)
-    self.hidden_dropout = keras.layers.Dropout(config.hidden_dropout_prob)
+    self.attention_dropout = ResumableDropout(config.attention_probs_dropout_prob, name="attention_dropout")
+    self.hidden_dropout = ResumableDropout(config.hidden_dropout_prob, name="hidden_dropout")
 
   def _split_heads(self, x):
     """[batch, seq, hidden] -> [batch, heads, seq, head_size]."""
@@ -172,7 +174,7 @@ class BertClassifier(keras.Model):
     self.embeddings = BertEmbeddings(config, name="embeddings")
     self.encoder_layers = [BertLayer(config, name=f"layer_{i}") for i in range(config.num_hidden_layers)]
     self.pooler = _dense(config.hidden_size, config, "pooler", activation="tanh")
-    self.classifier_dropout = keras.layers.Dropout(config.hidden_dropout_prob)
+    self.classifier_dropout = ResumableDropout(config.hidden_dropout_prob, name="classifier_dropout")
     self.classifier = _dense(config.num_labels, config, "classifier")
 
   def call(self, inputs, training=None):

@@ -19,9 +19,10 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
   TERMS = ("loss", "hard_loss", "kd_loss")
 
-  def __init__(self):
+  def __init__(self, first_step: int = 0):
     super().__init__()
     self._epoch = 0
+    self._first_step = first_step  # batches of the epoch done before this fit call (after a resume)
 
   def on_epoch_begin(self, epoch, logs=None):
     self._epoch = epoch
@@ -31,20 +32,20 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
       value = (logs or {}).get(term)
       if value is not None and not math.isfinite(float(value)):
         raise NonFiniteLossError(
-            f"{term} became {value} at epoch {self._epoch + 1}, step {batch + 1}; training stopped and the last "
-            "good checkpoint is kept. Lower --learning_rate, check the data for empty or corrupt rows, or raise "
+            f"{term} became {value} at epoch {self._epoch + 1}, step {self._first_step + batch + 1}; training "
+            "stopped and the last good checkpoint is kept. Lower --learning_rate, check the data for empty or corrupt rows, or raise "
             "--temperature if the teacher's logits are extreme")
 
 
 class KeepBestStudent(keras.callbacks.Callback):
   """Saves `model.student`'s weights to `path` whenever the monitored dev metric improves."""
 
-  def __init__(self, path: str, monitor: str = "val_accuracy"):
+  def __init__(self, path: str, monitor: str = "val_accuracy", best: float = -math.inf, best_epoch=None):
     super().__init__()
     self.path = path
     self.monitor = monitor
-    self.best = -math.inf
-    self.best_epoch = None
+    self.best = best  # a resumed run passes the best value it had reached
+    self.best_epoch = best_epoch
 
   def on_epoch_end(self, epoch, logs=None):
     value = (logs or {}).get(self.monitor)
@@ -56,3 +57,18 @@ class KeepBestStudent(keras.callbacks.Callback):
       if os.path.dirname(self.path):
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
       self.model.student.save_weights(self.path)
+
+
+class RecordBest(keras.callbacks.Callback):
+  """Copies `KeepBestStudent`'s best value and epoch into a `RunState` so a resumed run keeps comparing against it.
+
+  Must come after `KeepBestStudent` and before the callback that saves the state at epoch end."""
+
+  def __init__(self, state, keep_best: KeepBestStudent):
+    super().__init__()
+    self.state = state
+    self.keep_best = keep_best
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.state.best_dev.assign(self.keep_best.best)
+    self.state.best_epoch.assign(self.keep_best.best_epoch or 0)

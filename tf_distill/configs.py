@@ -52,13 +52,19 @@ class TrainConfig:
   # Keep the word-embedding matrix fixed. Adam's dense moment updates of a 30522 x 384 matrix cost about as much
   # as a transformer layer per step on CPU (bench/step_time.py, bench/RESULTS.md).
   freeze_word_embeddings: bool = False
+  save_every_steps: int = 100  # resume checkpoint interval, in batches (plus one at every epoch end)
+  distribution_strategy: str = "one_device"  # tf_distill.distribute.STRATEGIES
 
   def validate(self) -> "TrainConfig":
-    _check_positive(self, "train_batch_size", "eval_batch_size", "learning_rate", "num_train_epochs")
+    _check_positive(self, "train_batch_size", "eval_batch_size", "learning_rate", "num_train_epochs",
+                    "save_every_steps")
     if not 0.0 <= self.warmup_proportion < 1.0:
       raise ValueError(f"warmup_proportion must be in [0, 1), got {self.warmup_proportion}")
     if self.weight_decay < 0:
       raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+    if self.distribution_strategy not in ("one_device", "mirrored", "multi_worker_mirrored"):
+      raise ValueError(f"distribution_strategy must be one_device, mirrored or multi_worker_mirrored, got "
+                       f"{self.distribution_strategy!r}")
     if self.max_train_examples is not None and self.max_train_examples < 1:
       raise ValueError(f"max_train_examples must be >= 1 when set, got {self.max_train_examples}")
     return self

@@ -14,18 +14,32 @@ import tf_distill  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 
+from tf_distill.data.tokenization import FEATURE_KEYS
 from tf_distill.losses.logits import hard_cross_entropy, kd_loss_fn
 from tf_distill.teacher import SavedModelTeacher
 
 
 def trim_padding(features):
-  """Cuts every [batch, seq] input to the longest real sequence in the batch (dynamic padding).
+  """Cuts the [batch, seq] model inputs to the longest real sequence in the batch (dynamic padding).
 
-  Padding positions are masked out of attention, so logits do not change; compute drops with the padding.
+  Padding positions are masked out of attention, so logits do not change; compute drops with the padding. Other
+  columns (such as cached `teacher_logits`) are left out of the result.
   """
   length = tf.reduce_max(tf.reduce_sum(tf.cast(features["input_mask"], tf.int32), axis=1))
   length = tf.maximum(length, 1)
-  return {k: v[:, :length] for k, v in features.items()}
+  return {k: features[k][:, :length] for k in FEATURE_KEYS}
+
+
+def replica_share(labels):
+  """This replica's share of the global batch, local / global examples: float32 scalar (1.0 on one device).
+
+  Keras' optimizer sums gradients over replicas, so a per-replica mean loss scaled by its share gives the gradient
+  of the mean over the global batch -- also for the uneven last batch (compare TF issue 48817).
+  """
+  local = tf.cast(tf.shape(labels)[0], tf.float32)
+  context = tf.distribute.get_replica_context()
+  total = context.all_reduce(tf.distribute.ReduceOp.SUM, local) if context else local
+  return local / tf.maximum(total, 1.0), local
 
 
 class Distiller(keras.Model):
@@ -71,16 +85,26 @@ class Distiller(keras.Model):
       kd = self._kd_fn(teacher_logits, student_logits, self.temperature)
     return (1.0 - self.alpha) * hard + self.alpha * kd, hard, kd
 
+  def teacher_logits(self, features):
+    """Raw teacher logits [batch, labels]: the cached column when the dataset carries one, else an online query."""
+    if "teacher_logits" in features:
+      return tf.stop_gradient(features["teacher_logits"])
+    return self.teacher(trim_padding(features), outputs=("logits",))["logits"]
+
   def train_step(self, data):
     features, labels = data
-    features = trim_padding(features)
-    teacher_logits = self.teacher(features, outputs=("logits",))["logits"] if self.alpha > 0 else None
+    teacher_logits = self.teacher_logits(features) if self.alpha > 0 else None
+    inputs = trim_padding(features)
+    share, local = replica_share(labels)
     with tf.GradientTape() as tape:
-      student_logits = self.student(features, training=True)["logits"]
-      loss, hard, kd = self.compute_losses(labels, student_logits, teacher_logits)
-    variables = self.student.trainable_variables
-    self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-    return self._update_metrics(labels, student_logits, loss, hard, kd)
+      student_logits = self.student(inputs, training=True)["logits"]
+      # A replica can get no examples of the last, partial batch: its mean losses are NaN, its share is 0.
+      loss, hard, kd = (tf.where(local > 0, x, 0.0)
+                        for x in self.compute_losses(labels, student_logits, teacher_logits))
+      scaled_loss = loss * share
+    variables = self.trainable_variables
+    self.optimizer.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
+    return self._update_metrics(labels, student_logits, loss, hard, kd, weight=local)
 
   def test_step(self, data):
     """Dev evaluation scores the student alone: labels only, no teacher query."""
@@ -93,10 +117,11 @@ class Distiller(keras.Model):
     features = data[0] if isinstance(data, tuple) else data
     return self.student(trim_padding(features), training=False)["logits"]
 
-  def _update_metrics(self, labels, logits, loss, hard, kd):
-    self.loss_tracker.update_state(loss)
-    self.hard_loss_tracker.update_state(hard)
-    self.kd_loss_tracker.update_state(kd)
+  def _update_metrics(self, labels, logits, loss, hard, kd, weight=None):
+    """Loss metrics are example-weighted means, so across replicas they report the global batch mean."""
+    self.loss_tracker.update_state(loss, sample_weight=weight)
+    self.hard_loss_tracker.update_state(hard, sample_weight=weight)
+    self.kd_loss_tracker.update_state(kd, sample_weight=weight)
     self.accuracy.update_state(labels, logits)
     return {m.name: m.result() for m in self.metrics}
 

@@ -14,7 +14,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tf_distill.bert import BertClassifier, BertConfig
-from tf_distill.callbacks import KeepBestStudent, StopOnNonFiniteLoss
+from tf_distill.callbacks import KeepBestStudent, RecordBest, StopOnNonFiniteLoss
+from tf_distill.checkpointing import RunState, SaveRunState
 from tf_distill.configs import DataConfig, TrainConfig
 from tf_distill.data.pipeline import load_task_features, make_dataset
 from tf_distill.data.processors import get_processor
@@ -56,36 +57,74 @@ def length_buckets(max_seq_length: int) -> Tuple[int, ...]:
                                    3 * max_seq_length // 4) if b >= 1}))
 
 
-def fit(distiller: Distiller, data: TaskData, config: TrainConfig, output_dir: str) -> Dict:
+def epoch_seed(seed: int, epoch: int) -> int:
+  """The shuffle seed of epoch `epoch` (0-based): a fixed function of the run's seed, so a resumed run replays it."""
+  return seed * 1_000_003 + epoch
+
+
+def epoch_dataset(features: Features, config: TrainConfig, epoch: int, skip_batches: int = 0) -> tf.data.Dataset:
+  """Training batches of one epoch, length-bucketed, in the order `epoch_seed(config.seed, epoch)` gives; the first
+  `skip_batches` batches (already trained on before a resume) are left out."""
+  buckets = length_buckets(features["input_ids"].shape[1])
+  dataset = make_dataset(features, config.train_batch_size, training=True, seed=epoch_seed(config.seed, epoch),
+                         length_buckets=buckets, reshuffle_each_iteration=False)
+  return dataset.skip(skip_batches) if skip_batches else dataset
+
+
+def steps_per_epoch(num_train: int, max_seq_length: int, batch_size: int) -> int:
+  """Upper bound of the batches in an epoch: bucketing leaves at most one partial batch per bucket."""
+  return math.ceil(num_train / batch_size) + len(length_buckets(max_seq_length))
+
+
+def fit(distiller: Distiller, data: TaskData, config: TrainConfig, output_dir: str,
+        callbacks: Sequence[keras.callbacks.Callback] = (), verbose: int = 1) -> Dict:
   """Trains with per-epoch dev evaluation, TensorBoard logs, epoch checkpoints and the best student kept.
 
+  The run is resumable: `<output_dir>/resume` holds a checkpoint of the model, optimizer, data position and best
+  dev accuracy, written every `config.save_every_steps` batches and at each epoch end; calling `fit` again with the
+  same arguments after a crash or kill continues from it and ends with the weights an uninterrupted run would have.
   The best student's weights (by dev accuracy) are restored into `distiller.student` before returning.
-  Returns a summary: best epoch, dev accuracy and the per-epoch history.
+  Returns a summary: best epoch, dev accuracy and the per-epoch history of this call.
   """
-  distiller.student.embeddings.word_embeddings.trainable = not config.freeze_word_embeddings
+  student = distiller.student
+  if hasattr(student, "embeddings") and hasattr(student.embeddings, "word_embeddings"):
+    student.embeddings.word_embeddings.trainable = not config.freeze_word_embeddings
   num_train, max_seq_length = data.features["train"]["input_ids"].shape
-  buckets = length_buckets(max_seq_length)
-  # Bucketing leaves at most one partial batch per bucket.
-  steps_per_epoch = math.ceil(num_train / config.train_batch_size) + len(buckets)
   epochs = int(config.num_train_epochs)
-  distiller.compile(optimizer=create_optimizer(config.learning_rate, steps_per_epoch * epochs,
-                                               config.warmup_proportion, config.weight_decay))
-  train = make_dataset(data.features["train"], config.train_batch_size, training=True, seed=config.seed,
-                       length_buckets=buckets)
+  total_steps = steps_per_epoch(num_train, max_seq_length, config.train_batch_size) * epochs
+  with distiller.distribute_strategy.scope():
+    optimizer = create_optimizer(config.learning_rate, total_steps, config.warmup_proportion, config.weight_decay)
+    distiller.compile(optimizer=optimizer)
+    optimizer.build(distiller.trainable_variables)
+  state = RunState(os.path.join(output_dir, "resume"), distiller, optimizer, config.save_every_steps)
+  if state.restore():
+    print(f"resuming from {state.latest_checkpoint}: epoch {int(state.epoch) + 1}, "
+          f"{int(state.step_in_epoch)} batches done")
   dev = make_dataset(data.features["dev"], config.eval_batch_size, training=False)
   best_path = os.path.join(output_dir, "best", "student")
-  keep_best = KeepBestStudent(best_path)
-  callbacks = [
-      StopOnNonFiniteLoss(),
-      keep_best,
-      keras.callbacks.TensorBoard(log_dir=os.path.join(output_dir, "logs"), update_freq=50),
-      keras.callbacks.ModelCheckpoint(os.path.join(output_dir, "checkpoints", "epoch-{epoch:02d}"),
-                                      save_weights_only=True),
-  ]
-  history = distiller.fit(train, validation_data=dev, epochs=epochs, callbacks=callbacks, verbose=1)
-  distiller.student.load_weights(best_path)
-  return {"best_epoch": keep_best.best_epoch, "best_dev_accuracy": keep_best.best,
-          "history": {k: [float(x) for x in v] for k, v in history.history.items()}}
+  keep_best = KeepBestStudent(best_path, best=float(state.best_dev), best_epoch=int(state.best_epoch) or None)
+  history = {}
+  for epoch in range(int(state.epoch), epochs):
+    done = int(state.step_in_epoch)
+    epoch_callbacks = [
+        StopOnNonFiniteLoss(first_step=done),
+        keep_best,
+        RecordBest(state, keep_best),
+        SaveRunState(state, first_step=done),
+        keras.callbacks.TensorBoard(log_dir=os.path.join(output_dir, "logs"), update_freq=50),
+        keras.callbacks.ModelCheckpoint(os.path.join(output_dir, "checkpoints", "epoch-{epoch:02d}"),
+                                        save_weights_only=True),
+        *callbacks,
+    ]
+    result = distiller.fit(epoch_dataset(data.features["train"], config, epoch, skip_batches=done),
+                           validation_data=dev, initial_epoch=epoch, epochs=epoch + 1, callbacks=epoch_callbacks,
+                           verbose=verbose)
+    for key, values in result.history.items():
+      history.setdefault(key, []).extend(float(x) for x in values)
+  if not os.path.exists(best_path + ".index"):
+    raise FileNotFoundError(f"{output_dir} has no best student weights; the run ended before an epoch finished")
+  student.load_weights(best_path)
+  return {"best_epoch": keep_best.best_epoch, "best_dev_accuracy": keep_best.best, "history": history}
 
 
 def train_and_evaluate(distiller: Distiller, data: TaskData, config: TrainConfig, output_dir: str,

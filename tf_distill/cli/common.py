@@ -9,6 +9,7 @@ import os
 from absl import flags
 
 from tf_distill.configs import DataConfig, StudentConfig, TrainConfig, DistillConfig
+from tf_distill.distribute import STRATEGIES, configure_cpu_replicas, make_strategy
 
 
 def define_data_flags() -> None:
@@ -38,6 +39,12 @@ def define_train_flags(default_output_dir: str, default_learning_rate: float, de
   flags.DEFINE_integer("max_train_examples", None, "Use only the first N training examples (quick runs).")
   flags.DEFINE_bool("freeze_word_embeddings", False, "Do not train the word-embedding matrix (much faster steps "
                     "on CPU; the other embeddings and all layers still train).")
+  flags.DEFINE_integer("save_every_steps", 100, "Write the resume checkpoint (<output_dir>/resume) every N batches "
+                       "and at each epoch end; rerunning the same command after a crash or kill resumes from it.")
+  flags.DEFINE_enum("distribution_strategy", "one_device", list(STRATEGIES),
+                    "tf.distribute strategy. multi_worker_mirrored reads the cluster from TF_CONFIG.")
+  flags.DEFINE_integer("cpu_replicas", None, "Split the CPU into N logical devices, e.g. to run mirrored on a "
+                       "CPU-only machine.")
 
 
 def define_student_flags() -> None:
@@ -75,7 +82,8 @@ def train_config_from_flags(FLAGS) -> TrainConfig:  # pylint: disable=invalid-na
       learning_rate=FLAGS.learning_rate, num_train_epochs=FLAGS.num_train_epochs,
       warmup_proportion=FLAGS.warmup_proportion, weight_decay=FLAGS.weight_decay, seed=FLAGS.seed,
       max_train_examples=FLAGS.max_train_examples,
-      freeze_word_embeddings=FLAGS.freeze_word_embeddings).validate()
+      freeze_word_embeddings=FLAGS.freeze_word_embeddings, save_every_steps=FLAGS.save_every_steps,
+      distribution_strategy=FLAGS.distribution_strategy).validate()
 
 
 def _int_list(values, flag_name):
@@ -96,6 +104,13 @@ def student_config_from_flags(FLAGS) -> StudentConfig:  # pylint: disable=invali
 def distill_config_from_flags(FLAGS) -> DistillConfig:  # pylint: disable=invalid-name
   return DistillConfig(teacher_model=FLAGS.teacher_model or "", temperature=FLAGS.temperature, alpha=FLAGS.alpha,
                        kd_loss=FLAGS.kd_loss).validate()
+
+
+def strategy_from_flags(FLAGS):  # pylint: disable=invalid-name
+  """The tf.distribute strategy of --distribution_strategy; call first in main, before any TensorFlow op runs."""
+  if FLAGS.cpu_replicas:
+    configure_cpu_replicas(FLAGS.cpu_replicas)
+  return make_strategy(FLAGS.distribution_strategy)
 
 
 def run_main(main_fn):

@@ -15,6 +15,7 @@ from tf_distill.bert import BertConfig
 from tf_distill.cli import common
 from tf_distill.configs import save_json
 from tf_distill.distiller import Distiller
+from tf_distill.distribute import worker_output_dir
 from tf_distill.training import load_data, set_seed, train_and_evaluate, write_run_info
 
 FLAGS = flags.FLAGS
@@ -29,6 +30,7 @@ def define_flags() -> None:
 
 def main(argv) -> None:
   del argv
+  strategy = common.strategy_from_flags(FLAGS)
   init_dir = FLAGS.init_checkpoint or pretrained.default_pretrained_dir()
   pretrained.check_pretrained_dir(init_dir)
   data_config = common.data_config_from_flags(FLAGS, default_vocab_file=os.path.join(init_dir, "vocab.txt"))
@@ -37,14 +39,15 @@ def main(argv) -> None:
   if data_config.max_seq_length > bert_limit:
     raise ValueError(f"max_seq_length={data_config.max_seq_length} is beyond the {bert_limit} position embeddings "
                      f"of {init_dir}; use --max_seq_length<={bert_limit}")
-  out = train_config.output_dir
+  out = worker_output_dir(train_config.output_dir)
   save_json(os.path.join(out, "config.json"), data=data_config, train=train_config)
   set_seed(train_config.seed)
   data = load_data(data_config, max_train_examples=train_config.max_train_examples)
-  model = pretrained.build_pretrained_classifier(init_dir, num_labels=len(data.labels))
+  with strategy.scope():
+    model = pretrained.build_pretrained_classifier(init_dir, num_labels=len(data.labels))
+    distiller = Distiller(model, alpha=0.0)
   write_run_info(out, model, data_config, data.labels)
-  train_and_evaluate(Distiller(model, alpha=0.0), data, train_config, out, FLAGS.do_train, FLAGS.do_eval,
-                     "teacher")
+  train_and_evaluate(distiller, data, train_config, out, FLAGS.do_train, FLAGS.do_eval, "teacher")
 
 
 def run() -> None:

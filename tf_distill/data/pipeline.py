@@ -12,11 +12,15 @@ Features = Dict[str, np.ndarray]
 
 
 def make_dataset(features: Features, batch_size: int, training: bool, seed: int = 0,
-                 drop_remainder: bool = False, length_buckets: Sequence[int] = ()) -> tf.data.Dataset:
+                 drop_remainder: bool = False, length_buckets: Sequence[int] = (),
+                 reshuffle_each_iteration: bool = True) -> tf.data.Dataset:
   """Yields `({"input_ids", "input_mask", "segment_ids"}: int32 [batch, seq_len], label_ids: int32 [batch])`.
 
+  Feature columns besides those and `label_ids` (such as cached `teacher_logits` [n, labels]) ride along in the
+  inputs dict, so they stay aligned with their examples through shuffling and bucketing.
   When `training`, examples are shuffled over the whole set (buffer = number of examples) with `seed`, in a
-  new order each epoch; otherwise they keep their order. With `length_buckets` (ascending token counts such as
+  new order each epoch unless `reshuffle_each_iteration` is False (then every pass has the one order that `seed`
+  gives, which is what makes a resumed epoch repeatable); otherwise they keep their order. With `length_buckets` (ascending token counts such as
   (16, 32, 48)), shuffled examples are batched with others of similar real length, so that a train step that
   trims padding (`tf_distill.distiller.trim_padding`) computes on fewer padded positions; every batch still has
   the full [batch, max_seq_length] shape.
@@ -27,15 +31,15 @@ def make_dataset(features: Features, batch_size: int, training: bool, seed: int 
   if missing:
     raise ValueError(f"features lack {missing}; build them with WordPieceTokenizer.encode")
   num_examples = len(features["label_ids"])
-  lengths = {key: len(features[key]) for key in FEATURE_KEYS}
+  lengths = {key: len(value) for key, value in features.items() if key != "label_ids"}
   if any(length != num_examples for length in lengths.values()):
     raise ValueError(f"features disagree on the number of examples: {lengths}, label_ids {num_examples}")
   if num_examples == 0:
     raise ValueError("features hold no examples; check the data split")
-  inputs = {key: features[key] for key in FEATURE_KEYS}
+  inputs = {key: value for key, value in features.items() if key != "label_ids"}
   dataset = tf.data.Dataset.from_tensor_slices((inputs, features["label_ids"]))
   if training:
-    dataset = dataset.shuffle(num_examples, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.shuffle(num_examples, seed=seed, reshuffle_each_iteration=reshuffle_each_iteration)
   if length_buckets:
     if list(length_buckets) != sorted(set(length_buckets)) or length_buckets[0] < 1:
       raise ValueError(f"length_buckets must be ascending positive token counts, got {list(length_buckets)}")

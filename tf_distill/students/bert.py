@@ -40,6 +40,8 @@ def init_from_teacher(student: BertClassifier, teacher_variables, init_layers) -
   layer_of = {f"layer_{i}/": f"layer_{t}/" for i, t in enumerate(init_layers)}
   for variable in student.weights:
     key = _variable_key(variable.name)
+    if key.endswith("/calls"):
+      continue  # dropout call counters (tf_distill.dropout) start at zero
     for student_prefix, teacher_prefix in layer_of.items():
       if key.startswith(student_prefix):
         key = teacher_prefix + key[len(student_prefix):]
