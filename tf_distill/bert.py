@@ -17,6 +17,7 @@ layout so that real pretrained weights load without torch (`tf_distill.pretraine
 import dataclasses
 import json
 import os
+import random
 from typing import Dict, Optional
 
 import tf_distill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -88,8 +89,10 @@ _ACTIVATIONS = {
 
 
 def _initializer(config: BertConfig) -> keras.initializers.Initializer:
-  """A fresh initializer per variable: a shared unseeded Keras initializer repeats the same values."""
-  return keras.initializers.TruncatedNormal(stddev=config.initializer_range)
+  """A fresh, seeded initializer per variable. The seed comes from Python's generator (seeded by
+  `keras.utils.set_random_seed`), so the initial weights depend only on the run's seed -- not on how many random ops
+  TensorFlow created before, which differs under a `tf.distribute` strategy."""
+  return keras.initializers.TruncatedNormal(stddev=config.initializer_range, seed=random.randrange(2**31))
 
 
 def _dense(units: int, config: BertConfig, name: str, activation=None) -> keras.layers.Dense:

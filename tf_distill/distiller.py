@@ -103,15 +103,22 @@ class Distiller(keras.Model):
                         for x in self.compute_losses(labels, student_logits, teacher_logits))
       scaled_loss = loss * share
     variables = self.trainable_variables
-    self.optimizer.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
+    gradients = tape.gradient(scaled_loss, variables)
+    if self.distribute_strategy.num_replicas_in_sync > 1:
+      # Embedding gradients are IndexedSlices with one row per token; replicas with different token counts cannot
+      # all-reduce them as slices (collective shape mismatch), so they are summed dense.
+      gradients = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in gradients]
+    self.optimizer.apply_gradients(zip(gradients, variables))
     return self._update_metrics(labels, student_logits, loss, hard, kd, weight=local)
 
   def test_step(self, data):
     """Dev evaluation scores the student alone: labels only, no teacher query."""
     features, labels = data
     student_logits = self.student(trim_padding(features), training=False)["logits"]
-    hard = hard_cross_entropy(labels, student_logits)
-    return self._update_metrics(labels, student_logits, hard, hard, tf.zeros_like(hard))
+    local = tf.shape(labels)[0]
+    hard = tf.where(local > 0, hard_cross_entropy(labels, student_logits), 0.0)
+    return self._update_metrics(labels, student_logits, hard, hard, tf.zeros_like(hard),
+                                weight=tf.cast(local, tf.float32))
 
   def predict_step(self, data):
     features = data[0] if isinstance(data, tuple) else data
