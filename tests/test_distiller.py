@@ -14,6 +14,7 @@ from tf_distill.callbacks import KeepBestStudent, NonFiniteLossError, StopOnNonF
 from tf_distill.configs import StudentConfig
 from tf_distill.data.pipeline import make_dataset
 from tf_distill.distiller import Distiller, trim_padding
+from tf_distill.layer_map import parse_matches
 from tf_distill.optimization import WarmupLinearDecay, create_optimizer
 from tf_distill.students.bert import build_bert_student, student_bert_config
 from tf_distill.teacher import SavedModelTeacher
@@ -162,7 +163,81 @@ class DistillerTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_get_config(self):
     distiller = Distiller(self._student(), _FailingTeacher(), alpha=0.25, temperature=3.0, kd_loss="kl")
-    self.assertEqual(distiller.get_config(), {"alpha": 0.25, "temperature": 3.0, "kd_loss": "kl"})
+    self.assertEqual(distiller.get_config(), {"alpha": 0.25, "temperature": 3.0, "kd_loss": "kl", "matches": ""})
+
+
+class IntermediateDistillationTest(tf.test.TestCase):
+  """Intermediate matches through the train step: a 16-wide student against the 32-wide tiny teacher."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.shared = tiny.shared_teacher()
+    cls.teacher = SavedModelTeacher(cls.shared.path, required_outputs=("logits", "hidden_states"))
+
+  def test_feature_losses_match_numpy_and_projections_train(self):
+    features, labels = _features_and_labels()
+    student = tiny.tiny_classifier(seed=4, classifier_stddev=0.5, num_hidden_layers=1, hidden_size=16,
+                                   intermediate_size=32)
+    matches = parse_matches("hidden_mse:2.0,attention_mse_scores:0.5", 1, 2, "0:0,uniform")
+    self.assertEqual([str(m) for m in matches], ["s0:t0:hidden_mse:2.0", "s1:t2:hidden_mse:2.0",
+                                                 "s1:t2:attention_mse_scores:0.5"])
+    distiller = Distiller(student, self.teacher, alpha=0.0, matches=matches)
+    self.assertEqual(distiller.teacher_outputs_needed(),
+                     ("attention_scores", "embeddings", "hidden_states", "logits"))
+    projections = {name: [v.numpy() for v in layer.weights] for name, layer in distiller.projections.items()}
+    self.assertEqual(sorted(projections), ["match_0", "match_1"])  # the attention loss needs none
+    # Expected losses, by hand, from the models' outputs before the step (the tiny configs have no dropout).
+    length = int(features["input_mask"].sum(1).max())
+    trimmed = {k: v[:, :length] for k, v in features.items()}
+    mask = trimmed["input_mask"].astype(np.float64)
+    t = self.shared.model(trimmed, training=False)
+    s = student(trimmed, training=False)
+
+    def hidden_mse(teacher, student_states, weights):
+      projected = student_states.numpy() @ weights[0] + weights[1]
+      per_token = ((teacher.numpy() - projected) ** 2).mean(-1)
+      return (per_token * mask).sum() / mask.sum()
+
+    pair = mask[:, None, :, None] * mask[:, None, None, :]
+    scores = ((t["attention_scores"][1].numpy() - s["attention_scores"][0].numpy()) ** 2 * pair).sum()
+    scores /= pair.sum() * 4  # heads x real (query, key) pairs
+    expected = (2.0 * hidden_mse(t["embeddings"], s["embeddings"], projections["match_0"])
+                + 2.0 * hidden_mse(t["hidden_states"][1], s["hidden_states"][0], projections["match_1"])
+                + 0.5 * scores)
+    onehot = np.eye(2)[labels]
+    hard = np.mean(-np.sum(onehot * tiny.log_softmax(s["logits"].numpy()), axis=-1))
+    distiller.compile(optimizer=keras.optimizers.SGD(0.1))
+    logs = distiller.train_on_batch(features, labels, return_dict=True)
+    self.assertAllClose(logs["feature_loss"], expected, rtol=1e-4)
+    self.assertAllClose(logs["loss"], hard + expected, rtol=1e-4)
+    # Projections are trained with the student, but are not part of it (so never exported).
+    for name, layer in distiller.projections.items():
+      self.assertNotAllClose(layer.weights[0], projections[name][0])
+    student_names = {v.name for v in student.weights}
+    self.assertFalse(any("projection" in name for name in student_names))
+    self.assertLen(distiller.trainable_variables, len(student.trainable_variables) + 4)
+
+  def test_bilstm_student_takes_no_matches(self):
+    from tf_distill.students.bilstm import BiLstmConfig, build_bilstm_student  # pylint: disable=import-outside-toplevel
+    student = build_bilstm_student(BiLstmConfig(vocab_size=tiny.VOCAB_SIZE, embedding_size=8, lstm_units=8,
+                                                hidden_units=8))
+    with self.assertRaisesRegex(ValueError, "intermediate matches need a BERT student"):
+      Distiller(student, self.teacher, matches=parse_matches("hidden_mse", 1, 2))
+
+  def test_staged_weights_switch_terms_off(self):
+    features, labels = _features_and_labels()
+    student = tiny.tiny_classifier(seed=4, num_hidden_layers=1)
+    distiller = Distiller(student, self.teacher, alpha=0.5, matches=parse_matches("hidden_mse", 1, 2))
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0))
+    both = distiller.train_on_batch(features, labels, return_dict=True)
+    distiller.logits_weight.assign(0.0)
+    features_only = distiller.train_on_batch(features, labels, return_dict=True)
+    self.assertAllClose(features_only["loss"], both["feature_loss"], rtol=1e-5)
+    distiller.logits_weight.assign(1.0)
+    distiller.feature_weight.assign(0.0)
+    logits_only = distiller.train_on_batch(features, labels, return_dict=True)
+    self.assertAllClose(logits_only["loss"], 0.5 * both["hard_loss"] + 0.5 * both["kd_loss"], rtol=1e-5)
 
 
 class CallbacksTest(tf.test.TestCase, parameterized.TestCase):

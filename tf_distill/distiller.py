@@ -1,6 +1,13 @@
 """`Distiller`: the Keras model whose `train_step` queries the teacher online and trains the student.
 
-    L = (1 - alpha) * CE(y, softmax(z_s)) + alpha * KD(z_t, z_s, T)
+    L = logits_weight * [(1 - alpha) * CE(y, softmax(z_s)) + alpha * KD(z_t, z_s, T)]
+        + feature_weight * sum_i w_i * loss_i(teacher layer t_i, P_i(student layer s_i), mask)
+
+The second line is the intermediate-layer distillation (TinyBERT, BERT-PKD, DistilBERT, MobileBERT, MiniLM): one term
+per `tf_distill.layer_map.Match`, with a learned `Projection` P_i when a loss compares hidden vectors of different
+widths (owned by the distiller: checkpointed with the student for resume, never exported with it).
+`alpha`, `temperature`, `logits_weight` and `feature_weight` are non-trainable variables, so schedules and training
+stages (`tf_distill.schedules`) change them between steps without retracing.
 
 KD is a registered logits loss (`tf_distill.losses.logits.KD_LOSSES`; "ce" and "kl" include the T^2 factor). With
 `alpha == 0` and no teacher the same loop fine-tunes a teacher or trains the no-distillation baseline, so every model
@@ -8,13 +15,15 @@ in a report is trained by one piece of code. The teacher is called outside the g
 gradient-stopped; only `student.trainable_variables` are updated.
 """
 
-from typing import Optional
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import tf_distill  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 
 from tf_distill.data.tokenization import FEATURE_KEYS
+from tf_distill.layer_map import Match, format_matches, required_outputs
+from tf_distill.losses.features import Projection, feature_loss
 from tf_distill.losses.logits import hard_cross_entropy, kd_loss_fn
 from tf_distill.teacher import SavedModelTeacher
 
@@ -46,24 +55,56 @@ class Distiller(keras.Model):
   """Trains `student` against labels and (when alpha > 0) the teacher's soft labels."""
 
   def __init__(self, student: keras.Model, teacher: Optional[SavedModelTeacher] = None, alpha: float = 0.5,
-               temperature: float = 2.0, kd_loss: str = "ce", **kwargs):
+               temperature: float = 2.0, kd_loss: str = "ce", matches: Sequence[Match] = (),
+               temperature_fn: Optional[Callable] = None, **kwargs):
     super().__init__(**kwargs)
     if not 0.0 <= alpha <= 1.0:
       raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     if temperature <= 0:
       raise ValueError(f"temperature must be > 0, got {temperature}")
-    if alpha > 0 and teacher is None:
-      raise ValueError(f"alpha={alpha} needs a teacher; pass one or set alpha=0 for hard labels only")
+    if (alpha > 0 or matches) and teacher is None:
+      raise ValueError(f"alpha={alpha} needs a teacher (and so do the {len(matches)} intermediate matches); pass "
+                       "one, or set alpha=0 and no matches for hard labels only")
+    if kd_loss == "mse" and (temperature != 1.0 or temperature_fn is not None):
+      raise ValueError(f"kd_loss 'mse' matches raw logits and takes no temperature; got temperature={temperature}, "
+                       "use --temperature=1 and no temperature schedule")
     self.student = student
     self._teacher = [teacher]  # a list of a plain object: hidden from Keras tracking, so never saved or trained
-    self.alpha = float(alpha)
-    self.temperature = float(temperature)
     self.kd_loss = kd_loss
     self._kd_fn = kd_loss_fn(kd_loss)
+    self._temperature_fn = temperature_fn
+    self._initial = {"alpha": float(alpha), "temperature": float(temperature)}
+    self.alpha = tf.Variable(float(alpha), trainable=False, name="alpha")
+    self.temperature = tf.Variable(float(temperature), trainable=False, name="temperature")
+    self.logits_weight = tf.Variable(1.0, trainable=False, name="logits_weight")
+    self.feature_weight = tf.Variable(1.0, trainable=False, name="feature_weight")
+    self.matches = tuple(matches)
+    self._feature_losses = [feature_loss(m.loss) for m in self.matches]
+    self.match_weights = tf.Variable([m.weight for m in self.matches] or [0.0], trainable=False,
+                                     name="match_weights")
+    self.projections = self._build_projections()
     self.loss_tracker = keras.metrics.Mean(name="loss")
     self.hard_loss_tracker = keras.metrics.Mean(name="hard_loss")
     self.kd_loss_tracker = keras.metrics.Mean(name="kd_loss")
+    self.feature_loss_tracker = keras.metrics.Mean(name="feature_loss")
     self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+  def _build_projections(self) -> Dict[str, Projection]:
+    """One `Projection` (student width -> teacher width) per match whose loss needs it, when the widths differ."""
+    if not self.matches:
+      return {}
+    student_config = getattr(self.student, "config", None)
+    if not hasattr(student_config, "num_attention_heads"):
+      raise ValueError("intermediate matches need a BERT student (hidden states and attention); the "
+                       f"{type(self.student).__name__} student takes logits losses only")
+    student_width = student_config.hidden_size
+    teacher_width = int(self.teacher.bert_config["hidden_size"])
+    projections = {}
+    for i, (match, spec) in enumerate(zip(self.matches, self._feature_losses)):
+      if spec.needs_projection and student_width != teacher_width:
+        projections[f"match_{i}"] = Projection(teacher_width, name=f"projection_{i}")
+        projections[f"match_{i}"].build([None, None, student_width])
+    return projections
 
   @property
   def teacher(self) -> Optional[SavedModelTeacher]:
@@ -71,36 +112,71 @@ class Distiller(keras.Model):
 
   @property
   def metrics(self):
-    return [self.loss_tracker, self.hard_loss_tracker, self.kd_loss_tracker, self.accuracy]
+    return [self.loss_tracker, self.hard_loss_tracker, self.kd_loss_tracker, self.feature_loss_tracker,
+            self.accuracy]
+
+  @property
+  def uses_teacher_logits(self) -> bool:
+    return self._initial["alpha"] > 0 or self._temperature_fn is not None
+
+  def teacher_outputs_needed(self) -> Tuple[str, ...]:
+    """The teacher outputs this distiller reads: logits, plus what the intermediate matches need."""
+    return tuple(sorted({"logits", *required_outputs(self.matches, "teacher")}))
 
   def call(self, inputs, training=None):
     return self.student(inputs, training=training)
 
   def compute_losses(self, labels, student_logits, teacher_logits):
-    """Returns (total, hard, kd) scalars for one batch."""
+    """Returns (logits term, hard, kd) scalars for one batch: (1 - alpha) * hard + alpha * kd, hard, kd."""
     hard = hard_cross_entropy(labels, student_logits)
     if teacher_logits is None:
       kd = tf.zeros_like(hard)
+    elif self.kd_loss == "mse":
+      kd = self._kd_fn(teacher_logits, student_logits, 1.0)
     else:
-      kd = self._kd_fn(teacher_logits, student_logits, self.temperature)
+      temperature = self.temperature
+      if self._temperature_fn is not None:
+        temperature = tf.stop_gradient(self._temperature_fn(student_logits, teacher_logits, self.temperature))
+      kd = self._kd_fn(teacher_logits, student_logits, temperature)
     return (1.0 - self.alpha) * hard + self.alpha * kd, hard, kd
 
-  def teacher_logits(self, features):
-    """Raw teacher logits [batch, labels]: the cached column when the dataset carries one, else an online query."""
-    if "teacher_logits" in features:
-      return tf.stop_gradient(features["teacher_logits"])
-    return self.teacher(trim_padding(features), outputs=("logits",))["logits"]
+  def feature_losses(self, teacher_outputs, student_outputs, mask):
+    """sum_i w_i * loss_i over the intermediate matches (0.0 without matches): float32 scalar."""
+    total = tf.constant(0.0)
+    student_config = getattr(self.student, "config", None)
+    for i, (match, spec) in enumerate(zip(self.matches, self._feature_losses)):
+      teacher = spec.select(teacher_outputs, match.teacher_layer)
+      student = spec.select(student_outputs, match.student_layer)
+      projection = self.projections.get(f"match_{i}")
+      if projection is not None:
+        student = tuple(projection(x) for x in student) if isinstance(student, tuple) else projection(student)
+      options = {}
+      if "num_heads" in spec.options:
+        options["num_heads"] = student_config.num_attention_heads
+      if "num_relation_heads" in spec.options:
+        options["num_relation_heads"] = student_config.num_attention_heads
+      total += self.match_weights[i] * spec.fn(teacher, student, mask=mask, **options)
+    return total
 
   def train_step(self, data):
     features, labels = data
-    teacher_logits = self.teacher_logits(features) if self.alpha > 0 else None
     inputs = trim_padding(features)
+    teacher_outputs = {}
+    if self.matches:
+      teacher_outputs = self.teacher(inputs, outputs=self.teacher_outputs_needed())
+    if "teacher_logits" in features:
+      teacher_outputs["logits"] = tf.stop_gradient(features["teacher_logits"])
+    elif self.uses_teacher_logits and "logits" not in teacher_outputs:
+      teacher_outputs["logits"] = self.teacher(inputs, outputs=("logits",))["logits"]
     share, local = replica_share(labels)
     with tf.GradientTape() as tape:
-      student_logits = self.student(inputs, training=True)["logits"]
+      student_outputs = self.student(inputs, training=True)
+      student_logits = student_outputs["logits"]
+      logits_term, hard, kd = self.compute_losses(labels, student_logits, teacher_outputs.get("logits"))
+      features_term = self.feature_losses(teacher_outputs, student_outputs, inputs["input_mask"])
+      loss = self.logits_weight * logits_term + self.feature_weight * features_term
       # A replica can get no examples of the last, partial batch: its mean losses are NaN, its share is 0.
-      loss, hard, kd = (tf.where(local > 0, x, 0.0)
-                        for x in self.compute_losses(labels, student_logits, teacher_logits))
+      loss, hard, kd, features_term = (tf.where(local > 0, x, 0.0) for x in (loss, hard, kd, features_term))
       scaled_loss = loss * share
     variables = self.trainable_variables
     gradients = tape.gradient(scaled_loss, variables)
@@ -109,7 +185,7 @@ class Distiller(keras.Model):
       # all-reduce them as slices (collective shape mismatch), so they are summed dense.
       gradients = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in gradients]
     self.optimizer.apply_gradients(zip(gradients, variables))
-    return self._update_metrics(labels, student_logits, loss, hard, kd, weight=local)
+    return self._update_metrics(labels, student_logits, loss, hard, kd, features_term, weight=local)
 
   def test_step(self, data):
     """Dev evaluation scores the student alone: labels only, no teacher query."""
@@ -117,20 +193,21 @@ class Distiller(keras.Model):
     student_logits = self.student(trim_padding(features), training=False)["logits"]
     local = tf.shape(labels)[0]
     hard = tf.where(local > 0, hard_cross_entropy(labels, student_logits), 0.0)
-    return self._update_metrics(labels, student_logits, hard, hard, tf.zeros_like(hard),
+    return self._update_metrics(labels, student_logits, hard, hard, tf.zeros_like(hard), tf.zeros_like(hard),
                                 weight=tf.cast(local, tf.float32))
 
   def predict_step(self, data):
     features = data[0] if isinstance(data, tuple) else data
     return self.student(trim_padding(features), training=False)["logits"]
 
-  def _update_metrics(self, labels, logits, loss, hard, kd, weight=None):
+  def _update_metrics(self, labels, logits, loss, hard, kd, features, weight=None):
     """Loss metrics are example-weighted means, so across replicas they report the global batch mean."""
     self.loss_tracker.update_state(loss, sample_weight=weight)
     self.hard_loss_tracker.update_state(hard, sample_weight=weight)
     self.kd_loss_tracker.update_state(kd, sample_weight=weight)
+    self.feature_loss_tracker.update_state(features, sample_weight=weight)
     self.accuracy.update_state(labels, logits)
     return {m.name: m.result() for m in self.metrics}
 
   def get_config(self):
-    return {"alpha": self.alpha, "temperature": self.temperature, "kd_loss": self.kd_loss}
+    return {**self._initial, "kd_loss": self.kd_loss, "matches": format_matches(self.matches)}

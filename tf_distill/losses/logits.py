@@ -1,7 +1,8 @@
 """Losses on classifier logits: hard-label CE and the knowledge-distillation terms.
 
-Shapes: `labels` int32 [batch]; `teacher_logits`, `student_logits` float32 [batch, num_labels]. Every function returns a
-scalar averaged over the batch.
+Shapes: `labels` int32 [batch]; `teacher_logits`, `student_logits` float32 [batch, num_labels]; `temperature` a
+scalar or float32 [batch] (one temperature per example, as TextBrewer's flsw/cwsm schedulers give). Every function
+returns a scalar averaged over the batch.
 
 The distillation objective built from these (Hinton et al., 2015) is
 
@@ -23,27 +24,34 @@ def hard_cross_entropy(labels, student_logits):
   return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=student_logits))
 
 
+def _per_example(temperature):
+  """A scalar or [batch] temperature as float32 [batch or 1, 1], to broadcast over the label axis."""
+  return tf.reshape(tf.cast(temperature, tf.float32), [-1, 1])
+
+
 @KD_LOSSES.register("ce")
 def soft_cross_entropy(teacher_logits, student_logits, temperature):
   """T^2 * mean_b sum_c -softmax(z_t / T)_c * log softmax(z_s / T)_c  (Hinton et al., 2015)."""
-  targets = tf.nn.softmax(teacher_logits / temperature, axis=-1)
-  log_probs = tf.nn.log_softmax(student_logits / temperature, axis=-1)
-  return temperature ** 2 * tf.reduce_mean(-tf.reduce_sum(targets * log_probs, axis=-1))
+  t = _per_example(temperature)
+  targets = tf.nn.softmax(teacher_logits / t, axis=-1)
+  log_probs = tf.nn.log_softmax(student_logits / t, axis=-1)
+  return tf.reduce_mean(tf.squeeze(t, -1) ** 2 * -tf.reduce_sum(targets * log_probs, axis=-1))
 
 
 @KD_LOSSES.register("kl")
 def kl_divergence(teacher_logits, student_logits, temperature):
   """T^2 * mean_b KL(softmax(z_t / T) || softmax(z_s / T)); equals "ce" minus the teacher's entropy (same gradient)."""
-  log_targets = tf.nn.log_softmax(teacher_logits / temperature, axis=-1)
-  log_probs = tf.nn.log_softmax(student_logits / temperature, axis=-1)
+  t = _per_example(temperature)
+  log_targets = tf.nn.log_softmax(teacher_logits / t, axis=-1)
+  log_probs = tf.nn.log_softmax(student_logits / t, axis=-1)
   kl = tf.reduce_sum(tf.exp(log_targets) * (log_targets - log_probs), axis=-1)
-  return temperature ** 2 * tf.reduce_mean(kl)
+  return tf.reduce_mean(tf.squeeze(t, -1) ** 2 * kl)
 
 
 @KD_LOSSES.register("mse")
 def logits_mse(teacher_logits, student_logits, temperature):
   """mean_b mean_c (z_t - z_s)^2 on raw logits (Tang et al., 2019, Distilled BiLSTM); `temperature` must be 1."""
-  if temperature != 1.0:
+  if not isinstance(temperature, (int, float)) or temperature != 1.0:
     raise ValueError(f"kd_loss 'mse' matches raw logits and takes no temperature; got temperature={temperature}, "
                      "use --temperature=1")
   return tf.reduce_mean(tf.math.squared_difference(teacher_logits, student_logits))

@@ -31,6 +31,8 @@ import tf_distill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loa
 import tensorflow as tf
 import tf_keras as keras
 
+from tf_distill.dropout import ResumableDropout
+
 MODEL_TYPE = "bilstm"
 
 
@@ -160,10 +162,10 @@ class BiLstmClassifier(keras.Model):
     super().__init__(**kwargs)
     self.config = config.validate()
     self.word_embeddings = keras.layers.Embedding(config.vocab_size, config.embedding_size, name="word_embeddings")
-    self.embedding_dropout = keras.layers.Dropout(config.dropout)
+    self.embedding_dropout = ResumableDropout(config.dropout)
     self.bilstm = BidirectionalLstm(config.lstm_units, name="bilstm")
     self.hidden = keras.layers.Dense(config.hidden_units, activation="relu", name="hidden")
-    self.hidden_dropout = keras.layers.Dropout(config.dropout)
+    self.hidden_dropout = ResumableDropout(config.dropout)
     self.classifier = keras.layers.Dense(config.num_labels, name="classifier")
 
   def call(self, inputs, training=None):
