@@ -33,8 +33,8 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
       if value is not None and not math.isfinite(float(value)):
         raise NonFiniteLossError(
             f"{term} became {value} at epoch {self._epoch + 1}, step {self._first_step + batch + 1}; training "
-            "stopped and the last good checkpoint is kept. Lower --learning_rate, check the data for empty or corrupt rows, or raise "
-            "--temperature if the teacher's logits are extreme")
+            "stopped and the last good checkpoint is kept. Lower --learning_rate, check the data for empty or "
+            "corrupt rows, or raise --temperature if the teacher's logits are extreme")
 
 
 class KeepBestStudent(keras.callbacks.Callback):

@@ -72,15 +72,21 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class StudentConfig:
-  """Shape of a BERT student and which teacher layers initialise it (PKD / DistilBERT style)."""
+  """Shape of the student: a smaller BERT (initialised from teacher layers, PKD / DistilBERT style) or a BiLSTM."""
+  student_type: str = "bert"                  # "bert" or "bilstm" (Tang et al., 2019)
   num_hidden_layers: int = 2
   hidden_size: Optional[int] = None           # None: the teacher's
   num_attention_heads: Optional[int] = None   # None: the teacher's
   intermediate_size: Optional[int] = None     # None: the teacher's
   init_layers: Optional[Tuple[int, ...]] = None  # teacher layer per student layer, 0-based; None: random init
+  embedding_size: int = 300                   # bilstm: word-embedding width
+  lstm_units: int = 300                       # bilstm: units per direction
+  bilstm_hidden_units: int = 400              # bilstm: ReLU layer
 
   def validate(self) -> "StudentConfig":
-    _check_positive(self, "num_hidden_layers")
+    if self.student_type not in ("bert", "bilstm"):
+      raise ValueError(f"student_type must be bert or bilstm, got {self.student_type!r}")
+    _check_positive(self, "num_hidden_layers", "embedding_size", "lstm_units", "bilstm_hidden_units")
     for name in ("hidden_size", "num_attention_heads", "intermediate_size"):
       if getattr(self, name) is not None:
         _check_positive(self, name)
@@ -91,24 +97,36 @@ class StudentConfig:
     return self
 
 
+TEACHER_CACHE_MODES = ("off", "build", "use", "auto")
+
+
 @dataclasses.dataclass(frozen=True)
 class DistillConfig:
-  """What to distil from: the teacher SavedModel and the logits objective."""
+  """What to distil from: the teacher SavedModel, the logits objective, intermediate matches and schedules."""
   teacher_model: str = ""
   temperature: float = 2.0
   alpha: float = 0.5
   kd_loss: str = "ce"
+  layer_map: str = "uniform"           # tf_distill.layer_map grammar
+  intermediate_matches: str = ""       # e.g. "hidden_mse,attention_mse_scores"; "" for logits only
+  stages: str = ""                     # tf_distill.schedules grammar, e.g. "intermediate:2,prediction:3"
+  temperature_schedule: str = "constant"  # constant | linear:END | flsw:BETA:GAMMA | cwsm:BETA
+  alpha_schedule: str = "constant"        # constant | linear:END
+  teacher_cache: str = "off"           # off | build | use | auto
+  teacher_cache_dir: Optional[str] = None  # default: <output_dir>/teacher_cache
 
   def validate(self) -> "DistillConfig":
     if not 0.0 <= self.alpha <= 1.0:
       raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
     if self.temperature <= 0:
       raise ValueError(f"temperature must be > 0, got {self.temperature}")
-    if self.alpha > 0 and not self.teacher_model:
+    if (self.alpha > 0 or self.intermediate_matches) and not self.teacher_model:
       raise ValueError(f"alpha={self.alpha} needs a teacher: pass --teacher_model=DIR (a teacher SavedModel)")
-    if self.kd_loss == "mse" and self.temperature != 1.0:
+    if self.kd_loss == "mse" and (self.temperature != 1.0 or self.temperature_schedule != "constant"):
       raise ValueError(f"kd_loss 'mse' matches raw logits and takes no temperature; got "
                        f"temperature={self.temperature}, use --temperature=1")
+    if self.teacher_cache not in TEACHER_CACHE_MODES:
+      raise ValueError(f"teacher_cache must be one of {list(TEACHER_CACHE_MODES)}, got {self.teacher_cache!r}")
     return self
 
 

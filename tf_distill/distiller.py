@@ -80,6 +80,8 @@ class Distiller(keras.Model):
     self.feature_weight = tf.Variable(1.0, trainable=False, name="feature_weight")
     self.matches = tuple(matches)
     self._feature_losses = [feature_loss(m.loss) for m in self.matches]
+    if self.matches and hasattr(teacher, "require"):
+      teacher.require(self.teacher_outputs_needed())
     self.match_weights = tf.Variable([m.weight for m in self.matches] or [0.0], trainable=False,
                                      name="match_weights")
     self.projections = self._build_projections()

@@ -39,6 +39,10 @@ class SavedModelTeacher:
     except FileNotFoundError as e:
       raise TeacherError(str(e)) from e
     self._loaded = tf.saved_model.load(self.path)
+    self.require(required_outputs)
+
+  def require(self, required_outputs: Iterable[str]) -> "SavedModelTeacher":
+    """Selects the signature that serves `required_outputs` (serving_default for logits alone, else distill)."""
     signatures = self._loaded.signatures
     self.required_outputs = tuple(required_outputs)
     needs_distill = any(k not in SERVING_OUTPUTS for k in self.required_outputs)
@@ -52,6 +56,7 @@ class SavedModelTeacher:
     if missing:
       raise TeacherError(f"teacher signature {name!r} of {self.path} lacks outputs {missing} that the chosen "
                          f"losses need; it has {sorted(available)}. Re-export the teacher with this tf_distill")
+    return self
 
   @property
   def num_labels(self) -> int:

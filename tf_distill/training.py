@@ -22,6 +22,7 @@ from tf_distill.data.processors import get_processor
 from tf_distill.data.tokenization import WordPieceTokenizer
 from tf_distill.distiller import Distiller
 from tf_distill.optimization import create_optimizer
+from tf_distill.students.bilstm import MODEL_TYPE as BILSTM, BiLstmClassifier, BiLstmConfig
 
 Features = Dict[str, np.ndarray]
 
@@ -87,8 +88,10 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, output_dir: s
   Returns a summary: best epoch, dev accuracy and the per-epoch history of this call.
   """
   student = distiller.student
-  if hasattr(student, "embeddings") and hasattr(student.embeddings, "word_embeddings"):
-    student.embeddings.word_embeddings.trainable = not config.freeze_word_embeddings
+  word_embeddings = getattr(getattr(student, "embeddings", None), "word_embeddings", None)
+  word_embeddings = word_embeddings or getattr(student, "word_embeddings", None)
+  if word_embeddings is not None:
+    word_embeddings.trainable = not config.freeze_word_embeddings
   num_train, max_seq_length = data.features["train"]["input_ids"].shape
   epochs = int(config.num_train_epochs)
   total_steps = steps_per_epoch(num_train, max_seq_length, config.train_batch_size) * epochs
@@ -128,12 +131,13 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, output_dir: s
 
 
 def train_and_evaluate(distiller: Distiller, data: TaskData, config: TrainConfig, output_dir: str,
-                       do_train: bool, do_eval: bool, name: str) -> Dict:
+                       do_train: bool, do_eval: bool, name: str,
+                       callbacks: Sequence[keras.callbacks.Callback] = ()) -> Dict:
   """run_classifier's --do_train / --do_eval: fits (or loads the best weights), scores dev and test, writes
   eval_results.json and prints one line with the accuracies."""
   summary = {}
   if do_train:
-    summary = fit(distiller, data, config, output_dir)
+    summary = fit(distiller, data, config, output_dir, callbacks=callbacks)
   else:
     distiller.student.load_weights(os.path.join(output_dir, "best", "student")).expect_partial()
   if do_eval:
@@ -161,7 +165,7 @@ def write_json(path: str, payload: Dict) -> None:
     json.dump(payload, f, indent=2, sort_keys=True)
 
 
-def write_run_info(output_dir: str, model: BertClassifier, data_config: DataConfig, labels: Sequence[str]) -> None:
+def write_run_info(output_dir: str, model: keras.Model, data_config: DataConfig, labels: Sequence[str]) -> None:
   """Writes what an export needs besides the weights: model_config.json, labels.json and a copy of vocab.txt."""
   os.makedirs(output_dir, exist_ok=True)
   vocab_copy = os.path.join(output_dir, "vocab.txt")
@@ -177,12 +181,17 @@ def set_seed(seed: int) -> None:
   keras.utils.set_random_seed(seed)
 
 
-def load_trained(output_dir: str) -> BertClassifier:
+def load_trained(output_dir: str) -> keras.Model:
   """Rebuilds a model trained by this program (or distill) from its output_dir with the best weights."""
   config_path = os.path.join(output_dir, "model_config.json")
   if not os.path.isfile(config_path):
     raise FileNotFoundError(f"{output_dir} has no model_config.json; pass the --output_dir of a finished "
                             "train_teacher or distill run")
-  model = BertClassifier(BertConfig.from_json_file(config_path)).build_weights()
+  with open(config_path, encoding="utf-8") as f:
+    values = json.load(f)
+  if values.get("model_type") == BILSTM:
+    model = BiLstmClassifier(BiLstmConfig.from_dict(values)).build_weights()
+  else:
+    model = BertClassifier(BertConfig.from_dict(values)).build_weights()
   model.load_weights(os.path.join(output_dir, "best", "student")).expect_partial()
   return model

@@ -8,7 +8,7 @@ import os
 
 from absl import flags
 
-from tf_distill.configs import DataConfig, StudentConfig, TrainConfig, DistillConfig
+from tf_distill.configs import TEACHER_CACHE_MODES, DataConfig, DistillConfig, StudentConfig, TrainConfig
 from tf_distill.distribute import STRATEGIES, configure_cpu_replicas, make_strategy
 
 
@@ -52,12 +52,27 @@ def define_student_flags() -> None:
   flags.DEFINE_float("temperature", 2.0, "Softmax temperature T of the soft targets.")
   flags.DEFINE_float("alpha", 0.5, "Weight of the distillation term; 0 trains on hard labels only.")
   flags.DEFINE_enum("kd_loss", "ce", ["ce", "kl", "mse"], "Logits distillation loss.")
+  flags.DEFINE_string("layer_map", "uniform", "Which student layer learns from which teacher layer: uniform "
+                      "(TinyBERT), skip / last (BERT-PKD), or pairs such as 0:0,1:2,2:4 (0 = embeddings).")
+  flags.DEFINE_string("intermediate_matches", "", "Intermediate losses over the layer map, e.g. "
+                      "'hidden_mse,attention_mse_scores' or explicit 's1:t3:hidden_mse:1.0;...'. Empty: logits only.")
+  flags.DEFINE_string("stages", "", "Training stages, e.g. intermediate:2,prediction:3 (TinyBERT) or progressive:2; "
+                      "their epochs replace --num_train_epochs.")
+  flags.DEFINE_string("temperature_schedule", "constant", "constant, linear:END, flsw:BETA:GAMMA or cwsm:BETA.")
+  flags.DEFINE_string("alpha_schedule", "constant", "constant or linear:END.")
+  flags.DEFINE_enum("teacher_cache", "off", list(TEACHER_CACHE_MODES), "Cache the teacher's outputs on the training "
+                    "data: build, use (refuse a missing or stale cache), auto (use if valid, else build), off.")
+  flags.DEFINE_string("teacher_cache_dir", None, "Where the teacher cache lives. Default: <output_dir>/teacher_cache.")
+  flags.DEFINE_enum("student_type", "bert", ["bert", "bilstm"], "Student architecture.")
   flags.DEFINE_integer("student_num_layers", 2, "Student transformer layers.")
   flags.DEFINE_integer("student_hidden_size", None, "Student width. Default: the teacher's.")
   flags.DEFINE_integer("student_num_heads", None, "Student attention heads. Default: the teacher's.")
   flags.DEFINE_integer("student_intermediate_size", None, "Student FFN size. Default: the teacher's.")
   flags.DEFINE_list("student_init_layers", None,
                     "Teacher layer (0-based) initialising each student layer, e.g. 1,4. Default: random init.")
+  flags.DEFINE_integer("bilstm_embedding_size", 300, "BiLSTM student: word-embedding width.")
+  flags.DEFINE_integer("bilstm_lstm_units", 300, "BiLSTM student: LSTM units per direction.")
+  flags.DEFINE_integer("bilstm_hidden_units", 400, "BiLSTM student: ReLU layer units.")
 
 
 def define_export_flags(default_run_dir: str, default_model_name: str) -> None:
@@ -96,6 +111,8 @@ def _int_list(values, flag_name):
 def student_config_from_flags(FLAGS) -> StudentConfig:  # pylint: disable=invalid-name
   init_layers = FLAGS.student_init_layers
   return StudentConfig(
+      student_type=FLAGS.student_type, embedding_size=FLAGS.bilstm_embedding_size,
+      lstm_units=FLAGS.bilstm_lstm_units, bilstm_hidden_units=FLAGS.bilstm_hidden_units,
       num_hidden_layers=FLAGS.student_num_layers, hidden_size=FLAGS.student_hidden_size,
       num_attention_heads=FLAGS.student_num_heads, intermediate_size=FLAGS.student_intermediate_size,
       init_layers=_int_list(init_layers, "student_init_layers") if init_layers else None).validate()
@@ -103,7 +120,10 @@ def student_config_from_flags(FLAGS) -> StudentConfig:  # pylint: disable=invali
 
 def distill_config_from_flags(FLAGS) -> DistillConfig:  # pylint: disable=invalid-name
   return DistillConfig(teacher_model=FLAGS.teacher_model or "", temperature=FLAGS.temperature, alpha=FLAGS.alpha,
-                       kd_loss=FLAGS.kd_loss).validate()
+                       kd_loss=FLAGS.kd_loss, layer_map=FLAGS.layer_map,
+                       intermediate_matches=FLAGS.intermediate_matches, stages=FLAGS.stages,
+                       temperature_schedule=FLAGS.temperature_schedule, alpha_schedule=FLAGS.alpha_schedule,
+                       teacher_cache=FLAGS.teacher_cache, teacher_cache_dir=FLAGS.teacher_cache_dir).validate()
 
 
 def strategy_from_flags(FLAGS):  # pylint: disable=invalid-name
