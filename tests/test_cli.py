@@ -158,6 +158,16 @@ class EndToEndTest(tf.test.TestCase):
         ("distill", ["--teacher_model=export/teacher", "--data_dir=data", "--output_dir=runs/student",
                      "--student_num_layers=1", "--student_init_layers=1", "--alpha=0.5", "--temperature=2"]
          + COMMON_TRAIN_ARGS),
+        ("distill:intermediate", ["--teacher_model=export/teacher", "--data_dir=data",
+                                  "--output_dir=runs/intermediate", "--student_num_layers=1",
+                                  "--student_hidden_size=16", "--student_num_heads=4",
+                                  "--student_intermediate_size=32", "--layer_map=0:0,uniform",
+                                  "--intermediate_matches=hidden_mse,attention_mse_scores",
+                                  "--stages=intermediate:1,prediction:1"] + COMMON_TRAIN_ARGS),
+        ("distill:bilstm_cached", ["--teacher_model=export/teacher", "--data_dir=data", "--output_dir=runs/bilstm",
+                                   "--student_type=bilstm", "--bilstm_embedding_size=32", "--bilstm_lstm_units=8",
+                                   "--bilstm_hidden_units=8", "--kd_loss=mse", "--temperature=1", "--alpha=1",
+                                   "--teacher_cache=auto", "--teacher_cache_dir=cache"] + COMMON_TRAIN_ARGS),
         ("export_student", ["--output_dir=runs/student", "--export_dir=export", "--parity_examples=16"]),
         ("export_student:saved_model_only", ["--output_dir=runs/student", "--export_dir=export",
                                              "--parity_examples=16", "--model_name=student_saved_model_only",
@@ -235,9 +245,28 @@ class EndToEndTest(tf.test.TestCase):
     self.assertEqual(_read_json(self.path("runs/student", "model_config.json"))["num_hidden_layers"], 1)
     config = _read_json(self.path("runs/student", "config.json"))
     self.assertEqual(config["distill"], {"teacher_model": "export/teacher", "temperature": 2.0, "alpha": 0.5,
-                                         "kd_loss": "ce"})
+                                         "kd_loss": "ce", "layer_map": "uniform", "intermediate_matches": "",
+                                         "stages": "", "temperature_schedule": "constant",
+                                         "alpha_schedule": "constant", "teacher_cache": "off",
+                                         "teacher_cache_dir": None})
     self.assertEqual(config["student"]["init_layers"], [1])
     self.assertEqual(config["data"]["vocab_file"], "export/teacher/1/assets.extra/vocab.txt")  # the teacher's
+
+  def test_distill_with_intermediate_matches_and_stages(self):
+    self._assert_run_outputs("runs/intermediate")
+    history = _read_json(self.path("runs/intermediate", "eval_results.json"))["history"]
+    # Stage 1 trains the intermediate terms only, stage 2 the logits terms only.
+    self.assertAllClose(history["loss"][0], history["feature_loss"][0], rtol=1e-5)
+    self.assertNotAllClose(history["loss"][1], history["feature_loss"][1])
+    config = _read_json(self.path("runs/intermediate", "config.json"))["distill"]
+    self.assertEqual(config["intermediate_matches"], "hidden_mse,attention_mse_scores")
+
+  def test_bilstm_student_with_teacher_cache(self):
+    self._assert_run_outputs("runs/bilstm")
+    self.assertIn("teacher cache: built", self.results["distill:bilstm_cached"].stdout)
+    manifest = _read_json(self.path("cache", "manifest.json"))
+    self.assertEqual(manifest["num_examples"], 40)
+    self.assertEqual(_read_json(self.path("runs/bilstm", "model_config.json"))["model_type"], "bilstm")
 
   def test_report(self):
     rows = {row["name"]: row for row in _read_json(self.path("report", "report.json"))["rows"]}
@@ -278,7 +307,7 @@ class EndToEndTest(tf.test.TestCase):
     saved_model = self.path("export", "student", "1")
     self.assertTrue(os.path.isfile(os.path.join(saved_model, "saved_model.pb")))
     loaded = tf.saved_model.load(saved_model)
-    self.assertEqual(list(loaded.signatures), ["serving_default"])  # no distill signature, no teacher
+    self.assertEqual(sorted(loaded.signatures), ["serving_default", "serving_text"])  # no distill signature
     tflite_dir = self.path("export", "student_tflite", "1")
     for name in ("float32.tflite", "int8.tflite", "parity.json"):
       self.assertTrue(os.path.isfile(os.path.join(tflite_dir, name)), name)
@@ -358,7 +387,7 @@ class ErrorCasesTest(tf.test.TestCase):
     self.assertRegex(last_line, "^error: " + message)
 
   def test_unknown_tflite_variant(self):
-    self.assertCleanError("tflite_variant", re.escape("--tflite takes variants from ['float32', 'int8'], got "
+    self.assertCleanError("tflite_variant", re.escape("--tflite takes variants from ['float32', 'int8', 'full_int8'], got "
                                                       "['float16']"))
 
   def test_missing_teacher_model(self):

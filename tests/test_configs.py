@@ -99,8 +99,9 @@ class ConfigValidateTest(tf.test.TestCase, parameterized.TestCase):
     with open(path, encoding="utf-8") as f:
       saved = json.load(f)
     self.assertEqual(sorted(saved), ["data", "distill"])
-    self.assertEqual(saved["distill"], {"teacher_model": "export/teacher", "temperature": 4.0, "alpha": 0.7,
-                                        "kd_loss": "kl"})
+    self.assertEqual(DistillConfig(**saved["distill"]), distill)
+    self.assertEqual({k: saved["distill"][k] for k in ("teacher_model", "temperature", "alpha", "kd_loss")},
+                     {"teacher_model": "export/teacher", "temperature": 4.0, "alpha": 0.7, "kd_loss": "kl"})
     self.assertEqual(saved["data"]["labels"], ["neg", "pos"])
     self.assertEqual(DataConfig(**{**saved["data"], "labels": tuple(saved["data"]["labels"])}), data)
 
