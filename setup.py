@@ -13,6 +13,8 @@ setup(
     install_requires=[
         "tensorflow==2.21.0",
         "tf-keras==2.21.0",
+        # In-graph WordPiece for the serving_text signature; loading an export needs its ops.
+        "tensorflow-text==2.21.1",
         "tensorboard",
         # transformers 4.57.6 is the last release with TF model classes; used for the reference implementation in
         # tests. Not transformers[tf]: that extra pins an old TensorFlow.
@@ -25,9 +27,10 @@ setup(
         "ai-edge-litert",
         "numpy",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "hypothesis"]},
     entry_points={
         "console_scripts": [
+            "tf_distill=tf_distill.cli.main:run",
             "tf_distill_train_teacher=tf_distill.cli.train_teacher:run",
             "tf_distill_export_teacher=tf_distill.cli.export_teacher:run",
             "tf_distill_distill=tf_distill.cli.distill:run",

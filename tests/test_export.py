@@ -1,4 +1,5 @@
-"""Tests for tf_distill.export: SavedModel versions and metadata, saved_model_cli parity, TFLite float32 and int8."""
+"""Tests for tf_distill.export: SavedModel versions and metadata, saved_model_cli parity, the serving_text signature
+and its in-graph tokenisation, TFLite float32, int8 and full_int8."""
 
 import hashlib
 import json
@@ -7,12 +8,33 @@ import os
 import tf_distill  # pylint: disable=unused-import  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 from absl.testing import parameterized
+from hypothesis import given, settings, strategies as st
 import numpy as np
 import tensorflow as tf
 
-from tf_distill.export import serving, tflite
+from tf_distill.data.processors import InputExample
+from tf_distill.data.tokenization import WordPieceTokenizer
+from tf_distill.export import serving, text_signature, tflite
 
 import tiny
+
+# tiny.VOCAB plus WordPiece continuations, punctuation and accented or non-Latin tokens, so that the tokenisation
+# tests see "##" pieces, punctuation splits and accent stripping.
+TEXT_VOCAB = tiny.VOCAB + ["un", "##believ", "##able", "##s", "##ing", "cafe", "naive", "!", ",", ".", "'", "?",
+                           "-", "(", ")", "don", "t", "σας", "σ", "中", "ss", "ß", "Cafe", "Great", "##é", "é"]
+TEXT_SENTENCES = [
+    "a great movie",
+    "A GREAT movie!!! (really)",                # case, punctuation
+    "Café naïve, unbelievable endings.",        # accents, ## pieces
+    "don't stop-believing?",                    # apostrophe, hyphen
+    "zzyzx qwerty good",                        # unknown words
+    "ΣΑΣ ß 中文 ﬁlm Ｇood",                      # final sigma, sharp s, CJK, ligature, full-width
+    "good\x00bad\u200bfilm\ufffd\tplot\u00a0story\u3000end",  # NUL, zero-width, U+FFFD, Unicode spaces
+    "the [SEP] film [sep] [UNK] [MASK]x",       # special tokens typed in the text
+    "a" * 101 + " good " + "b" * 100,           # a word over tokenizers' 100-character limit, one at it
+    "",                                         # empty
+    " ".join(tiny.WORDS * 2),                   # longer than max_seq_length: truncated
+]
 
 
 class SavedModelExportTest(tf.test.TestCase, parameterized.TestCase):
@@ -60,11 +82,14 @@ class SavedModelExportTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(metadata, {
         "labels": ["neg", "pos"], "num_labels": 2, "max_seq_length": 16, "task_name": "csv",
         "vocab_sha256": hashlib.sha256(vocab).hexdigest(), "bert_config": tiny.tiny_config().to_dict(),
-        "model_name": "teacher", "version": 1})
+        "model_name": "teacher", "version": 1, "do_lower_case": True, "text_pairs": False,
+        "signatures": ["distill", "serving_default", "serving_text"]})
     with open(os.path.join(extra, "vocab.txt"), "rb") as f:
       self.assertEqual(f.read(), vocab)
     self.assertEqual(serving.read_metadata(self.shared.path), metadata)
-    self.assertEqual(serving.read_metadata(self.shared.serving_path)["model_name"], "student")
+    student = serving.read_metadata(self.shared.serving_path)
+    self.assertEqual(student["model_name"], "student")
+    self.assertEqual(student["signatures"], ["serving_default", "serving_text"])
 
   def test_read_metadata_of_a_foreign_saved_model(self):
     with self.assertRaisesRegex(FileNotFoundError, r"has no assets.extra/tf_distill.json; it was not exported by "
@@ -73,7 +98,7 @@ class SavedModelExportTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_serving_signature_matches_keras(self):
     loaded = tf.saved_model.load(self.shared.serving_path)
-    self.assertEqual(list(loaded.signatures), ["serving_default"])
+    self.assertEqual(sorted(loaded.signatures), ["serving_default", "serving_text"])
     signature = loaded.signatures["serving_default"]
     self.assertCountEqual(signature.structured_outputs, ["logits", "probabilities"])
     out = signature(**self.features)
@@ -90,6 +115,122 @@ class SavedModelExportTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(outputs["probabilities"], tiny.softmax(self.logits), atol=1e-5)
 
 
+def _python_features(vocab_file, texts, max_seq_length, texts_b=None, do_lower_case=True):
+  examples = [InputExample(f"t-{i}", text, None if texts_b is None else texts_b[i]) for i, text in enumerate(texts)]
+  features = WordPieceTokenizer(vocab_file, do_lower_case).encode(examples, max_seq_length, [])
+  return {k: features[k] for k in ("input_ids", "input_mask", "segment_ids")}
+
+
+class TextSignatureTest(tf.test.TestCase, parameterized.TestCase):
+  """serving_text: the in-graph tokenisation gives the Python WordPieceTokenizer's ids, and its logits are those of
+  serving_default on them."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.shared = tiny.shared_teacher()
+    root = os.path.join(cls.shared.root, "text_signature")
+    cls.vocab_file = tiny.write_vocab(os.path.join(root, "vocab.txt"), TEXT_VOCAB)
+    spec = tf.TensorSpec([None], tf.string)
+    cls.encode = {lower: tf.function(text_signature.TextEncoder(cls.vocab_file, lower, 16).encode,
+                                     input_signature=[spec], autograph=False) for lower in (True, False)}
+
+  def assertSameFeatures(self, texts, do_lower_case=True):
+    expected = _python_features(self.vocab_file, texts, 16, None, do_lower_case)
+    got = self.encode[do_lower_case](tf.constant(texts))
+    for key, value in expected.items():
+      self.assertAllEqual(got[key], value, msg=f"{key} of {texts}")
+
+  @parameterized.named_parameters(("uncased", True), ("cased", False))
+  def test_ids_match_python_tokenizer(self, do_lower_case):
+    self.assertSameFeatures(TEXT_SENTENCES, do_lower_case)
+    # A wrong tokenisation would not pass: the sentences do produce ## pieces, [UNK], the typed [SEP] and truncation.
+    ids = _python_features(self.vocab_file, TEXT_SENTENCES, 16)["input_ids"]
+    vocab = {token: i for i, token in enumerate(TEXT_VOCAB)}
+    self.assertContainsSubsequence(list(ids[2]), [vocab["un"], vocab["##believ"], vocab["##able"]])
+    self.assertIn(tiny.UNK_ID, ids[4])
+    self.assertEqual(list(ids[7][:3]), [tiny.CLS_ID, vocab["the"], tiny.SEP_ID])
+    self.assertTrue(np.all(ids[-1] != 0))  # truncated to fill all 16 positions
+
+  def test_truncated_pair_lengths_match_truncate_pair(self):
+    from tf_distill.data.tokenization import truncate_pair  # pylint: disable=import-outside-toplevel
+    cases = [(a, b, budget) for a in range(0, 9) for b in range(0, 9) for budget in (0, 1, 4, 5, 13)]
+    got_a, got_b = text_signature.truncated_pair_lengths(
+        tf.constant([c[0] for c in cases], tf.int64), tf.constant([c[1] for c in cases], tf.int64),
+        tf.constant([c[2] for c in cases], tf.int64))
+    for (a, b, budget), ga, gb in zip(cases, got_a.numpy(), got_b.numpy()):
+      tokens_a, tokens_b = list(range(a)), list(range(b))
+      truncate_pair(tokens_a, tokens_b, budget)
+      self.assertEqual((ga, gb), (len(tokens_a), len(tokens_b)), (a, b, budget))
+
+  @settings(max_examples=25, deadline=None, derandomize=True)
+  @given(st.lists(st.lists(st.sampled_from(TEXT_VOCAB[5:] + ["Ü", "É", " ", "\t", "!?", "[SEP]", "\x00", "x" * 60,
+                                                             "\u200b", "ǅ", "İ", "unbelievable"]),
+                           max_size=12).map("".join), min_size=1, max_size=6))
+  def test_generated_text_matches_python_tokenizer(self, texts):
+    self.assertSameFeatures(texts)
+
+  def test_vocab_lines_keep_ids_of_empty_and_duplicate_lines(self):
+    path = os.path.join(self.get_temp_dir(), "odd_vocab.txt")
+    with open(path, "w", encoding="utf-8") as f:
+      f.write("[PAD]\n[UNK]\n[CLS]\n[SEP]\ngood \n\nfilm\ngood\r\nbad\n\n")
+    lines = text_signature.vocab_lines(path)
+    self.assertEqual(lines, ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[tf_distill unused 4]", "[tf_distill unused 5]",
+                             "film", "good", "bad"])  # the Python tokenizer keeps the last "good", id 7
+    asset = text_signature.write_asset_vocab(path, os.path.join(self.get_temp_dir(), "asset.txt"))
+    encoder = text_signature.TextEncoder(asset, True, 8)
+    self.assertAllEqual(encoder.encode(tf.constant(["good film bad"]))["input_ids"],
+                        _python_features(path, ["good film bad"], 8)["input_ids"])
+    self.assertAllEqual(encoder.encode(tf.constant(["good film bad"]))["input_ids"][0, :5], [2, 7, 6, 8, 3])
+
+  def test_vocab_without_special_tokens(self):
+    path = tiny.write_vocab(os.path.join(self.get_temp_dir(), "no_sep.txt"), ["[PAD]", "[UNK]", "[CLS]", "good"])
+    with self.assertRaisesRegex(ValueError, r"no_sep.txt' has no \[SEP\] token; pass a BERT vocab.txt"):
+      text_signature.vocab_lines(path)
+
+  def test_exported_serving_text_matches_serving_default(self):
+    path = self.shared.serving_path
+    self.assertEqual(sorted(os.listdir(os.path.join(path, "assets"))), ["vocab.txt"])  # self-contained
+    with open(os.path.join(path, "assets", "vocab.txt"), encoding="utf-8") as f:
+      self.assertEqual(f.read().split("\n")[:-1], tiny.VOCAB)
+    loaded = tf.saved_model.load(path)
+    serving_text = loaded.signatures["serving_text"]
+    self.assertEqual(serving_text.structured_input_signature[1],
+                     {"text": tf.TensorSpec([None], tf.string, name="text")})
+    texts = TEXT_SENTENCES[:6] + ["good good great", "bad awful film"]
+    features = _python_features(self.shared.vocab_file, texts, 16)  # the export's max_seq_length
+    expected = loaded.signatures["serving_default"](**features)
+    got = serving_text(text=tf.constant(texts))
+    self.assertAllClose(got["logits"], expected["logits"], atol=1e-6)
+    self.assertAllClose(got["probabilities"], expected["probabilities"], atol=1e-6)
+    self.assertAllClose(got["logits"], self.shared.model(features)["logits"], atol=1e-5)
+    # Different texts do give different logits, so equal logits above mean equal ids.
+    self.assertGreater(np.max(np.abs(got["logits"][-1] - got["logits"][-2])), 1e-4)
+
+  def test_saved_model_cli_runs_serving_text(self):
+    outputs = serving.run_saved_model_cli(self.shared.serving_path, {"text": ["a great movie", "bad film"]},
+                                          os.path.join(self.get_temp_dir(), "cli_text"), signature="serving_text")
+    features = _python_features(self.shared.vocab_file, ["a great movie", "bad film"], 16)
+    self.assertAllClose(outputs["logits"], self.shared.model(features)["logits"], atol=1e-5)
+
+  def test_pair_signature_packs_and_truncates_longest_first(self):
+    # A stand-in for the model that returns its inputs, so the signature's output is the packed features.
+    serve = tf.function(lambda inputs: {k: tf.identity(v) for k, v in inputs.items()},
+                        input_signature=[{k: tf.TensorSpec([None, None], tf.int32, name=k) for k in
+                                          ("input_ids", "input_mask", "segment_ids")}], autograph=False)
+    serve_text = text_signature.serving_text_function(serve, text_signature.TextEncoder(self.vocab_file, True, 16),
+                                                      pairs=True)
+    self.assertEqual([spec.name for spec in serve_text.structured_input_signature[0]], ["text", "text_b"])
+    long_a, long_b = " ".join(tiny.WORDS[:20]), " ".join(tiny.WORDS[20:26])
+    texts = [long_a, "good film", long_a, "", "Café!", "good film"]
+    texts_b = [long_b, long_a, long_a, "bad", "", "it was bad"]
+    got = serve_text(text=tf.constant(texts), text_b=tf.constant(texts_b))
+    expected = _python_features(self.vocab_file, texts, 16, texts_b)
+    for key, value in expected.items():
+      self.assertAllEqual(got[key], value, msg=key)
+    self.assertAllEqual(expected["segment_ids"][5, :8], [0, 0, 0, 0, 1, 1, 1, 1])
+
+
 class TFLiteExportTest(tf.test.TestCase, parameterized.TestCase):
 
   @classmethod
@@ -97,15 +238,17 @@ class TFLiteExportTest(tf.test.TestCase, parameterized.TestCase):
     super().setUpClass()
     cls.shared = tiny.shared_teacher()
     out_dir = os.path.join(cls.shared.root, "tflite")
-    cls.paths = {q: tflite.convert_saved_model(cls.shared.serving_path, os.path.join(out_dir, f"{q}.tflite"), q)
-                 for q in tflite.QUANTIZATIONS}
+    cls.representative = tiny.random_features(200, 16, seed=40)
+    cls.paths = {q: tflite.convert_saved_model(cls.shared.serving_path, os.path.join(out_dir, f"{q}.tflite"), q,
+                                               representative_features=cls.representative)
+                 for q in tflite.VARIANTS}
     cls.out_dir = out_dir
     # 64 examples with padding, in two shapes, so the interpreter is resized between calls.
     cls.batches = [tiny.random_features(48, 14, seed=41, segment_b=True), tiny.random_features(16, 6, seed=42)]
     cls.logits = [cls.shared.model(b, training=False)["logits"].numpy() for b in cls.batches]
 
   def test_files_written_atomically(self):
-    self.assertCountEqual(os.listdir(self.out_dir), ["float32.tflite", "int8.tflite"])
+    self.assertCountEqual(os.listdir(self.out_dir), ["float32.tflite", "int8.tflite", "full_int8.tflite"])
     # Dynamic-range quantisation stores the weight matrices in int8.
     self.assertLess(os.path.getsize(self.paths["int8"]), 0.6 * os.path.getsize(self.paths["float32"]))
 
@@ -124,8 +267,34 @@ class TFLiteExportTest(tf.test.TestCase, parameterized.TestCase):
     self.assertLess(parity.max_abs_logit_diff, 0.1 * np.max(np.abs(expected)))
     self.assertGreater(parity.max_abs_logit_diff, 0.0)  # it really is a different (quantised) model
 
+  def test_full_int8_runs_int8_kernels(self):
+    path = self.paths["full_int8"]
+    self.assertEqual(tflite.float_ops(path), [])  # every op but the float<->int8 edges computes in int8
+    self.assertEqual(tflite.float_ops(self.paths["int8"])[:2], ["ADD", "BATCH_MATMUL"])  # dynamic range: float
+    interpreter = tflite.TFLiteClassifier(path).interpreter
+    tensors = interpreter.get_tensor_details()
+    self.assertGreater(sum(t["dtype"] == np.int8 for t in tensors), sum(t["dtype"] == np.float32 for t in tensors))
+    self.assertEqual({d["dtype"] for d in interpreter.get_input_details()}, {np.int32})
+    self.assertEqual({d["dtype"] for d in interpreter.get_output_details()}, {np.float32})
+    self.assertLess(os.path.getsize(path), 0.6 * os.path.getsize(self.paths["float32"]))
+
+  def test_full_int8_stays_close_to_keras(self):
+    model = tflite.TFLiteClassifier(self.paths["full_int8"])
+    logits = np.concatenate([model(b) for b in self.batches])
+    parity = tflite.compare_logits(np.concatenate(self.logits), logits)
+    self.assertGreaterEqual(parity.argmax_agreement, 0.9)
+    self.assertLess(parity.max_abs_logit_diff, 0.1 * np.max(np.abs(np.concatenate(self.logits))))
+    self.assertGreater(parity.max_abs_logit_diff, 0.0)
+
+  def test_full_int8_needs_representative_features(self):
+    with self.assertRaisesRegex(ValueError, r"full_int8 calibrates activation ranges on representative examples: "
+                                r"pass representative_features with \['input_ids', 'input_mask', 'segment_ids'\]"):
+      tflite.convert_saved_model(self.shared.serving_path, os.path.join(self.get_temp_dir(), "x.tflite"),
+                                 "full_int8")
+
   def test_unknown_quantization(self):
-    with self.assertRaisesRegex(ValueError, r"unknown quantization 'fp16'; use one of \['float32', 'int8'\]"):
+    with self.assertRaisesRegex(ValueError, r"unknown quantization 'fp16'; use one of \['float32', 'int8', "
+                                r"'full_int8'\]"):
       tflite.convert_saved_model(self.shared.serving_path, os.path.join(self.get_temp_dir(), "x.tflite"), "fp16")
 
   def test_missing_tflite_file(self):

@@ -49,6 +49,7 @@ class CsvProcessorTest(tf.test.TestCase, parameterized.TestCase):
         InputExample(guid="train-6", text_a='said "hi"', text_b=None, label="mid"),
     ])
     self.assertEqual(processor.get_labels(), ["mid", "neg", "pos"])
+    self.assertEqual(processor.skipped_blank_lines, {os.path.join(self.data_dir, "train.csv"): 1})
 
   def test_reads_tsv_pairs_without_quoting(self):
     _write(self.data_dir, "train.tsv", 'premise\thypothesis\tlabel\n"quoted\tit\'s\tyes\n')

@@ -4,15 +4,22 @@ Tasks are registered by name in `TASKS`; `get_processor("csv", text_column="sent
 """
 
 import abc
+import codecs
 import csv
 import dataclasses
 import os
+import re
 from typing import Dict, List, Optional, Sequence
+
+from absl import logging
 
 from tf_distill.data import tfds_builders
 from tf_distill.registry import Registry
 
 SPLITS = ("train", "dev", "test")
+# Longest field the CSV reader accepts (Python's csv default is 131072 characters, less than some long documents).
+# A longer field is almost always a quote that is never closed, swallowing the rest of the file.
+MAX_FIELD_CHARS = 2**24
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +71,13 @@ class CsvProcessor(DataProcessor):
 
   Columns are found by header name. The test file may lack the label column (labels are then None), and an
   empty label in the test file means "unknown". `.tsv` files are read without quoting, as BERT does; `.csv`
-  files use standard CSV quoting.
+  files use standard CSV quoting. Files must be UTF-8 (a UTF-8 byte-order mark is fine).
+
+  Blank lines (empty, or only spaces and tabs without a delimiter) are skipped: `skipped_blank_lines` maps each
+  file read to how many, and the count is logged. Every other problem raises `DataError` naming the file and the
+  1-based line: wrong field counts, unbalanced quotes, bytes that are not UTF-8 (UTF-16 files included), NUL bytes,
+  fields over `MAX_FIELD_CHARS` characters, empty texts or labels, a wanted column missing or named twice in the
+  header, and labels outside the label list.
 
   Args:
     text_column: header name of the text.
@@ -89,6 +102,7 @@ class CsvProcessor(DataProcessor):
     self.label_column = label_column
     self.delimiter = delimiter
     self._labels = labels
+    self.skipped_blank_lines: Dict[str, int] = {}
 
   def get_train_examples(self, data_dir: str) -> List[InputExample]:
     return self._read_split(data_dir, "train")
@@ -124,25 +138,39 @@ class CsvProcessor(DataProcessor):
     """Returns [(line, text_a, text_b, label)] with 1-based line numbers of where each row starts."""
     delimiter = self.delimiter or ("\t" if path.endswith(".tsv") else ",")
     quoting = csv.QUOTE_NONE if path.endswith(".tsv") else csv.QUOTE_MINIMAL
-    rows = []
-    with open(path, encoding="utf-8-sig", newline="") as f:
-      reader = csv.reader(f, delimiter=delimiter, quoting=quoting, strict=True)
-      line = 1
-      try:
-        header = next(reader, None)
-        if not header:
-          raise DataError(f"{path}, line 1: no header row (the file is empty or starts with a blank line); "
-                          "the first line must name the columns")
-        columns = self._column_indices(path, header, split)
-        line = reader.line_num + 1
-        for row in reader:
-          if row:  # csv yields [] for a blank line.
-            rows.append(self._parse_row(path, line, row, header, columns, split))
+    rows, blank_lines = [], 0
+    field_size_limit = csv.field_size_limit(MAX_FIELD_CHARS)
+    try:
+      with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, delimiter=delimiter, quoting=quoting, strict=True)
+        line = 1
+        try:
+          header = next(reader, None)
+          if not header:
+            raise DataError(f"{path}, line 1: no header row (the file is empty or starts with a blank line); "
+                            "the first line must name the columns")
+          _check_nul(path, 1, header)
+          columns = self._column_indices(path, header, split)
           line = reader.line_num + 1
-      except csv.Error as e:
-        raise DataError(f"{path}, line {line}: malformed {delimiter!r}-delimited row ({e}); fix the quoting") from e
-      except UnicodeDecodeError as e:
-        raise DataError(f"{path}, line {line}: not UTF-8 ({e}); re-save the file as UTF-8") from e
+          for row in reader:
+            if not row or (len(row) == 1 and not row[0].strip()):  # csv yields [] for an empty line.
+              blank_lines += 1
+            else:
+              _check_nul(path, line, row)
+              rows.append(self._parse_row(path, line, row, header, columns, split))
+            line = reader.line_num + 1
+        except csv.Error as e:
+          if "field larger than field limit" in str(e):
+            raise DataError(f"{path}, line {line}: a field is longer than {MAX_FIELD_CHARS} characters; usually a "
+                            "quote opened on this line is never closed. Fix the quoting") from e
+          raise DataError(f"{path}, line {line}: malformed {delimiter!r}-delimited row ({e}); fix the quoting") from e
+    except UnicodeDecodeError as e:
+      raise _not_utf8_error(path) from e
+    finally:
+      csv.field_size_limit(field_size_limit)
+    self.skipped_blank_lines[path] = blank_lines
+    if blank_lines:
+      logging.info("%s: skipped %d blank line(s)", path, blank_lines)
     if not rows:
       raise DataError(f"{path}, line 2: no examples after the header row; the {split} split must not be empty")
     return rows
@@ -153,6 +181,9 @@ class CsvProcessor(DataProcessor):
     for role, name in wanted.items():
       if name is None or (role == "label" and split == "test" and name not in header):
         columns[role] = None
+      elif header.count(name) > 1:
+        raise DataError(f"{path}, line 1: column {name!r} appears {header.count(name)} times in the header "
+                        f"{header}; rename all but one")
       elif name in header:
         columns[role] = header.index(name)
       else:
@@ -177,6 +208,37 @@ class CsvProcessor(DataProcessor):
                         "fill it in or delete the row")
       label = None
     return line, values["text_a"], values["text_b"], label
+
+
+def _nul_error(path: str, line: int) -> DataError:
+  return DataError(f"{path}, line {line}: contains a NUL byte; the file is binary or UTF-16/UTF-32 encoded. "
+                   "Re-save it as UTF-8 text")
+
+
+def _check_nul(path: str, line: int, row: List[str]) -> None:
+  if any("\x00" in field for field in row):
+    raise _nul_error(path, line)
+
+
+def _not_utf8_error(path: str) -> DataError:
+  """A DataError naming the line of the first byte that is not UTF-8 (the decoder reads ahead in chunks, so the
+  reader's own line count would point too early), or of the first NUL byte of a UTF-16/UTF-32 file."""
+  with open(path, "rb") as f:
+    content = f.read()
+  if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    return DataError(f"{path}, line 1: the file is UTF-16 or UTF-32 (it starts with the byte-order mark "
+                     f"{content[:2]!r}); re-save it as UTF-8")
+  # Lines end as the csv reader counts them; these bytes never occur inside a UTF-8 multi-byte character.
+  lines = re.split(rb"\r\n|\r|\n", content)
+  if b"\x00" in content:
+    return _nul_error(path, next(i + 1 for i, raw in enumerate(lines) if b"\x00" in raw))
+  for index, raw in enumerate(lines):
+    try:
+      raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+      return DataError(f"{path}, line {index + 1}: not UTF-8 (byte {raw[e.start:e.start + 1]!r} at byte "
+                       f"{e.start + 1} of the line); re-save the file as UTF-8")
+  return DataError(f"{path}, line 1: not UTF-8; re-save the file as UTF-8")
 
 
 def find_split_file(data_dir: str, split: str) -> str:

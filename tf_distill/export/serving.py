@@ -6,6 +6,10 @@ Signatures (inputs int32 [batch, seq_len], seq_len free up to `max_seq_length` i
                       hidden_states [layers, batch, seq, hidden], attention_scores / attention_probs
                       [layers, batch, heads, seq, seq], attention_queries / attention_keys / attention_values
                       [layers, batch, seq, hidden] (heads concatenated)
+  serving_text: text string [batch] (and text_b string [batch] when the metadata has "text_pairs": true)
+                -> logits, probabilities; WordPiece tokenisation in the graph (see text_signature.py), the vocab
+                is the SavedModel asset `assets/vocab.txt`. Loading needs the tensorflow_text ops: this module
+                imports tensorflow_text, so import it (or tensorflow_text) before `tf.saved_model.load`.
 
 `assets.extra/` (TF Serving's folder for files it does not load) carries `tf_distill.json` (labels, max_seq_length,
 vocab hash, BERT config) and the `vocab.txt` the model was trained with. A version directory is written under a
@@ -17,12 +21,15 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from typing import Dict, Optional
 
 import tf_distill  # noqa: F401
 import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the ops of serving_text, needed to load any export)
 
 from tf_distill.bert import BertClassifier, input_signature
+from tf_distill.export import text_signature
 
 METADATA_FILE = "tf_distill.json"
 DISTILL_OUTPUTS = ("logits", "probabilities", "embeddings", "hidden_states", "attention_scores", "attention_probs",
@@ -58,7 +65,7 @@ class _ClassifierModule(tf.Module):
     out = self.model(inputs, training=False)
     stacked = {k: tf.stack(out[k]) for k in DISTILL_OUTPUTS if isinstance(out.get(k), list)}
     return {"logits": out["logits"], "probabilities": tf.nn.softmax(out["logits"], axis=-1),
-            "embeddings": out["embeddings"], **stacked}
+            **{k: out[k] for k in ("embeddings",) if k in out}, **stacked}
 
 
 def export_classifier(model: BertClassifier, export_root: str, model_name: str, metadata: Dict, vocab_file: str,
@@ -93,12 +100,19 @@ def _write_export(model: BertClassifier, tmp_dir: str, model_name: str, version:
   signatures = {"serving_default": module.serve.get_concrete_function()}
   if with_distill_signature:
     signatures["distill"] = module.distill.get_concrete_function()
-  tf.saved_model.save(module, tmp_dir, signatures=signatures)
+  do_lower_case, text_pairs = metadata.get("do_lower_case", True), metadata.get("text_pairs", False)
+  with tempfile.TemporaryDirectory() as vocab_dir:  # saved into assets/, so the export is self-contained
+    module.text_encoder = text_signature.TextEncoder(
+        text_signature.write_asset_vocab(vocab_file, os.path.join(vocab_dir, "vocab.txt")), do_lower_case,
+        metadata["max_seq_length"])
+    signatures["serving_text"] = text_signature.serving_text_function(module.serve, module.text_encoder, text_pairs)
+    tf.saved_model.save(module, tmp_dir, signatures=signatures)
   extra = os.path.join(tmp_dir, "assets.extra")
   os.makedirs(extra, exist_ok=True)
   shutil.copyfile(vocab_file, os.path.join(extra, "vocab.txt"))
   metadata = {**metadata, "num_labels": len(metadata["labels"]), "vocab_sha256": file_sha256(vocab_file),
-              "bert_config": model.config.to_dict(), "model_name": model_name, "version": version}
+              "bert_config": model.config.to_dict(), "model_name": model_name, "version": version,
+              "do_lower_case": do_lower_case, "text_pairs": text_pairs, "signatures": sorted(signatures)}
   with open(os.path.join(extra, METADATA_FILE), "w", encoding="utf-8") as f:
     json.dump(metadata, f, indent=2, sort_keys=True)
   _check_export(tmp_dir, signatures)
@@ -131,26 +145,50 @@ def latest_version_dir(path: str) -> str:
   return path
 
 
-def run_saved_model_cli(saved_model_dir: str, features: Dict, work_dir: str) -> Dict:
-  """Runs `serving_default` through the real `saved_model_cli run` and returns its outputs as numpy arrays.
+# `saved_model_cli` itself, run after importing tensorflow_text: the stock command cannot load an export whose
+# serving_text signature uses tensorflow_text ops (it fails with "Op type not registered 'RegexSplitWithOffsets'").
+SAVED_MODEL_CLI_WITH_TEXT_OPS = ("import sys, tensorflow_text; from tensorflow.python.tools import saved_model_cli; "
+                                 "sys.argv[0] = 'saved_model_cli'; sys.exit(saved_model_cli.main())")
 
-  `features` holds int32 arrays [batch, seq]; they are passed as .npy files and the outputs read back from --outdir.
+
+def saved_model_cli_command() -> list:
+  """argv prefix that runs `saved_model_cli` with the tensorflow_text ops registered; append e.g. `run --dir ...`."""
+  import sys  # pylint: disable=import-outside-toplevel
+  return [sys.executable, "-c", SAVED_MODEL_CLI_WITH_TEXT_OPS]
+
+
+def run_saved_model_cli(saved_model_dir: str, features: Dict, work_dir: str,
+                        signature: str = "serving_default") -> Dict:
+  """Runs `signature` through the real `saved_model_cli run` and returns its outputs as numpy arrays.
+
+  For serving_default, `features` holds int32 arrays [batch, seq]; they are passed as .npy files. For
+  serving_text, it holds lists of strings (`text`, maybe `text_b`), passed as --input_exprs (which cannot hold
+  ";"). The outputs are read back from --outdir.
   """
   import subprocess  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
   os.makedirs(work_dir, exist_ok=True)
-  inputs = []
-  for key in ("input_ids", "input_mask", "segment_ids"):
-    path = os.path.join(work_dir, f"{key}.npy")
-    np.save(path, np.asarray(features[key], np.int32))
-    inputs.append(f"{key}={path}")
+  inputs, exprs = [], []
+  for key, value in features.items():
+    if key not in ("input_ids", "input_mask", "segment_ids", "text", "text_b"):
+      continue  # e.g. label_ids
+    if isinstance(value, (list, tuple)) or np.asarray(value).dtype.kind in "OSU":
+      texts = [str(v.decode("utf-8") if isinstance(v, bytes) else v) for v in value]
+      if any(";" in t for t in texts):
+        raise ValueError(f"saved_model_cli --input_exprs splits on ';'; {key} must not contain it, got {texts}")
+      exprs.append(f"{key}={texts!r}")
+    else:
+      path = os.path.join(work_dir, f"{key}.npy")
+      np.save(path, np.asarray(value, np.int32))
+      inputs.append(f"{key}={path}")
   outdir = os.path.join(work_dir, "outputs")
-  cli = shutil.which("saved_model_cli")
-  if cli is None:
-    raise FileNotFoundError("saved_model_cli is not on PATH; it comes with the tensorflow pip package")
-  result = subprocess.run([cli, "run", "--dir", saved_model_dir, "--tag_set", "serve", "--signature_def",
-                           "serving_default", "--inputs", ";".join(inputs), "--outdir", outdir, "--overwrite"],
-                          capture_output=True, text=True, check=False)
+  command = saved_model_cli_command() + ["run", "--dir", saved_model_dir, "--tag_set", "serve", "--signature_def",
+                                         signature, "--outdir", outdir, "--overwrite"]
+  if inputs:
+    command += ["--inputs", ";".join(inputs)]
+  if exprs:
+    command += ["--input_exprs", ";".join(exprs)]
+  result = subprocess.run(command, capture_output=True, text=True, check=False)
   if result.returncode != 0:
     raise RuntimeError(f"saved_model_cli run failed on {saved_model_dir}:\n{result.stderr[-2000:]}")
   return {name[:-len(".npy")]: np.load(os.path.join(outdir, name)) for name in os.listdir(outdir)}

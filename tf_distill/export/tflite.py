@@ -1,36 +1,103 @@
 """TFLite export of a student SavedModel and parity checks with the `ai-edge-litert` interpreter.
 
-Variants: `float32` (no optimisation) and `int8` (dynamic-range quantisation: int8 weights, float activations).
-The files keep the `serving_default` signature, so a caller passes `input_ids`, `input_mask`, `segment_ids` of any
-[batch, seq_len] and reads `logits` / `probabilities`.
+Variants:
+  float32:   no optimisation.
+  int8:      dynamic-range quantisation: int8 weights, float32 activations. Needs no data.
+  full_int8: full-integer quantisation: int8 weights and activations, with activation ranges calibrated on
+             `representative_features` (a few hundred training examples, fed one at a time). Ops are restricted to
+             TFLITE_BUILTINS_INT8. The inputs stay int32 ids (GATHER reads the int8 embedding tables with int32
+             indices, and the int32 shape/index arithmetic is not quantised); the mask is cast to float and quantised
+             once, and logits/probabilities are dequantised to float32 at the end, so callers see the same
+             interface. A BERT student converts with int8 kernels only; should a model have an op without an int8
+             kernel, the conversion is retried with TFLITE_BUILTINS allowed as well, and that op runs in float32
+             (`float_ops(path)` lists such ops; export_student records them in parity.json).
+The files keep the `serving_default` signature (never `serving_text`: tensorflow_text ops are not TFLite builtins),
+so a caller passes `input_ids`, `input_mask`, `segment_ids` of any [batch, seq_len] and reads `logits` /
+`probabilities`.
 """
 
 import dataclasses
 import os
-from typing import Dict
+from typing import Dict, List, Optional
 
+from absl import logging
 import numpy as np
 
 import tf_distill  # noqa: F401
 import tensorflow as tf
+import tensorflow_text  # noqa: F401  (tf_distill exports carry serving_text: its ops must be known to load them)
 
-QUANTIZATIONS = ("float32", "int8")
+QUANTIZATIONS = ("float32", "int8")  # the variants that need no data
+FULL_INT8 = "full_int8"
+VARIANTS = QUANTIZATIONS + (FULL_INT8,)
+FEATURE_KEYS = ("input_ids", "input_mask", "segment_ids")
+# Ops that only convert between float32 and int8 (or cast the int32 mask), which every full-int8 model has at
+# its edges.
+_BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE", "CAST")
 
 
-def convert_saved_model(saved_model_dir: str, output_path: str, quantization: str = "float32") -> str:
-  """Converts the `serving_default` signature of `saved_model_dir` to a .tflite file (written atomically)."""
-  if quantization not in QUANTIZATIONS:
-    raise ValueError(f"unknown quantization {quantization!r}; use one of {list(QUANTIZATIONS)}")
-  converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=["serving_default"])
-  if quantization == "int8":
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-  flatbuffer = converter.convert()
+def convert_saved_model(saved_model_dir: str, output_path: str, quantization: str = "float32",
+                        representative_features: Optional[Dict[str, np.ndarray]] = None) -> str:
+  """Converts the `serving_default` signature of `saved_model_dir` to a .tflite file (written atomically).
+
+  `representative_features` (int32 [n, seq] `input_ids`, `input_mask`, `segment_ids`) is required for
+  `full_int8` and unused otherwise.
+  """
+  if quantization not in VARIANTS:
+    raise ValueError(f"unknown quantization {quantization!r}; use one of {list(VARIANTS)}")
+  if quantization == FULL_INT8:
+    flatbuffer = _convert_full_int8(saved_model_dir, representative_features)
+  else:
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=["serving_default"])
+    if quantization == "int8":
+      converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    flatbuffer = converter.convert()
   os.makedirs(os.path.dirname(output_path) or ".", exist_ok=True)
   tmp_path = output_path + ".tmp"
   with open(tmp_path, "wb") as f:
     f.write(flatbuffer)
   os.replace(tmp_path, output_path)
   return output_path
+
+
+def _convert_full_int8(saved_model_dir: str, features: Optional[Dict[str, np.ndarray]]) -> bytes:
+  if features is None or any(key not in features for key in FEATURE_KEYS):
+    raise ValueError(f"{FULL_INT8} calibrates activation ranges on representative examples: pass "
+                     f"representative_features with {list(FEATURE_KEYS)} (a few hundred training examples)")
+  num_examples = len(features["input_ids"])
+  if num_examples == 0:
+    raise ValueError(f"{FULL_INT8} needs at least one representative example, got none")
+
+  def representative_dataset():
+    for i in range(num_examples):  # batches of 1, as the interpreter is usually run on device
+      yield {key: np.asarray(features[key][i:i + 1], np.int32) for key in FEATURE_KEYS}
+
+  def convert(supported_ops):
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=["serving_default"])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative_dataset
+    converter.target_spec.supported_ops = supported_ops
+    return converter.convert()
+
+  try:
+    return convert([tf.lite.OpsSet.TFLITE_BUILTINS_INT8])
+  except Exception as e:  # pylint: disable=broad-except  (the converter raises ConverterError and others)
+    logging.warning("%s: some ops have no int8 kernel (%s); converting again with float32 TFLITE_BUILTINS "
+                    "allowed for them", FULL_INT8, str(e).strip().splitlines()[-1] if str(e).strip() else e)
+    return convert([tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS])
+
+
+def float_ops(path: str) -> List[str]:
+  """Sorted names of the ops in a .tflite file that compute in float32, leaving out the float32 <-> int8 and
+  int32 -> float32 conversions at a quantised model's edges. Empty for a fully int8 model."""
+  from ai_edge_litert.interpreter import Interpreter, OpResolverType  # pylint: disable=import-outside-toplevel
+  interpreter = Interpreter(model_path=path,
+                            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+  interpreter.allocate_tensors()
+  float_tensors = {t["index"] for t in interpreter.get_tensor_details() if t["dtype"] == np.float32}
+  return sorted({op["op_name"] for op in interpreter._get_ops_details()  # pylint: disable=protected-access
+                 if op["op_name"] not in _BOUNDARY_OPS
+                 and float_tensors.intersection(list(op["inputs"]) + list(op["outputs"]))})
 
 
 class TFLiteClassifier:
@@ -45,7 +112,7 @@ class TFLiteClassifier:
 
   def __call__(self, features: Dict[str, np.ndarray]) -> np.ndarray:
     """Logits float32 [batch, labels] for int32 features [batch, seq]."""
-    out = self.runner(**{k: np.asarray(features[k], np.int32) for k in ("input_ids", "input_mask", "segment_ids")})
+    out = self.runner(**{k: np.asarray(features[k], np.int32) for k in FEATURE_KEYS})
     return out["logits"]
 
 

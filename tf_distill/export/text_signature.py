@@ -1,0 +1,196 @@
+"""In-graph WordPiece tokenisation for the `serving_text` signature, with tensorflow_text.
+
+`TextEncoder` turns raw strings into the int32 features of `tf_distill.data.tokenization` inside the TensorFlow
+graph, so a served model takes text directly:
+
+  serving_text: text string [batch] (and text_b string [batch] for sentence-pair models)
+                -> logits float32 [batch, labels], probabilities float32 [batch, labels]
+
+It gives the same ids as the Python `WordPieceTokenizer` (Hugging Face `tokenizers`' BertWordPieceTokenizer), which
+the tests check on fixed sentences and hypothesis-generated text:
+  1. Special tokens ([CLS], [SEP], [UNK], [PAD], [MASK] when in the vocab) typed in the raw text keep their ids,
+     as `tokenizers` matches them before anything else.
+  2. Normalise as `tokenizers`' BertNormalizer: drop NUL, U+FFFD and control/format/private-use characters (tab,
+     newline and carriage return become spaces), map Unicode spaces to " ", and when `do_lower_case`: NFD, drop
+     combining marks (accents), lower-case per character ("Σ" is always "σ"). This is done here with regex ops, not
+     by `tf_text.BertTokenizer(lower_case=True)`, which case-folds with NFKC ("ß" -> "ss", "ﬁ" -> "fi") and turns
+     control characters into spaces, changing ids.
+  3. `tf_text.BertTokenizer(lower_case=False)` splits on whitespace, punctuation and CJK characters and maps words
+     to WordPiece ids. A word of over 100 characters is one [UNK] (`tokenizers` counts characters, tensorflow_text
+     bytes; the word is measured from BertTokenizer's offsets).
+  4. Pack [CLS] a [SEP] (b [SEP]), truncated longest-first as `tokenization.truncate_pair`, padded to
+     `max_seq_length`.
+Known differences, in code points no real text uses: a few format characters added in Unicode 14 (U+0890, U+0891,
+U+08E2, U+110CD, U+13430-U+1343F) are dropped here but kept by `tokenizers`; CJK Extension C/D code points
+U+2B820-U+2B91F are split off as single characters here but not by `tokenizers`.
+
+The vocab is read through a `tf.lookup.TextFileInitializer`, so `tf.saved_model.save` copies it into the export's
+`assets/` and the SavedModel is self-contained. Loading such a SavedModel needs the tensorflow_text ops:
+`import tensorflow_text` first (`tf_distill.export.serving` does it).
+"""
+
+import os
+import re
+from typing import Dict, List, Optional
+
+import tf_distill  # noqa: F401
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+FEATURE_KEYS = ("input_ids", "input_mask", "segment_ids")
+MAX_CHARS_PER_WORD = 100  # tokenizers' WordPiece default (max_input_chars_per_word).
+UNK, CLS, SEP = "[UNK]", "[CLS]", "[SEP]"
+# Characters `tokenizers`' clean_text drops: NUL, U+FFFD and categories Cc (except tab, newline, carriage return),
+# Cf, Co and Cs.
+_DROPPED_CHARACTERS = r"[\x{0}-\x{8}\x{B}\x{C}\x{E}-\x{1F}\x{7F}-\x{9F}\p{Cf}\p{Co}\p{Cs}\x{FFFD}]"
+# Unicode White_Space characters that survive the step above (\x85, \v and \f are Cc and are dropped).
+_SPACES = r"[\t\n\r\p{Z}]"
+# Special tokens that tokenizers matches in the raw text (case-sensitive, anywhere) when they are in the vocab.
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# Stands in for a special token while the text is tokenised: one private-use character is always one WordPiece
+# token (normalize() has already dropped those that were in the text).
+_PLACEHOLDER = "\uE000"
+
+
+def vocab_lines(vocab_file: str) -> List[str]:
+  """The lines of `vocab_file` as `WordPieceTokenizer` sees them: token i is line i, stripped.
+
+  A line that is empty, or a token that appears again further down (the Python tokenizer keeps the last id), is
+  replaced by a placeholder that no text can produce, so that line numbers stay ids and every key is unique.
+  """
+  with open(vocab_file, "rb") as f:
+    lines = [line.strip() for line in f.read().decode("utf-8").split("\n")]
+  last = {token: index for index, token in enumerate(lines) if token}
+  for token in (UNK, CLS, SEP):
+    if token not in last:
+      raise ValueError(f"vocab_file {vocab_file!r} has no {token} token; pass a BERT vocab.txt")
+  while lines and not lines[-1]:
+    lines.pop()
+  return [token if token and last[token] == index else f"[tf_distill unused {index}]"
+          for index, token in enumerate(lines)]
+
+
+def write_asset_vocab(vocab_file: str, path: str) -> str:
+  """Writes `vocab_lines(vocab_file)`, one per line, to `path` (byte-identical for a clean BERT vocab)."""
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  with open(path, "w", encoding="utf-8", newline="\n") as f:
+    f.write("\n".join(vocab_lines(vocab_file)) + "\n")
+  return path
+
+
+class TextEncoder(tf.Module):
+  """Raw strings -> BERT int32 features in the graph, with the ids of `tokenization.WordPieceTokenizer`.
+
+  Args:
+    vocab_file: a vocab written by `write_asset_vocab` (one unique token per line; the line number is the id).
+    do_lower_case: as the model's `WordPieceTokenizer`: lower-case and strip accents.
+    max_seq_length: length of the packed features, [CLS] and [SEP] included.
+  """
+
+  def __init__(self, vocab_file: str, do_lower_case: bool, max_seq_length: int):
+    super().__init__()
+    if max_seq_length < 2:
+      raise ValueError(f"max_seq_length must be >= 2 to fit [CLS] and [SEP], got {max_seq_length}")
+    vocab = vocab_lines(vocab_file)
+    special_tokens = [token for token in SPECIAL_TOKENS if token in vocab]
+    self.do_lower_case = do_lower_case
+    self.max_seq_length = max_seq_length
+    self.table = tf.lookup.StaticHashTable(
+        tf.lookup.TextFileInitializer(vocab_file, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
+                                      tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER), default_value=-1)
+    # lower_case=False: `normalize` has done the lower-casing. 4 bytes per UTF-8 character: the character limit
+    # is applied in `_wordpiece_ids`.
+    self._bert = tf_text.BertTokenizer(self.table, suffix_indicator="##",
+                                       max_bytes_per_word=4 * MAX_CHARS_PER_WORD, token_out_type=tf.int64,
+                                       unknown_token=UNK, lower_case=False)
+    self._special_tokens = tf.constant(special_tokens)
+    self._special_pattern = "|".join(re.escape(token) for token in special_tokens)
+    self._unk_id = tf.constant(vocab.index(UNK), tf.int64)
+
+  def normalize(self, texts: tf.Tensor) -> tf.Tensor:
+    """string [batch] -> string [batch], as `tokenizers`' BertNormalizer."""
+    texts = tf.strings.regex_replace(texts, _DROPPED_CHARACTERS, "")
+    texts = tf.strings.regex_replace(texts, _SPACES, " ")
+    if self.do_lower_case:
+      texts = tf_text.normalize_utf8(texts, "NFD")
+      texts = tf.strings.regex_replace(texts, r"\p{Mn}", "")
+      # ICU lower-cases a final capital sigma to "ς"; tokenizers maps each character on its own, "Σ" -> "σ".
+      texts = tf.strings.lower(tf.strings.regex_replace(texts, "Σ", "σ"), encoding="utf-8")
+    return texts
+
+  def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
+    """string [batch] -> WordPiece ids int64 [batch, (tokens)], without added [CLS] and [SEP]."""
+    # tokenizers first cuts the raw text at special tokens: "a[SEP]b" is a, the [SEP] id, b. regex_split would
+    # stop at a NUL; U+FFFD is dropped by normalize() as NUL is.
+    texts = tf.strings.regex_replace(texts, r"\x00", "\uFFFD")
+    pieces = tf_text.regex_split(texts, self._special_pattern, self._special_pattern)  # string [batch, (pieces)]
+    is_special = tf.reduce_any(tf.equal(pieces.flat_values[:, None], self._special_tokens[None, :]), axis=1)
+    ids = self._wordpiece_ids(tf.where(is_special, _PLACEHOLDER, self.normalize(pieces.flat_values)))
+    piece_of_id = ids.value_rowids()
+    ids = ids.with_flat_values(tf.where(tf.gather(is_special, piece_of_id),
+                                        tf.gather(self.table.lookup(pieces.flat_values), piece_of_id),
+                                        ids.flat_values))
+    return pieces.with_flat_values(ids).merge_dims(1, 2)
+
+  def _wordpiece_ids(self, texts: tf.Tensor) -> tf.RaggedTensor:
+    """Normalised string [n] -> ids int64 [n, (tokens)]; a word of over 100 characters is one [UNK]."""
+    ids, starts, ends = self._bert.tokenize_with_offsets(texts)  # [n, (words), (pieces)], byte offsets
+    words = ids.values  # [words, (pieces)]
+    begin = tf.gather(starts.flat_values, words.row_starts())
+    end = tf.gather(ends.flat_values, words.row_limits() - 1)
+    word_texts = tf.strings.substr(tf.repeat(texts, ids.row_lengths()), begin, end - begin)
+    too_long = tf.strings.length(word_texts, unit="UTF8_CHAR") > MAX_CHARS_PER_WORD  # bool [words]
+    word_of_piece = words.value_rowids()
+    first_piece = tf.range(tf.size(words.flat_values, out_type=tf.int64)) == tf.gather(words.row_starts(),
+                                                                                       word_of_piece)
+    long_piece = tf.gather(too_long, word_of_piece)
+    merged = ids.merge_dims(1, 2)
+    return tf.ragged.boolean_mask(merged.with_flat_values(tf.where(long_piece, self._unk_id, merged.flat_values)),
+                                  merged.with_flat_values(first_piece | ~long_piece))
+
+  def encode(self, texts: tf.Tensor, texts_b: Optional[tf.Tensor] = None) -> Dict[str, tf.Tensor]:
+    """Features int32 [batch, max_seq_length]: [CLS] a [SEP] (b [SEP]), then zeros."""
+    ids_a = self.tokenize(texts)
+    cls_id, sep_id = self.table.lookup(tf.constant(CLS)), self.table.lookup(tf.constant(SEP))
+    if texts_b is None:
+      segments = [ids_a[:, :self.max_seq_length - 2]]
+    else:
+      if self.max_seq_length < 3:
+        raise ValueError(f"max_seq_length must be >= 3 to fit [CLS] and [SEP] twice, got {self.max_seq_length}")
+      ids_b = self.tokenize(texts_b)
+      len_a, len_b = truncated_pair_lengths(ids_a.row_lengths(), ids_b.row_lengths(), self.max_seq_length - 3)
+      segments = [tf.ragged.boolean_mask(ids_a, tf.ragged.range(ids_a.row_lengths()) < len_a[:, None]),
+                  tf.ragged.boolean_mask(ids_b, tf.ragged.range(ids_b.row_lengths()) < len_b[:, None])]
+    ids, segment_ids = tf_text.combine_segments(segments, start_of_sequence_id=cls_id, end_of_segment_id=sep_id)
+    input_ids, input_mask = tf_text.pad_model_inputs(ids, self.max_seq_length)
+    segment_ids, _ = tf_text.pad_model_inputs(segment_ids, self.max_seq_length)
+    return {"input_ids": tf.cast(input_ids, tf.int32), "input_mask": tf.cast(input_mask, tf.int32),
+            "segment_ids": tf.cast(segment_ids, tf.int32)}
+
+
+def truncated_pair_lengths(len_a: tf.Tensor, len_b: tf.Tensor, budget: int):
+  """Lengths that `tokenization.truncate_pair` leaves: pop from the longer list, from b on a tie, until
+  len_a + len_b <= budget. In closed form, each keeps its length or its share of the budget, whichever the other
+  leaves room for; a gets the odd token: a' = min(a, max(budget - b, budget - budget // 2)),
+  b' = min(b, max(budget - a, budget // 2))."""
+  budget = tf.cast(budget, len_a.dtype)
+  return (tf.minimum(len_a, tf.maximum(budget - len_b, budget - budget // 2)),
+          tf.minimum(len_b, tf.maximum(budget - len_a, budget // 2)))
+
+
+def serving_text_function(serve, encoder: TextEncoder, pairs: bool):
+  """The `serving_text` concrete function: `encoder` features fed to `serve`, the serving_default tf.function.
+
+  Inputs are named `text` (and `text_b` when `pairs`), string [batch]; the outputs are those of `serve`.
+  """
+  text_spec = tf.TensorSpec([None], tf.string, name="text")
+  if pairs:
+    @tf.function(input_signature=[text_spec, tf.TensorSpec([None], tf.string, name="text_b")], autograph=False)
+    def serve_text_pair(text, text_b):
+      return serve(encoder.encode(text, text_b))
+    return serve_text_pair.get_concrete_function()
+
+  @tf.function(input_signature=[text_spec], autograph=False)
+  def serve_text(text):
+    return serve(encoder.encode(text))
+  return serve_text.get_concrete_function()

@@ -1,0 +1,321 @@
+"""Checks that an exported model works before it ships: `verify_export(path) -> VerifyResult`.
+
+The checks, in order (each one records a pass or a one-line failure; later checks are skipped when what they need
+is missing):
+  saved_model   `path` (a version directory, or a model directory: its highest version) holds a readable
+                saved_model.pb.
+  metadata      assets.extra/tf_distill.json has labels and max_seq_length, and assets.extra/vocab.txt matches its
+                vocab_sha256.
+  signatures    the signatures the metadata lists (serving_default and serving_text; exports older than the
+                "signatures" key: serving_default) are all in saved_model.pb.
+  serving_default / serving_text  inputs and outputs have the expected names, dtypes and shapes:
+                input_ids/input_mask/segment_ids int32 [batch, seq] and text (text_b) string [batch] ->
+                logits/probabilities float32 [batch, num_labels].
+  load          tf.saved_model.load succeeds.
+  saved_model_cli  `saved_model_cli run` of serving_default on sample sentences, tokenised in Python with the
+                export's vocab and lower-casing, succeeds and matches the loaded SavedModel (and likewise
+                serving_text, given the raw sentences).
+  text_tokenization  serving_text on the raw sentences gives the logits of serving_default on the Python
+                tokenisation: the in-graph WordPiece matches tf_distill.data.tokenization.
+  tflite:<file> every .tflite in the sibling `<model>_tflite/<version>/` loads and matches the SavedModel's
+                serving_default: float32 files within `atol_tflite`, quantised ones within `quantized_tolerance`
+                times the largest |logit|.
+"""
+
+import dataclasses
+import glob
+import hashlib
+import os
+import tempfile
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+import tf_distill  # noqa: F401
+import tensorflow as tf
+
+from tf_distill.data.processors import InputExample
+from tf_distill.data.tokenization import WordPieceTokenizer
+from tf_distill.export import serving
+from tf_distill.export.tflite import FEATURE_KEYS, TFLiteClassifier, compare_logits
+
+# The last one is longer than any max_seq_length and gets truncated.
+SAMPLE_TEXTS = ("a great movie", "The plot was dull, and the ending far too long...",
+                "Ünïcödé café! [SEP] naïve?", "zzqx unknownword " * 40)
+SAMPLE_TEXTS_B = ("it was fun", "worst film ever", "", "and so on " * 40)
+TEXT_SIGNATURE = "serving_text"
+DEFAULT_SIGNATURE = "serving_default"
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+  name: str
+  ok: bool
+  detail: str
+
+  def __str__(self):
+    return f"[{'ok' if self.ok else 'FAIL'}] {self.name}: {self.detail}"
+
+
+@dataclasses.dataclass
+class VerifyResult:
+  """The checks run on one export directory, in order."""
+  path: str
+  checks: List[Check] = dataclasses.field(default_factory=list)
+
+  @property
+  def ok(self) -> bool:
+    return all(check.ok for check in self.checks)
+
+  @property
+  def errors(self) -> List[str]:
+    """One line per failed check: `<check>: <what is wrong>`."""
+    return [f"{check.name}: {check.detail}" for check in self.checks if not check.ok]
+
+  def check(self, name: str, ok: bool, detail: str) -> bool:
+    self.checks.append(Check(name, bool(ok), " ".join(str(detail).split())))
+    return bool(ok)
+
+  def __str__(self):
+    return "\n".join([f"verify-export {self.path}"] + [str(check) for check in self.checks])
+
+
+def _first_line(error: BaseException) -> str:
+  """`Type: message` on one line; for TensorFlow's long messages, the line that names the problem."""
+  lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()] or [""]
+  message = next((line for line in lines if "not registered" in line), lines[0])
+  return f"{type(error).__name__}: {message[:300]}"
+
+
+def _read_signature_defs(path: str, result: VerifyResult):
+  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=import-outside-toplevel
+  pb_path = os.path.join(path, "saved_model.pb")
+  if not os.path.isfile(pb_path):
+    result.check("saved_model", False, f"no saved_model.pb in {path}; pass an export version directory such as "
+                                       "export/student/1, or its model directory")
+    return None
+  proto = saved_model_pb2.SavedModel()
+  try:
+    with open(pb_path, "rb") as f:
+      proto.ParseFromString(f.read())
+  except Exception as e:  # pylint: disable=broad-except  (protobuf's DecodeError and friends)
+    result.check("saved_model", False, f"{pb_path} cannot be parsed ({_first_line(e)}); the file is truncated or "
+                                       "corrupt: export again")
+    return None
+  serve = [graph for graph in proto.meta_graphs if "serve" in graph.meta_info_def.tags]
+  if not serve:
+    result.check("saved_model", False, f"{pb_path} has no MetaGraph tagged 'serve'; export again")
+    return None
+  result.check("saved_model", True, pb_path)
+  return serve[0].signature_def
+
+
+def _check_metadata(path: str, result: VerifyResult) -> Optional[Dict]:
+  try:
+    metadata = serving.read_metadata(path)
+  except (OSError, ValueError) as e:
+    result.check("metadata", False, _first_line(e))
+    return None
+  missing = [key for key in ("labels", "max_seq_length") if key not in metadata]
+  if missing:
+    result.check("metadata", False, f"assets.extra/{serving.METADATA_FILE} lacks {missing}; export again")
+    return None
+  vocab = os.path.join(path, "assets.extra", "vocab.txt")
+  if not os.path.isfile(vocab):
+    result.check("metadata", False, f"no assets.extra/vocab.txt in {path}; export again")
+    return None
+  with open(vocab, "rb") as f:
+    digest = hashlib.sha256(f.read()).hexdigest()
+  if metadata.get("vocab_sha256") not in (None, digest):
+    result.check("metadata", False, f"assets.extra/vocab.txt has sha256 {digest[:12]}..., the metadata says "
+                                    f"{metadata['vocab_sha256'][:12]}...; the vocab was replaced after export")
+    return None
+  result.check("metadata", True, f"{len(metadata['labels'])} labels {metadata['labels']}, max_seq_length "
+                                 f"{metadata['max_seq_length']}, do_lower_case {metadata.get('do_lower_case', True)}")
+  return metadata
+
+
+_DTYPE_NAMES = {dtype.as_datatype_enum: dtype.name for dtype in (tf.int32, tf.int64, tf.string, tf.float32,
+                                                                   tf.float16, tf.int8)}
+
+
+def _describe(tensor_info) -> str:
+  dims = "?" if tensor_info.tensor_shape.unknown_rank else [d.size for d in tensor_info.tensor_shape.dim]
+  return f"{_DTYPE_NAMES.get(tensor_info.dtype, f'dtype#{tensor_info.dtype}')} {dims}"
+
+
+def _check_signature(name: str, signature_def, inputs: Dict[str, str], num_labels: int,
+                     result: VerifyResult) -> bool:
+  """`inputs` maps each expected input to "int32" (shape [batch, seq]) or "string" (shape [batch])."""
+  expected = {"inputs": {k: (dtype, [None, None] if dtype == "int32" else [None]) for k, dtype in inputs.items()},
+              "outputs": {k: ("float32", [None, num_labels]) for k in ("logits", "probabilities")}}
+  problems = []
+  for kind, found in (("inputs", signature_def.inputs), ("outputs", signature_def.outputs)):
+    if set(found) != set(expected[kind]):
+      problems.append(f"{kind} are {sorted(found)}, expected {sorted(expected[kind])}")
+      continue
+    for tensor_name, (dtype, shape) in expected[kind].items():
+      info = found[tensor_name]
+      dims = [d.size for d in info.tensor_shape.dim]
+      shape_ok = (not info.tensor_shape.unknown_rank and len(dims) == len(shape)
+                  and all(want is None or got in (-1, want) for got, want in zip(dims, shape)))
+      if _DTYPE_NAMES.get(info.dtype) != dtype or not shape_ok:
+        shape_text = "[" + ", ".join("batch" if i == 0 else ("seq" if want is None else str(want))
+                                     for i, want in enumerate(shape)) + "]"
+        problems.append(f"{kind[:-1]} {tensor_name} is {_describe(info)}, expected {dtype} {shape_text}")
+  detail = "; ".join(problems) if problems else (
+      f"{', '.join(f'{k} {_describe(v)}' for k, v in sorted(signature_def.inputs.items()))} -> "
+      f"{', '.join(f'{k} {_describe(v)}' for k, v in sorted(signature_def.outputs.items()))}")
+  return result.check(name, not problems, detail)
+
+
+def sample_inputs(metadata: Dict, vocab_file: str, texts: Sequence[str] = SAMPLE_TEXTS,
+                  texts_b: Sequence[str] = SAMPLE_TEXTS_B) -> Dict:
+  """Raw sample texts (`text`, and `text_b` for sentence-pair models) and their Python tokenisation (int32
+  [n, max_seq_length] features), with the export's vocab and lower-casing. A sentence made of the vocab's own
+  words is added, so that a small vocab sees known tokens too."""
+  with open(vocab_file, encoding="utf-8") as f:
+    words = [w.strip() for w in f if w.strip().isalpha() and w.strip().islower()][:12]
+  texts = list(texts) + [" ".join(words) or "a"]
+  pairs = bool(metadata.get("text_pairs", False))
+  texts_b = [texts_b[i] if i < len(texts_b) else " ".join(reversed(words)) for i in range(len(texts))]
+  examples = [InputExample(f"sample-{i}", text, texts_b[i] if pairs else None) for i, text in enumerate(texts)]
+  tokenizer = WordPieceTokenizer(vocab_file, do_lower_case=metadata.get("do_lower_case", True))
+  features = tokenizer.encode(examples, int(metadata["max_seq_length"]), [])
+  raw = {"text": texts, **({"text_b": texts_b} if pairs else {})}
+  return {"raw": raw, "features": {k: features[k] for k in FEATURE_KEYS}}
+
+
+def tflite_dir_for(version_dir: str) -> str:
+  """`<root>/<model>_tflite/<version>` for the SavedModel `<root>/<model>/<version>`."""
+  version_dir = os.path.abspath(version_dir)
+  model_dir, version = os.path.split(version_dir)
+  return f"{model_dir}_tflite{os.sep}{version}"
+
+
+def verify_export(path: str, texts: Optional[Sequence[str]] = None, run_cli: bool = True, atol: float = 1e-4,
+                  atol_tflite: float = 1e-3, quantized_tolerance: float = 0.2,
+                  work_dir: Optional[str] = None) -> VerifyResult:
+  """Runs the checks of the module docstring on the export at `path`; never raises for a broken export.
+
+  Args:
+    path: an export version directory (`export/student/1`) or model directory (`export/student`: latest version).
+    texts: sample sentences; default `SAMPLE_TEXTS`.
+    run_cli: run `saved_model_cli run` (a few seconds per signature).
+    atol: tolerance between saved_model_cli, serving_text and the loaded serving_default.
+    atol_tflite: tolerance of float32 .tflite files against the SavedModel.
+    quantized_tolerance: tolerance of quantised .tflite files, as a fraction of the largest |logit|.
+    work_dir: where saved_model_cli writes its inputs and outputs; default a temporary directory.
+  """
+  version_dir = serving.latest_version_dir(path)
+  result = VerifyResult(version_dir)
+  if not os.path.isdir(version_dir):
+    result.check("saved_model", False, f"{path} is not a directory; pass an export version directory such as "
+                                       "export/student/1, or its model directory")
+    return result
+  signature_defs = _read_signature_defs(version_dir, result)
+  if signature_defs is None and not os.path.isfile(os.path.join(version_dir, "saved_model.pb")):
+    return result  # not an export at all
+  metadata = _check_metadata(version_dir, result)
+  if signature_defs is None or metadata is None:
+    return result
+  expected = list(metadata.get("signatures", [DEFAULT_SIGNATURE]))
+  expected = [s for s in expected if s in (DEFAULT_SIGNATURE, TEXT_SIGNATURE)] or [DEFAULT_SIGNATURE]
+  present = sorted(k for k in signature_defs if not k.startswith("__"))
+  missing = [s for s in expected if s not in signature_defs]
+  if not result.check("signatures", not missing,
+                      f"missing {missing} (the export has {present}); export again" if missing else
+                      f"{present}"):
+    expected = [s for s in expected if s in signature_defs]
+  num_labels = len(metadata["labels"])
+  signature_ok = {}
+  if DEFAULT_SIGNATURE in expected:
+    signature_ok[DEFAULT_SIGNATURE] = _check_signature(DEFAULT_SIGNATURE, signature_defs[DEFAULT_SIGNATURE],
+                                                       {k: "int32" for k in FEATURE_KEYS}, num_labels, result)
+  if TEXT_SIGNATURE in expected:
+    text_inputs = {"text": "string", **({"text_b": "string"} if metadata.get("text_pairs") else {})}
+    signature_ok[TEXT_SIGNATURE] = _check_signature(TEXT_SIGNATURE, signature_defs[TEXT_SIGNATURE], text_inputs,
+                                                    num_labels, result)
+  try:
+    loaded = tf.saved_model.load(version_dir)
+  except Exception as e:  # pylint: disable=broad-except
+    result.check("load", False, f"tf.saved_model.load failed: {_first_line(e)}")
+    return result
+  result.check("load", True, "tf.saved_model.load")
+  vocab_file = os.path.join(version_dir, "assets.extra", "vocab.txt")
+  sample = sample_inputs(metadata, vocab_file, texts or SAMPLE_TEXTS)
+  reference = None
+  if signature_ok.get(DEFAULT_SIGNATURE):
+    try:
+      reference = loaded.signatures[DEFAULT_SIGNATURE](
+          **{k: tf.constant(v) for k, v in sample["features"].items()})["logits"].numpy()
+    except Exception as e:  # pylint: disable=broad-except
+      result.check("serving_default run", False, _first_line(e))
+  if reference is not None and run_cli:
+    _check_cli(version_dir, sample, reference, signature_ok.get(TEXT_SIGNATURE, False), atol, work_dir, result)
+  if reference is not None and signature_ok.get(TEXT_SIGNATURE):
+    try:
+      text_logits = loaded.signatures[TEXT_SIGNATURE](
+          **{k: tf.constant(v) for k, v in sample["raw"].items()})["logits"].numpy()
+      parity = compare_logits(reference, text_logits)
+      result.check("text_tokenization", parity.max_abs_logit_diff <= atol,
+                   f"serving_text on raw text vs serving_default on Python WordPiece ids: {parity}"
+                   + ("" if parity.max_abs_logit_diff <= atol else
+                      f" (> {atol}: the in-graph tokenisation differs from tf_distill.data.tokenization)"))
+    except Exception as e:  # pylint: disable=broad-except
+      result.check("text_tokenization", False, f"serving_text failed: {_first_line(e)}")
+  if reference is not None:
+    _check_tflite(version_dir, sample["features"], reference, atol_tflite, quantized_tolerance, result)
+  return result
+
+
+def _check_cli(version_dir: str, sample: Dict, reference: np.ndarray, with_text: bool, atol: float,
+               work_dir: Optional[str], result: VerifyResult) -> None:
+  runs = [(DEFAULT_SIGNATURE, sample["features"])]
+  if with_text and not any(";" in t for texts in sample["raw"].values() for t in texts):
+    runs.append((TEXT_SIGNATURE, sample["raw"]))
+  with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+    for signature, inputs in runs:
+      name = f"saved_model_cli {signature}"
+      try:
+        outputs = serving.run_saved_model_cli(version_dir, inputs, os.path.join(tmp, signature), signature)
+      except Exception as e:  # pylint: disable=broad-except
+        result.check(name, False, _first_line(e))
+        continue
+      if "logits" not in outputs:
+        result.check(name, False, f"saved_model_cli returned {sorted(outputs)}, no logits")
+        continue
+      parity = compare_logits(reference, outputs["logits"])
+      result.check(name, parity.max_abs_logit_diff <= atol,
+                   f"vs the loaded serving_default: {parity}" + (
+                       "" if parity.max_abs_logit_diff <= atol else f" (> {atol})"))
+
+
+def _check_tflite(version_dir: str, features: Dict[str, np.ndarray], reference: np.ndarray, atol_tflite: float,
+                  quantized_tolerance: float, result: VerifyResult) -> None:
+  tflite_dir = tflite_dir_for(version_dir)
+  if not os.path.isdir(tflite_dir):
+    result.check("tflite", True, f"no {tflite_dir}; nothing to compare")
+    return
+  paths = sorted(glob.glob(os.path.join(tflite_dir, "*.tflite")))
+  if not paths:
+    result.check("tflite", False, f"{tflite_dir} holds no .tflite file; export again with --tflite=...")
+    return
+  scale = float(np.max(np.abs(reference)))
+  for path in paths:
+    name = f"tflite:{os.path.basename(path)}"
+    try:
+      logits = TFLiteClassifier(path)(features)
+      parity = compare_logits(reference, logits)
+    except Exception as e:  # pylint: disable=broad-except
+      result.check(name, False, f"{path} does not run ({_first_line(e)}); the file is truncated, corrupt or not "
+                                "from this model: export again")
+      continue
+    quantized = not os.path.basename(path).startswith("float32")
+    tolerance = quantized_tolerance * scale if quantized else atol_tflite
+    ok = parity.max_abs_logit_diff <= tolerance
+    kind = f"quantised, tolerance {quantized_tolerance} x max |logit| = {tolerance:.3g}" if quantized else (
+        f"tolerance {tolerance:g}")
+    result.check(name, ok, f"vs SavedModel: {parity} ({kind})" + (
+        "" if ok else f"; {os.path.basename(path)} disagrees with the SavedModel: it is from another model or "
+                      "version, export again"))
