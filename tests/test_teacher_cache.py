@@ -21,14 +21,14 @@ SEQ = 16
 
 
 class CountingTeacher:
-  """Forwards to a teacher and counts the examples it was asked about."""
+  """Forwards to a teacher and counts the calls (build_cache traces its query once per build)."""
 
   def __init__(self, teacher):
     self.teacher = teacher
-    self.examples = 0
+    self.calls = 0
 
   def __call__(self, features, outputs=None):
-    self.examples += int(features["input_ids"].shape[0])
+    self.calls += 1
     return self.teacher(features, outputs=outputs)
 
 
@@ -176,11 +176,12 @@ class TeacherCacheTest(tf.test.TestCase, parameterized.TestCase):
     counting = CountingTeacher(self.teacher)
     messages = []
     first = teacher_cache.resolve("auto", cache_dir, self.key, counting, self.features, log=messages.append)
-    self.assertEqual(counting.examples, 21)
+    built = counting.calls
+    self.assertGreater(built, 0)
     manifest = os.path.join(cache_dir, teacher_cache.MANIFEST_FILE)
     mtime = os.stat(manifest).st_mtime_ns
     second = teacher_cache.resolve("auto", cache_dir, self.key, counting, self.features, log=messages.append)
-    self.assertEqual(counting.examples, 21)  # not queried again
+    self.assertEqual(counting.calls, built)  # not queried again
     self.assertEqual(os.stat(manifest).st_mtime_ns, mtime)
     self.assertAllEqual(first.logits, second.logits)
     self.assertIn("no teacher cache", messages[0])
@@ -189,7 +190,7 @@ class TeacherCacheTest(tf.test.TestCase, parameterized.TestCase):
     with self.assertRaisesRegex(CacheError, "augmentation seed differs"):
       teacher_cache.resolve("use", cache_dir, stale, counting, self.features)
     teacher_cache.resolve("auto", cache_dir, stale, counting, self.features, log=messages.append)
-    self.assertEqual(counting.examples, 42)
+    self.assertGreater(counting.calls, built)
     self.assertTrue(any("augmentation seed differs" in m for m in messages))
     self.assertEqual(sorted(os.listdir(self.get_temp_dir())).count("auto"), 1)
     self.assertFalse([d for d in os.listdir(self.get_temp_dir()) if ".tmp-" in d or ".old-" in d])
@@ -200,8 +201,10 @@ class TeacherCacheTest(tf.test.TestCase, parameterized.TestCase):
     self.assertIsNone(teacher_cache.resolve("off", cache_dir, self.key, counting, self.features))
     self.assertFalse(os.path.exists(cache_dir))
     teacher_cache.resolve("build", cache_dir, self.key, counting, self.features, log=lambda _: None)
+    once = counting.calls
+    self.assertGreater(once, 0)
     teacher_cache.resolve("build", cache_dir, self.key, counting, self.features, log=lambda _: None)
-    self.assertEqual(counting.examples, 42)
+    self.assertEqual(counting.calls, 2 * once)
     with self.assertRaisesRegex(CacheError, r"unknown teacher_cache mode 'sometimes'; use one of \['off', "):
       teacher_cache.resolve("sometimes", cache_dir, self.key, counting, self.features)
 

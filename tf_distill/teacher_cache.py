@@ -63,7 +63,6 @@ _KINDS = {
 _PER_LAYER = ("layer_sequence", "layer_attention")
 
 
-
 class CacheError(ValueError):
   """A teacher cache is missing, incomplete, or does not match this run."""
 
@@ -241,6 +240,10 @@ def build_cache(teacher: Callable, features: Mapping[str, np.ndarray], cache_dir
   tmp_dir = os.path.join(parent, f".{os.path.basename(cache_dir)}.tmp-{os.getpid()}")
   shutil.rmtree(tmp_dir, ignore_errors=True)
   os.makedirs(tmp_dir)
+  # Traced once for any [batch, width]: inside a tf.function the teacher's signature call is inlined and the outputs
+  # not asked for are pruned (an eager call of the `distill` signature computes and stacks all of them).
+  spec = {k: tf.TensorSpec([None, None], tf.int32) for k in FEATURE_KEYS}
+  query = tf.function(lambda batch: teacher(batch, outputs=outputs), input_signature=[spec], autograph=False)
   shard_names = [f"part-{s:05d}-of-{num_shards:05d}.tfrecord" for s in range(num_shards)]
   counts = [0] * num_shards
   shapes, dtypes = {}, {}
@@ -251,7 +254,7 @@ def build_cache(teacher: Callable, features: Mapping[str, np.ndarray], cache_dir
         rows = order[begin:begin + batch_size]
         width = int(lengths[rows].max())
         batch = {k: tf.constant(np.asarray(features[k])[rows, :width], tf.int32) for k in FEATURE_KEYS}
-        result = _query(teacher, batch, outputs)
+        result = _query(query, batch, outputs)
         for i, row in enumerate(rows):
           record = {"index": _int64(int(row)), "length": _int64(int(lengths[row]))}
           for name in outputs:
@@ -296,9 +299,9 @@ def build_cache(teacher: Callable, features: Mapping[str, np.ndarray], cache_dir
   return manifest
 
 
-def _query(teacher: Callable, batch: Dict[str, tf.Tensor], outputs: Tuple[str, ...]) -> Dict[str, np.ndarray]:
+def _query(query: Callable, batch: Dict[str, tf.Tensor], outputs: Tuple[str, ...]) -> Dict[str, np.ndarray]:
   try:
-    result = teacher(batch, outputs=outputs)
+    result = query(batch)
   except KeyError as e:
     raise CacheError(f"the teacher does not provide output {e}; load it with "
                      f"SavedModelTeacher(path, required_outputs={list(outputs)}) so it uses the distill "
