@@ -3,6 +3,7 @@ copies of it (missing signature, wrong dtype, TFLite file of another model, trun
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -62,7 +63,13 @@ class VerifyExportTest(tf.test.TestCase):
     cls.good = tiny.export_tiny_classifier(tiny.tiny_classifier(seed=11), os.path.join(cls.root, "good"), vocab,
                                            model_name="student", with_distill_signature=False)
     cls.good_tflite = verify.tflite_dir_for(cls.good)
-    tflite.convert_saved_model(cls.good, os.path.join(cls.good_tflite, "float32.tflite"))
+    float32 = tflite.convert_saved_model(cls.good, os.path.join(cls.good_tflite, "float32.tflite"))
+    # int8.tflite stands for a quantised file: a copy, checked with the quantised tolerance that parity.json widens.
+    int8 = shutil.copyfile(float32, os.path.join(cls.good_tflite, "int8.tflite"))
+    with open(os.path.join(cls.good_tflite, "parity.json"), "w", encoding="utf-8") as f:
+      json.dump({"float32": {"sha256": serving.file_sha256(float32), "max_abs_logit_diff": 1e-7},
+                 "int8": {"sha256": serving.file_sha256(int8), "max_abs_logit_diff": 0.5,
+                          "accuracy_drop_points": 1.5}}, f)
     cls.good_cli = _verify_cli(os.path.dirname(cls.good))  # the model directory: takes the latest version
     # Missing serving_text, and serving_default's input_ids declared int64.
     cls.bad_signatures = cls._copy("bad_signatures")
@@ -71,15 +78,16 @@ class VerifyExportTest(tf.test.TestCase):
       del signature_defs["serving_text"]
       signature_defs["serving_default"].inputs["input_ids"].dtype = tf.int64.as_datatype_enum
     _edit_signatures(cls.bad_signatures, break_signatures)
-    # float32.tflite converted from another model, and a truncated int8.tflite.
+    # float32.tflite and full_int8.tflite converted from another model (the first one listed in parity.json, the
+    # other not), and a truncated int8.tflite.
     cls.bad_tflite = cls._copy("bad_tflite")
-    shutil.copyfile(os.path.join(cls.good_tflite, "float32.tflite"),
-                    os.path.join(verify.tflite_dir_for(cls.bad_tflite), "int8.tflite"))
-    _truncate(os.path.join(verify.tflite_dir_for(cls.bad_tflite), "int8.tflite"))
+    bad_dir = verify.tflite_dir_for(cls.bad_tflite)
+    _truncate(os.path.join(bad_dir, "int8.tflite"))
     other = serving._ClassifierModule(tiny.tiny_classifier(seed=12))  # pylint: disable=protected-access
     converter = tf.lite.TFLiteConverter.from_concrete_functions([other.serve.get_concrete_function()], other)
-    with open(os.path.join(verify.tflite_dir_for(cls.bad_tflite), "float32.tflite"), "wb") as f:
+    with open(os.path.join(bad_dir, "float32.tflite"), "wb") as f:
       f.write(converter.convert())
+    shutil.copyfile(os.path.join(bad_dir, "float32.tflite"), os.path.join(bad_dir, "full_int8.tflite"))
     cls.truncated_pb = cls._copy("truncated_pb")
     _truncate(os.path.join(cls.truncated_pb, "saved_model.pb"))
     cls.results = {name: verify.verify_export(getattr(cls, name), run_cli=False)
@@ -104,10 +112,12 @@ class VerifyExportTest(tf.test.TestCase):
     self.assertIn(f"verify-export {self.good}\n", stdout)
     for check in ("saved_model", "metadata", "signatures: ['serving_default', 'serving_text']", "serving_default",
                   "serving_text", "load", "saved_model_cli serving_default", "saved_model_cli serving_text",
-                  "text_tokenization", "tflite:float32.tflite"):
+                  "text_tokenization", "tflite:float32.tflite", "tflite:int8.tflite"):
       self.assertIn(f"[ok] {check}", stdout)
     self.assertNotIn("[FAIL]", stdout)
-    self.assertIn("all 10 checks passed", stdout)
+    self.assertIn("(quantised, tolerance 1: the larger of 0.2 x max |logit| and twice the 0.5 that parity.json "
+                  "records; test accuracy 1.50 points below Keras at export)", stdout)
+    self.assertIn("all 11 checks passed", stdout)
     self.assertNotRegex(stderr, r"(?m)^error:")
 
   def test_missing_signature_and_wrong_dtype(self):
@@ -120,11 +130,15 @@ class VerifyExportTest(tf.test.TestCase):
   def test_tflite_of_another_model_and_truncated_tflite(self):
     result = self.results["bad_tflite"]
     self.assertEqual([check.name for check in result.checks if not check.ok],
-                     ["tflite:float32.tflite", "tflite:int8.tflite"])
-    float32, int8 = result.errors
-    self.assertRegex(float32, r"^tflite:float32.tflite: vs SavedModel: max \|logit diff\| \S+, argmax agreement .*"
-                              r"\(tolerance 0.001\); float32.tflite disagrees with the SavedModel: it is from another "
-                              r"model or version, export again$")
+                     ["tflite:float32.tflite", "tflite:full_int8.tflite", "tflite:int8.tflite"])
+    float32, full_int8, int8 = result.errors
+    self.assertRegex(float32, r"^tflite:float32.tflite: float32.tflite is not the file export_student checked \(its "
+                              r"sha256 differs from parity.json; vs SavedModel: max \|logit diff\| .*\): it was "
+                              r"replaced, export again$")
+    self.assertRegex(full_int8, r"^tflite:full_int8.tflite: vs SavedModel: max \|logit diff\| \S+, argmax "
+                                r"agreement .* \(quantised, tolerance 0.2 x max \|logit\| = \S+\); full_int8.tflite "
+                                r"is further from the SavedModel than that: a file of another model or version, or a "
+                                r"quantisation this model does not survive. Export again$")
     self.assertRegex(int8, r"^tflite:int8.tflite: .*int8.tflite does not run \(ValueError: .*\); the file is "
                            r"truncated, corrupt or not from this model: export again$")
     self.assertTrue(all(check.ok for check in result.checks if not check.name.startswith("tflite:")))

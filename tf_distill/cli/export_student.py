@@ -23,7 +23,7 @@ from tf_distill.cli import common
 from tf_distill.configs import DataConfig
 from tf_distill.data.processors import InputExample, get_processor
 from tf_distill.data.tokenization import WordPieceTokenizer
-from tf_distill.export.serving import export_classifier, run_saved_model_cli
+from tf_distill.export.serving import export_classifier, file_sha256, run_saved_model_cli
 from tf_distill.export.tflite import (FEATURE_KEYS, FULL_INT8, VARIANTS, TFLiteClassifier, compare_logits,
                                       convert_saved_model, float_ops)
 from tf_distill.training import load_trained, write_json
@@ -116,7 +116,7 @@ def _points(accuracy: Optional[float], reference: Optional[float]) -> Optional[f
 def _describe_accuracy(entry: Dict) -> str:
   if entry["accuracy"] is None:
     return "no labelled test examples"
-  return f"test accuracy {100 * entry['accuracy']:.2f}% ({entry['accuracy_drop_points']:+.2f} points vs Keras)"
+  return f"test accuracy {100 * entry['accuracy']:.2f}% ({-entry['accuracy_drop_points']:+.2f} points vs Keras)"
 
 
 def main(argv) -> None:
@@ -150,7 +150,8 @@ def main(argv) -> None:
                                representative_features=representative)
     logits = TFLiteClassifier(path)(features)
     accuracy = labelled_accuracy(logits, features["label_ids"])
-    entry = {"path": path, "bytes": os.path.getsize(path), **dataclasses.asdict(compare_logits(keras_logits, logits)),
+    entry = {"path": path, "bytes": os.path.getsize(path), "sha256": file_sha256(path),
+             **dataclasses.asdict(compare_logits(keras_logits, logits)),
              "accuracy": accuracy, "accuracy_drop_points": _points(accuracy, keras_accuracy)}
     if quantization == FULL_INT8:  # which ops, if any, had to stay float32
       entry.update(float_ops=float_ops(path), representative_examples=len(representative["input_ids"]))

@@ -8,9 +8,10 @@ Variants:
              TFLITE_BUILTINS_INT8. The inputs stay int32 ids (GATHER reads the int8 embedding tables with int32
              indices, and the int32 shape/index arithmetic is not quantised); the mask is cast to float and quantised
              once, and logits/probabilities are dequantised to float32 at the end, so callers see the same
-             interface. A BERT student converts with int8 kernels only; should a model have an op without an int8
-             kernel, the conversion is retried with TFLITE_BUILTINS allowed as well, and that op runs in float32
-             (`float_ops(path)` lists such ops; export_student records them in parity.json).
+             interface. A BERT student converts with int8 kernels only (`float_ops` is empty). The converter keeps
+             ops it cannot quantise in float32 (the BiLSTM student's WHILE loop and its state), and should the
+             INT8-only conversion fail, it is retried with TFLITE_BUILTINS allowed as well; `float_ops(path)` lists
+             the float32 ops and export_student records them in parity.json.
 The files keep the `serving_default` signature (never `serving_text`: tensorflow_text ops are not TFLite builtins),
 so a caller passes `input_ids`, `input_mask`, `segment_ids` of any [batch, seq_len] and reads `logits` /
 `probabilities`.
@@ -88,8 +89,10 @@ def _convert_full_int8(saved_model_dir: str, features: Optional[Dict[str, np.nda
 
 
 def float_ops(path: str) -> List[str]:
-  """Sorted names of the ops in a .tflite file that compute in float32, leaving out the float32 <-> int8 and
-  int32 -> float32 conversions at a quantised model's edges. Empty for a fully int8 model."""
+  """Sorted names of the ops in a .tflite file's main graph that compute in float32, leaving out the float32 <->
+  int8 and int32 -> float32 conversions at a quantised model's edges. Empty for a fully int8 model. Ops inside
+  control-flow bodies are not listed, only the op that holds them (the BiLSTM student's full_int8 file gives
+  ["CONCATENATION", "WHILE", "ZEROS_LIKE"]: its recurrent state stays float32)."""
   from ai_edge_litert.interpreter import Interpreter, OpResolverType  # pylint: disable=import-outside-toplevel
   interpreter = Interpreter(model_path=path,
                             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)

@@ -17,14 +17,17 @@ is missing):
                 serving_text, given the raw sentences).
   text_tokenization  serving_text on the raw sentences gives the logits of serving_default on the Python
                 tokenisation: the in-graph WordPiece matches tf_distill.data.tokenization.
-  tflite:<file> every .tflite in the sibling `<model>_tflite/<version>/` loads and matches the SavedModel's
-                serving_default: float32 files within `atol_tflite`, quantised ones within `quantized_tolerance`
-                times the largest |logit|.
+  tflite:<file> every .tflite in the sibling `<model>_tflite/<version>/` loads, is the file export_student
+                checked (its sha256 in parity.json, when recorded) and matches the SavedModel's serving_default:
+                float32 files within `atol_tflite`; quantised ones within `quantized_tolerance` times the largest
+                |logit| or twice the max |logit diff| parity.json records for them on the test split, whichever is
+                larger (full int8 can be that coarse on small models).
 """
 
 import dataclasses
 import glob
 import hashlib
+import json
 import os
 import tempfile
 from typing import Dict, List, Optional, Sequence
@@ -44,6 +47,7 @@ SAMPLE_TEXTS = ("a great movie", "The plot was dull, and the ending far too long
                 "Ünïcödé café! [SEP] naïve?", "zzqx unknownword " * 40)
 SAMPLE_TEXTS_B = ("it was fun", "worst film ever", "", "and so on " * 40)
 TEXT_SIGNATURE = "serving_text"
+PARITY_FILE = "parity.json"  # written by export_student next to the .tflite files
 DEFAULT_SIGNATURE = "serving_default"
 
 
@@ -291,6 +295,17 @@ def _check_cli(version_dir: str, sample: Dict, reference: np.ndarray, with_text:
                        "" if parity.max_abs_logit_diff <= atol else f" (> {atol})"))
 
 
+def _read_parity(tflite_dir: str) -> Dict:
+  path = os.path.join(tflite_dir, PARITY_FILE)
+  if not os.path.isfile(path):
+    return {}
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except ValueError:
+    return {}
+
+
 def _check_tflite(version_dir: str, features: Dict[str, np.ndarray], reference: np.ndarray, atol_tflite: float,
                   quantized_tolerance: float, result: VerifyResult) -> None:
   tflite_dir = tflite_dir_for(version_dir)
@@ -301,9 +316,11 @@ def _check_tflite(version_dir: str, features: Dict[str, np.ndarray], reference: 
   if not paths:
     result.check("tflite", False, f"{tflite_dir} holds no .tflite file; export again with --tflite=...")
     return
+  parity_report = _read_parity(tflite_dir)
   scale = float(np.max(np.abs(reference)))
   for path in paths:
-    name = f"tflite:{os.path.basename(path)}"
+    file_name = os.path.basename(path)
+    name = f"tflite:{file_name}"
     try:
       logits = TFLiteClassifier(path)(features)
       parity = compare_logits(reference, logits)
@@ -311,11 +328,21 @@ def _check_tflite(version_dir: str, features: Dict[str, np.ndarray], reference: 
       result.check(name, False, f"{path} does not run ({_first_line(e)}); the file is truncated, corrupt or not "
                                 "from this model: export again")
       continue
-    quantized = not os.path.basename(path).startswith("float32")
-    tolerance = quantized_tolerance * scale if quantized else atol_tflite
+    recorded = parity_report.get(file_name[:-len(".tflite")], {})
+    if recorded.get("sha256") not in (None, serving.file_sha256(path)):
+      result.check(name, False, f"{file_name} is not the file export_student checked (its sha256 differs from "
+                                f"{PARITY_FILE}; vs SavedModel: {parity}): it was replaced, export again")
+      continue
+    if file_name.startswith("float32"):
+      tolerance, kind = atol_tflite, f"tolerance {atol_tflite:g}"
+    else:  # quantised: as far off as the export measured on the test split is fine too
+      tolerance = max(quantized_tolerance * scale, 2 * recorded.get("max_abs_logit_diff", 0.0))
+      kind = (f"quantised, tolerance {tolerance:.3g}: the larger of {quantized_tolerance} x max |logit| and twice "
+              f"the {recorded['max_abs_logit_diff']:.3g} that {PARITY_FILE} records" if "max_abs_logit_diff" in
+              recorded else f"quantised, tolerance {quantized_tolerance} x max |logit| = {tolerance:.3g}")
+      if recorded.get("accuracy_drop_points") is not None:
+        kind += f"; test accuracy {recorded['accuracy_drop_points']:.2f} points below Keras at export"
     ok = parity.max_abs_logit_diff <= tolerance
-    kind = f"quantised, tolerance {quantized_tolerance} x max |logit| = {tolerance:.3g}" if quantized else (
-        f"tolerance {tolerance:g}")
     result.check(name, ok, f"vs SavedModel: {parity} ({kind})" + (
-        "" if ok else f"; {os.path.basename(path)} disagrees with the SavedModel: it is from another model or "
-                      "version, export again"))
+        "" if ok else f"; {file_name} is further from the SavedModel than that: a file of another model or "
+                      "version, or a quantisation this model does not survive. Export again"))
