@@ -47,7 +47,8 @@ class ConfigValidateTest(tf.test.TestCase, parameterized.TestCase):
       ("epochs", dict(num_train_epochs=0), r"num_train_epochs must be > 0, got 0"),
       ("warmup", dict(warmup_proportion=1.0), r"warmup_proportion must be in \[0, 1\), got 1.0"),
       ("negative_warmup", dict(warmup_proportion=-0.1), r"warmup_proportion must be in \[0, 1\), got -0.1"),
-      ("weight_decay", dict(weight_decay=-0.01), r"weight_decay must be >= 0, got -0.01"),
+      ("weight_decay", dict(weight_decay=-0.01), r"weight_decay must be a finite number >= 0, got -0.01"),
+      ("learning_rate_nan", dict(learning_rate=float("nan")), r"learning_rate must be a finite number, got nan"),
       ("max_train_examples", dict(max_train_examples=0), r"max_train_examples must be >= 1 when set, got 0"),
   )
   def test_train_config_errors(self, kwargs, message):

@@ -255,7 +255,6 @@ class FlagFuzzTest(tf.test.TestCase):
         self.assertGreater(value, 0, f"{argv} accepted {name}={value}")
       self.assertTrue(0 <= distill.alpha <= 1 and 0 <= train.warmup_proportion < 1, argv)
 
-  @unittest.expectedFailure  # configs.py lets nan and inf through: see the report of issue 5; remove when fixed
   def test_non_finite_numbers_are_rejected(self):
     for argv in (["--learning_rate=nan"], ["--learning_rate=1e999"], ["--temperature=inf"], ["--temperature=nan"],
                  ["--weight_decay=inf"], ["--temperature_schedule=linear:nan"]):

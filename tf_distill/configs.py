@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 import os
 from typing import Optional, Tuple
 
@@ -9,6 +10,8 @@ from typing import Optional, Tuple
 def _check_positive(obj, *names):
   for name in names:
     value = getattr(obj, name)
+    if value is not None and not math.isfinite(value):
+      raise ValueError(f"{name} must be a finite number, got {value}")
     if value is None or value <= 0:
       raise ValueError(f"{name} must be > 0, got {value}")
 
@@ -60,8 +63,8 @@ class TrainConfig:
                     "save_every_steps")
     if not 0.0 <= self.warmup_proportion < 1.0:
       raise ValueError(f"warmup_proportion must be in [0, 1), got {self.warmup_proportion}")
-    if self.weight_decay < 0:
-      raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+    if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
+      raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
     if self.distribution_strategy not in ("one_device", "mirrored", "multi_worker_mirrored"):
       raise ValueError(f"distribution_strategy must be one_device, mirrored or multi_worker_mirrored, got "
                        f"{self.distribution_strategy!r}")
@@ -118,8 +121,19 @@ class DistillConfig:
   def validate(self) -> "DistillConfig":
     if not 0.0 <= self.alpha <= 1.0:
       raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+    if not math.isfinite(self.temperature):
+      raise ValueError(f"temperature must be a finite number, got {self.temperature}")
     if self.temperature <= 0:
       raise ValueError(f"temperature must be > 0, got {self.temperature}")
+    for name in ("temperature_schedule", "alpha_schedule"):
+      spec = getattr(self, name)
+      _, _, rest = spec.partition(":")
+      try:
+        numbers = [float(x) for x in rest.split(":")] if rest else []
+      except ValueError:
+        numbers = [math.nan]
+      if not all(math.isfinite(x) for x in numbers):
+        raise ValueError(f"--{name}={spec!r} needs finite numbers, e.g. linear:1.0")
     if (self.alpha > 0 or self.intermediate_matches) and not self.teacher_model:
       raise ValueError(f"alpha={self.alpha} needs a teacher: pass --teacher_model=DIR (a teacher SavedModel)")
     if self.kd_loss == "mse" and (self.temperature != 1.0 or self.temperature_schedule != "constant"):
