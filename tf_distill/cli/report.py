@@ -34,8 +34,8 @@ INPUT_KEYS = ("input_ids", "input_mask", "segment_ids")
 def define_flags() -> None:
   flags.DEFINE_string("teacher_model", "export/teacher", "Teacher SavedModel (model dir or version dir).")
   flags.DEFINE_list("models", ["student:export/student"], "name:path of further SavedModels to compare.")
-  flags.DEFINE_list("tflite", [], "name:path of TFLite files, or of a *_tflite model dir (takes <latest>/int8.tflite "
-                    "for a name containing int8, else float32.tflite).")
+  flags.DEFINE_list("tflite", [], "name:path of TFLite files, or of a *_tflite model dir (takes <latest>/full_int8.tflite "
+                    "for a name containing full_int8, int8.tflite for one containing int8, else float32.tflite).")
   flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps prepared datasets.")
   flags.DEFINE_string("data_dir", None, "For task csv: the directory with the test file.")
   flags.DEFINE_integer("latency_examples", 300, "Test examples timed one at a time.")
@@ -92,7 +92,8 @@ def saved_model_row(name: str, path: str, features: Dict[str, np.ndarray], laten
 def tflite_row(name: str, path: str, features: Dict[str, np.ndarray], latency_examples: int, num_threads: int,
                parameters: int) -> Row:
   if os.path.isdir(path):
-    path = os.path.join(latest_version_dir(path), "int8.tflite" if "int8" in name else "float32.tflite")
+    variant = "full_int8" if "full_int8" in name else "int8" if "int8" in name else "float32"
+    path = os.path.join(latest_version_dir(path), f"{variant}.tflite")
   model = TFLiteClassifier(path, num_threads=num_threads)
   logits = np.concatenate([model({k: features[k][i:i + 1] for k in INPUT_KEYS})
                            for i in range(len(features["input_ids"]))])
