@@ -34,8 +34,9 @@ INPUT_KEYS = ("input_ids", "input_mask", "segment_ids")
 def define_flags() -> None:
   flags.DEFINE_string("teacher_model", "export/teacher", "Teacher SavedModel (model dir or version dir).")
   flags.DEFINE_list("models", ["student:export/student"], "name:path of further SavedModels to compare.")
-  flags.DEFINE_list("tflite", [], "name:path of TFLite files, or of a *_tflite model dir (takes <latest>/full_int8.tflite "
-                    "for a name containing full_int8, int8.tflite for one containing int8, else float32.tflite).")
+  flags.DEFINE_list("tflite", [], "name:path of TFLite files, or of a *_tflite model dir (takes "
+                    "<latest>/full_int8.tflite for a name containing full_int8, int8.tflite for one containing int8, "
+                    "else float32.tflite).")
   flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps prepared datasets.")
   flags.DEFINE_string("data_dir", None, "For task csv: the directory with the test file.")
   flags.DEFINE_integer("latency_examples", 300, "Test examples timed one at a time.")
