@@ -22,8 +22,8 @@ def make_dataset(features: Features, batch_size: int, training: bool, seed: int 
   new order each epoch unless `reshuffle_each_iteration` is False (then every pass has the one order that `seed`
   gives, which is what makes a resumed epoch repeatable); otherwise they keep their order. With `length_buckets`
   (ascending token counts such as (16, 32, 48)), shuffled examples are batched with others of similar real length,
-  so that a train step that trims padding (`tf_distill.distiller.trim_padding`) computes on fewer padded positions; every batch still has
-  the full [batch, max_seq_length] shape.
+  so that a train step that trims padding (`tf_distill.distiller.trim_padding`) computes on fewer padded
+  positions; every batch still has the full [batch, max_seq_length] shape.
   """
   if batch_size < 1:
     raise ValueError(f"batch_size must be >= 1, got {batch_size}")
