@@ -60,3 +60,27 @@ class FitTest(tf.test.TestCase, parameterized.TestCase):
 
 if __name__ == "__main__":
   tf.test.main()
+
+
+class RetracingTest(tf.test.TestCase):
+
+  def test_train_step_is_traced_at_most_twice_over_an_epoch_of_varied_batches(self):
+    """Bucketed batches have different real lengths (trimmed inside the step) and a few are partial: the step
+    function must not be traced once per shape (Keras' train_function uses reduce_retracing)."""
+    traces = []
+
+    class CountingDistiller(Distiller):
+
+      def train_step(self, data):
+        traces.append(1)  # runs only while tracing
+        return super().train_step(data)
+
+    student = tiny.tiny_classifier(seed=6, num_hidden_layers=1)
+    data = _task(num_train=60, seq_len=16)
+    lengths = set(data.features["train"]["input_mask"].sum(1).tolist())
+    self.assertGreater(len(lengths), 5)
+    config = TrainConfig(output_dir=self.get_temp_dir(), train_batch_size=8, eval_batch_size=8,
+                         learning_rate=1e-3, num_train_epochs=2)
+    summary = training.fit(CountingDistiller(student, alpha=0.0), data, config, self.get_temp_dir(), verbose=0)
+    self.assertLen(summary["history"]["loss"], 2)
+    self.assertBetween(len(traces), 1, 2)
