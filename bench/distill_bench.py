@@ -683,6 +683,8 @@ def run_lengths(report: Report, bench: Bench) -> None:
     rows.append((name, len(batch_widths), float(np.mean(batch_widths)), online_epoch, cached_epoch,
                  online_epoch / cached_epoch))
   report.values["bucketed_online_over_cached"] = rows[-1][-1]
+  bucketed_flops = float(sum(step_flops(bench, int(w)) for w in modes[-1][1]))
+  report.values["bucketed_online_gflops"] = bucketed_flops / rows[-1][3] / 1e9
   report.add(f"Epoch estimates on {source}: real lengths mean {lengths.mean():.1f}, median "
              f"{np.median(lengths):.0f}, p90 {np.percentile(lengths, 90):.0f}, max {lengths.max()}. Each batch's "
              "time is interpolated from the table above at its trimmed width (partial batches counted as full).", "")
@@ -750,20 +752,29 @@ def run_latency(report: Report, bench: Bench) -> None:
 
 
 def run_checks(report: Report) -> None:
+  """The issue-4 targets, each from the numbers above (median; best of the timed calls in brackets)."""
   values = report.values
-  lines = ["### Issue-4 targets"]
+  reference = values.get("matmul_gflops")
+  lines = ["### Issue-4 targets (median; best call in brackets)", ""]
   if "bucketed_online_over_cached" in values:
     lines.append(f"- cached epoch >= 1.8x faster than online: {values['bucketed_online_over_cached']:.2f}x on the "
-                 "real bucketed epoch estimate")
+                 "real-length bucketed epoch estimate (lengths section)")
   if "cached_s" in values:
-    lines.append(f"- same at full width {FLAGS.seq_len}: {values['online_s'] / values['cached_s']:.2f}x")
+    lines.append(f"- the same at full width {FLAGS.seq_len}: {values['online_s'] / values['cached_s']:.2f}x "
+                 f"({values['online_best_s'] / values['cached_best_s']:.2f}x)")
   if "online_s" in values and "matmul_gflops" in values:
-    rate = step_flops_default() / values["online_s"] / 1e9
-    lines.append(f"- online step >= 55% of matmul rate: {rate / values['matmul_gflops']:.0%} "
-                 f"({rate:.1f} of {values['matmul_gflops']:.1f} GFLOP/s)")
+    flops = step_flops_default()
+    median, best = flops / values["online_s"] / 1e9, flops / values["online_best_s"] / 1e9
+    lines.append(f"- online step >= 55% of the matmul rate: {median / reference:.0%} ({best / reference:.0%}): "
+                 f"{median:.1f} ({best:.1f}) of {reference:.1f} GFLOP/s at width {FLAGS.seq_len}")
+  if "bucketed_online_gflops" in values and "matmul_gflops" in values:
+    lines.append(f"- ... and over the real-length bucketed epoch: {values['bucketed_online_gflops'] / reference:.0%} "
+                 f"({values['bucketed_online_gflops']:.1f} GFLOP/s)")
   if "keras_io_s" in values:
-    lines.append(f"- tf_distill step at least as fast as keras.io: keras.io / tf_distill = "
-                 f"{values['keras_io_s'] / values['online_s']:.2f}x")
+    lines.append(f"- tf_distill step at least as fast as keras.io: keras.io / tf_distill time = "
+                 f"{values['keras_io_s'] / values['online_s']:.2f}x "
+                 f"({values['keras_io_best_s'] / values['online_best_s']:.2f}x) at full width; on real lengths "
+                 "keras.io computes every batch at max_seq_length (lengths section, first row)")
   report.add(*lines, "")
 
 
