@@ -83,6 +83,13 @@ class BertReferenceTest(tf.test.TestCase):
     pooled = self.model.pooler(self.outputs["hidden_states"][-1][:, 0])
     self.assertAllClose(pooled, self.reference.pooler_output, atol=1e-4)
 
+  def test_logits_only_equals_the_classifier_on_the_reference_pooler_output(self):
+    out = self.model({"input_ids": self.input_ids, "input_mask": self.input_mask, "segment_ids": self.segment_ids},
+                     training=False, logits_only=True)
+    self.assertEqual(list(out), ["logits"])
+    kernel, bias = (w.numpy() for w in self.model.classifier.weights)
+    self.assertAllClose(out["logits"], self.reference.pooler_output.numpy() @ kernel + bias, atol=1e-4)
+
 
 class BertClassifierTest(tf.test.TestCase, parameterized.TestCase):
 
@@ -113,6 +120,25 @@ class BertClassifierTest(tf.test.TestCase, parameterized.TestCase):
     # The mask is what makes this hold: the same ids attended to change the logits.
     unmasked = dict(padded, input_mask=np.ones_like(padded["input_mask"]))
     self.assertGreater(np.max(np.abs(self.model(unmasked, training=False)["logits"] - long["logits"])), 1e-3)
+
+  def test_logits_only_gives_the_same_logits_and_gradients(self):
+    model = tiny.tiny_classifier(seed=5, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    features = tiny.random_features(4, 9, lengths=[9, 4, 2, 6], seed=6, segment_b=True)
+    labels = np.array([0, 1, 1, 0])
+    def loss_and_gradients(**kwargs):
+      with tf.GradientTape() as tape:
+        logits = model(features, training=True, **kwargs)["logits"]
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+      return logits, tape.gradient(loss, model.trainable_variables)
+    (full, full_grads), (cls_only, cls_grads) = loss_and_gradients(), loss_and_gradients(logits_only=True)
+    self.assertAllClose(full, cls_only, atol=1e-5)
+    for variable, g_full, g_cls in zip(model.trainable_variables, full_grads, cls_grads):
+      self.assertAllClose(tf.convert_to_tensor(g_full), tf.convert_to_tensor(g_cls), atol=1e-5, msg=variable.name)
+    # The last layer really is cut to [CLS]: its attention has one query row.
+    embedded = model.embeddings(features["input_ids"], features["segment_ids"])
+    last = model.encoder_layers[-1](embedded, tf.zeros([4, 1, 1, 9]), first_token_only=True)
+    self.assertEqual(last["hidden_states"].shape, (4, 1, 32))
+    self.assertEqual(last["attention_scores"].shape, (4, 4, 1, 9))
 
   def test_segment_ids_change_the_output(self):
     features = tiny.random_features(2, 8, lengths=[8, 8], seed=4)

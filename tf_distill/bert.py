@@ -150,17 +150,23 @@ class BertLayer(keras.layers.Layer):
     x = tf.reshape(x, [batch, seq, self.num_heads, self.head_size])
     return tf.transpose(x, [0, 2, 1, 3])
 
-  def call(self, x, attention_bias, training=None):
-    """x: [batch, seq, hidden]; attention_bias: [batch, 1, 1, seq], 0 for tokens and -10000 for padding."""
-    queries, keys, values = self.query(x), self.key(x), self.value(x)
+  def call(self, x, attention_bias, training=None, first_token_only=False):
+    """x: [batch, seq, hidden]; attention_bias: [batch, 1, 1, seq], 0 for tokens and -10000 for padding.
+
+    With `first_token_only` only position 0 ([CLS]) attends and goes through the feed-forward block: every output
+    then has 1 in place of the query sequence axis (keys and values still cover the whole sequence). The [CLS]
+    output is the same as in the full computation.
+    """
+    query_input = x[:, :1] if first_token_only else x
+    queries, keys, values = self.query(query_input), self.key(x), self.value(x)
     q, k, v = self._split_heads(queries), self._split_heads(keys), self._split_heads(values)
     scores = tf.matmul(q, k, transpose_b=True) * (self.head_size ** -0.5)
     probs = tf.nn.softmax(scores + attention_bias, axis=-1)
     context = tf.matmul(self.attention_dropout(probs, training=training), v)
-    batch, seq = tf.shape(x)[0], tf.shape(x)[1]
+    batch, seq = tf.shape(query_input)[0], tf.shape(query_input)[1]
     context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, seq, self.config.hidden_size])
     attended = self.attention_layer_norm(
-        x + self.hidden_dropout(self.attention_output(context), training=training))
+        query_input + self.hidden_dropout(self.attention_output(context), training=training))
     ffn = self.hidden_dropout(self.output_dense(self.intermediate(attended)), training=training)
     out = self.output_layer_norm(attended + ffn)
     return {"hidden_states": out, "attention_scores": scores, "attention_probs": probs, "attention_queries": queries,
@@ -180,20 +186,27 @@ class BertClassifier(keras.Model):
     self.classifier_dropout = ResumableDropout(config.hidden_dropout_prob, name="classifier_dropout")
     self.classifier = _dense(config.num_labels, config, "classifier")
 
-  def call(self, inputs, training=None):
+  def call(self, inputs, training=None, logits_only=False):
+    """The output dict of the module docstring; with `logits_only`, {"logits": ...} alone.
+
+    `logits_only` skips the work the logits do not depend on: in the last layer only [CLS] attends and goes through
+    the feed-forward block (for 2 layers at sequence length 128 that is ~40% of the forward FLOPs). Serving, dev
+    evaluation and training steps without intermediate losses use it; the logits are the same.
+    """
     input_ids = inputs["input_ids"]
     mask = tf.cast(inputs["input_mask"], tf.float32)
     attention_bias = (1.0 - tf.expand_dims(tf.expand_dims(mask, 1), 1)) * -10000.0  # [batch, 1, 1, seq]
     x = self.embeddings(input_ids, inputs["segment_ids"], training=training)
     outputs = {"embeddings": x, **{key: [] for key in _LAYER_OUTPUTS}}
-    for layer in self.encoder_layers:
-      layer_outputs = layer(x, attention_bias, training=training)
+    last = len(self.encoder_layers) - 1
+    for i, layer in enumerate(self.encoder_layers):
+      layer_outputs = layer(x, attention_bias, training=training, first_token_only=logits_only and i == last)
       for key in _LAYER_OUTPUTS:
         outputs[key].append(layer_outputs[key])
       x = layer_outputs["hidden_states"]
     pooled = self.pooler(x[:, 0])
-    outputs["logits"] = self.classifier(self.classifier_dropout(pooled, training=training))
-    return outputs
+    logits = self.classifier(self.classifier_dropout(pooled, training=training))
+    return {"logits": logits} if logits_only else {**outputs, "logits": logits}
 
   def dummy_inputs(self, batch_size: int = 1, seq_len: int = 8) -> Dict[str, tf.Tensor]:
     ids = tf.ones([batch_size, seq_len], tf.int32)

@@ -172,7 +172,7 @@ class Distiller(keras.Model):
       teacher_outputs["logits"] = self.teacher(inputs, outputs=("logits",))["logits"]
     share, local = replica_share(labels)
     with tf.GradientTape() as tape:
-      student_outputs = self.student(inputs, training=True)
+      student_outputs = self.student(inputs, training=True, logits_only=not self.matches)
       student_logits = student_outputs["logits"]
       logits_term, hard, kd = self.compute_losses(labels, student_logits, teacher_outputs.get("logits"))
       features_term = self.feature_losses(teacher_outputs, student_outputs, inputs["input_mask"])
@@ -192,7 +192,7 @@ class Distiller(keras.Model):
   def test_step(self, data):
     """Dev evaluation scores the student alone: labels only, no teacher query."""
     features, labels = data
-    student_logits = self.student(trim_padding(features), training=False)["logits"]
+    student_logits = self.student(trim_padding(features), training=False, logits_only=True)["logits"]
     local = tf.shape(labels)[0]
     hard = tf.where(local > 0, hard_cross_entropy(labels, student_logits), 0.0)
     return self._update_metrics(labels, student_logits, hard, hard, tf.zeros_like(hard), tf.zeros_like(hard),
@@ -200,7 +200,7 @@ class Distiller(keras.Model):
 
   def predict_step(self, data):
     features = data[0] if isinstance(data, tuple) else data
-    return self.student(trim_padding(features), training=False)["logits"]
+    return self.student(trim_padding(features), training=False, logits_only=True)["logits"]
 
   def _update_metrics(self, labels, logits, loss, hard, kd, features, weight=None):
     """Loss metrics are example-weighted means, so across replicas they report the global batch mean."""

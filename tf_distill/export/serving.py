@@ -57,7 +57,7 @@ class _ClassifierModule(tf.Module):
 
   @tf.function(input_signature=[input_signature()])
   def serve(self, inputs):
-    logits = self.model(inputs, training=False)["logits"]
+    logits = self.model(inputs, training=False, logits_only=True)["logits"]
     return {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1)}
 
   @tf.function(input_signature=[input_signature()])

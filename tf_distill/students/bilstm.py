@@ -168,15 +168,17 @@ class BiLstmClassifier(keras.Model):
     self.hidden_dropout = ResumableDropout(config.dropout)
     self.classifier = keras.layers.Dense(config.num_labels, name="classifier")
 
-  def call(self, inputs, training=None):
+  def call(self, inputs, training=None, logits_only=False):
     """inputs: int32 [batch, seq] `input_ids` and `input_mask` (`segment_ids` is ignored).
 
-    Returns logits float32 [batch, num_labels] and embeddings float32 [batch, seq, embedding_size].
+    Returns logits float32 [batch, num_labels] and (unless `logits_only`) embeddings float32
+    [batch, seq, embedding_size].
     """
     embeddings = self.embedding_dropout(self.word_embeddings(inputs["input_ids"]), training=training)
     sentence = self.bilstm(embeddings, mask=inputs["input_mask"])  # [batch, 2 * lstm_units]
     hidden = self.hidden_dropout(self.hidden(sentence), training=training)
-    return {"logits": self.classifier(hidden), "embeddings": embeddings}
+    logits = self.classifier(hidden)
+    return {"logits": logits} if logits_only else {"logits": logits, "embeddings": embeddings}
 
   def dummy_inputs(self, batch_size: int = 1, seq_len: int = 8) -> Dict[str, tf.Tensor]:
     ids = tf.ones([batch_size, seq_len], tf.int32)
