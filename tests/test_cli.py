@@ -163,7 +163,8 @@ class EndToEndTest(tf.test.TestCase):
                                   "--student_hidden_size=16", "--student_num_heads=4",
                                   "--student_intermediate_size=32", "--layer_map=0:0,uniform",
                                   "--intermediate_matches=hidden_mse,attention_mse_scores",
-                                  "--stages=intermediate:1,prediction:1"] + COMMON_TRAIN_ARGS),
+                                  "--stages=intermediate:1,prediction:1", "--teacher_cache=auto",
+                                  "--teacher_cache_dir=cache_intermediate"] + COMMON_TRAIN_ARGS),
         ("distill:bilstm_cached", ["--teacher_model=export/teacher", "--data_dir=data", "--output_dir=runs/bilstm",
                                    "--student_type=bilstm", "--bilstm_embedding_size=32", "--bilstm_lstm_units=8",
                                    "--bilstm_hidden_units=8", "--kd_loss=mse", "--temperature=1", "--alpha=1",
@@ -260,6 +261,11 @@ class EndToEndTest(tf.test.TestCase):
     self.assertNotAllClose(history["loss"][1], history["feature_loss"][1])
     config = _read_json(self.path("runs/intermediate", "config.json"))["distill"]
     self.assertEqual(config["intermediate_matches"], "hidden_mse,attention_mse_scores")
+    # The cache holds the logits and only what the matches read: teacher layer 2 (index 1) and the embeddings.
+    self.assertIn("teacher cache: built", self.results["distill:intermediate"].stdout)
+    manifest = _read_json(self.path("cache_intermediate", "manifest.json"))
+    self.assertEqual(manifest["outputs"], ["logits", "attention_scores", "embeddings", "hidden_states"])
+    self.assertEqual(manifest["layers"], [1])
 
   def test_bilstm_student_with_teacher_cache(self):
     self._assert_run_outputs("runs/bilstm")

@@ -17,6 +17,7 @@ from tf_distill.distiller import Distiller, trim_padding
 from tf_distill.layer_map import parse_matches
 from tf_distill.optimization import WarmupLinearDecay, create_optimizer
 from tf_distill.students.bert import build_bert_student, student_bert_config
+from tf_distill import teacher_cache
 from tf_distill.teacher import SavedModelTeacher
 
 import tiny
@@ -34,6 +35,13 @@ def _values(variables):
 
 class _FailingTeacher:
   """Stands in for a teacher that must not be queried."""
+
+  def __call__(self, features, outputs=None):
+    raise AssertionError("the teacher was queried")
+
+
+class _ConfigOnlyTeacher(SavedModelTeacher):
+  """A real teacher whose config may be read but which must not be queried."""
 
   def __call__(self, features, outputs=None):
     raise AssertionError("the teacher was queried")
@@ -217,6 +225,45 @@ class IntermediateDistillationTest(tf.test.TestCase):
     student_names = {v.name for v in student.weights}
     self.assertFalse(any("projection" in name for name in student_names))
     self.assertLen(distiller.trainable_variables, len(student.trainable_variables) + 4)
+
+  def test_cached_intermediates_give_the_online_step(self):
+    features, labels = _features_and_labels()
+    matches = parse_matches("hidden_mse:2.0,attention_mse_scores:0.5", 1, 2, "0:0,uniform")
+    outputs = ("logits", "attention_scores", "embeddings", "hidden_states")
+    key = teacher_cache.cache_key(self.shared.path, self.shared.vocab_file, 16,
+                                  teacher_cache.features_fingerprint(features))
+    cache_dir = os.path.join(self.get_temp_dir(), "cache")
+    # Only teacher layer 2 (index 1) is stored: the matches read no other layer.
+    teacher_cache.build_cache(SavedModelTeacher(self.shared.path, outputs), features, cache_dir, key, outputs,
+                              layers=[1], batch_size=4)
+    cache = teacher_cache.open_cache(cache_dir, key, outputs, layers=[1])
+    logs, weights = {}, {}
+    for name in ("online", "cached"):
+      student = tiny.tiny_classifier(seed=4, classifier_stddev=0.5, num_hidden_layers=1, hidden_size=16,
+                                     intermediate_size=32)
+      keras.utils.set_random_seed(9)  # the same projection initial weights for both
+      if name == "cached":
+        # Queries go to the cache only: the teacher object is consulted for its config, never called.
+        distiller = Distiller(student, _ConfigOnlyTeacher(self.shared.path, outputs), alpha=0.5, matches=matches,
+                              teacher_cache=cache)
+        batch = {**features, "example_index": np.arange(6)}
+      else:
+        distiller = Distiller(student, self.teacher, alpha=0.5, matches=matches)
+        batch = features
+      distiller.compile(optimizer=keras.optimizers.SGD(0.1))
+      logs[name] = distiller.train_on_batch(batch, labels, return_dict=True)
+      weights[name] = _values(distiller.trainable_variables)
+    for metric in ("loss", "feature_loss", "kd_loss", "hard_loss"):
+      self.assertAllClose(logs["cached"][metric], logs["online"][metric], rtol=2e-3, msg=metric)  # float16 cache
+    for cached, online in zip(weights["cached"], weights["online"]):
+      self.assertAllClose(cached, online, atol=2e-3)
+    self.assertEqual(cache.layer_outputs({**{k: tf.constant(v) for k, v in features.items()},
+                                          "example_index": tf.range(6)})["hidden_states"][0], None)
+    unindexed = Distiller(tiny.tiny_classifier(seed=4, num_hidden_layers=1, hidden_size=16, intermediate_size=32),
+                          self.teacher, matches=matches, teacher_cache=cache)
+    unindexed.compile(optimizer=keras.optimizers.SGD(0.1))
+    with self.assertRaisesRegex(ValueError, "lack 'example_index'"):
+      unindexed.train_on_batch(features, labels)
 
   def test_bilstm_student_takes_no_matches(self):
     from tf_distill.students.bilstm import BiLstmConfig, build_bilstm_student  # pylint: disable=import-outside-toplevel

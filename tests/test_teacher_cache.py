@@ -117,6 +117,11 @@ class TeacherCacheTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(cached.shape[0], 1)
     length = self.features["input_mask"][1].sum()
     self.assertAllClose(cached[0, 0, :length], online["hidden_states"][1, 0, :length], rtol=1e-3, atol=1e-3)
+    # layer_outputs puts each stored layer at its teacher layer index, None elsewhere.
+    by_layer = cache.layer_outputs({**batch, "example_index": tf.constant(rows)})["hidden_states"]
+    self.assertLen(by_layer, 2)
+    self.assertIsNone(by_layer[0])
+    self.assertAllClose(by_layer[1][0, :length], online["hidden_states"][1, 0, :length], rtol=1e-3, atol=1e-3)
     with self.assertRaisesRegex(CacheError, r"missing teacher layers \[0\]"):
       teacher_cache.open_cache(self._build(outputs=("hidden_states",), layers=[1], name="c2"), self.key,
                                outputs=("hidden_states",), layers=[0, 1])

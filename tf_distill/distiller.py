@@ -26,6 +26,7 @@ from tf_distill.layer_map import Match, format_matches, required_outputs
 from tf_distill.losses.features import Projection, feature_loss
 from tf_distill.losses.logits import hard_cross_entropy, kd_loss_fn
 from tf_distill.teacher import SavedModelTeacher
+from tf_distill.teacher_cache import INDEX_KEY, TeacherCache
 
 
 def trim_padding(features):
@@ -56,7 +57,7 @@ class Distiller(keras.Model):
 
   def __init__(self, student: keras.Model, teacher: Optional[SavedModelTeacher] = None, alpha: float = 0.5,
                temperature: float = 2.0, kd_loss: str = "ce", matches: Sequence[Match] = (),
-               temperature_fn: Optional[Callable] = None, **kwargs):
+               temperature_fn: Optional[Callable] = None, teacher_cache: Optional[TeacherCache] = None, **kwargs):
     super().__init__(**kwargs)
     if not 0.0 <= alpha <= 1.0:
       raise ValueError(f"alpha must be in [0, 1], got {alpha}")
@@ -70,6 +71,7 @@ class Distiller(keras.Model):
                        "use --temperature=1 and no temperature schedule")
     self.student = student
     self._teacher = [teacher]  # a list of a plain object: hidden from Keras tracking, so never saved or trained
+    self._teacher_cache = [teacher_cache]  # serves the matches' teacher outputs for batches with an example_index
     self.kd_loss = kd_loss
     self._kd_fn = kd_loss_fn(kd_loss)
     self._temperature_fn = temperature_fn
@@ -164,7 +166,14 @@ class Distiller(keras.Model):
     features, labels = data
     inputs = trim_padding(features)
     teacher_outputs = {}
-    if self.matches:
+    cache = self._teacher_cache[0]
+    if self.matches and cache is not None:
+      if INDEX_KEY not in features:
+        raise ValueError(f"a teacher cache was given but the batches lack {INDEX_KEY!r}; add it to the training "
+                         "features (tf_distill.cli.distill.attach_teacher_cache does)")
+      teacher_outputs = cache.layer_outputs({**inputs, INDEX_KEY: features[INDEX_KEY]},
+                                            outputs=self.teacher_outputs_needed())
+    elif self.matches:
       teacher_outputs = self.teacher(inputs, outputs=self.teacher_outputs_needed())
     if "teacher_logits" in features:
       teacher_outputs["logits"] = tf.stop_gradient(features["teacher_logits"])

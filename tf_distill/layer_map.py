@@ -249,6 +249,17 @@ def format_matches(matches: Iterable[Match]) -> str:
   return ";".join(str(m) for m in matches)
 
 
+def required_layers(matches: Iterable[Match], side: str = "teacher") -> Tuple[int, ...]:
+  """Sorted 1-based layers >= 1 that `matches` read on `side` (layer 0, the embedding output, is not a layer)."""
+  if side not in ("teacher", "student"):
+    raise ValueError(f"side must be 'teacher' or 'student', got {side!r}")
+  layers = set()
+  for match in matches:
+    layer = match.teacher_layer if side == "teacher" else match.student_layer
+    layers.update(index for index in (layer if isinstance(layer, tuple) else (layer,)) if index > 0)
+  return tuple(sorted(layers))
+
+
 def required_outputs(matches: Iterable[Match], side: str = "teacher") -> Tuple[str, ...]:
   """Sorted model output keys that `matches` read from the teacher (or the student): what to ask the teacher for.
 

@@ -394,6 +394,7 @@ class TeacherCache:
     stored_layers = manifest.get("layers")
     self._layer_positions = ([stored_layers.index(layer) for layer in layers]
                              if layers is not None and stored_layers else None)
+    self.layers = [int(layer) for layer in (layers if layers is not None else stored_layers or [])]
     self.lengths, self._values = self._read()
     self._tables = {name: self._table(name) for name in self.outputs}
 
@@ -497,6 +498,19 @@ class TeacherCache:
       else:
         dense = tf.cast(rows.to_tensor(shape=tf.stack([batch, seq_len] + inner)), tf.float32)
         out[name] = tf.transpose(dense, [2, 0, 1, 3]) if kind == "layer_sequence" else dense
+    return out
+
+
+  def layer_outputs(self, features: Mapping[str, tf.Tensor], outputs: Optional[Iterable[str]] = None) -> Dict:
+    """`__call__`, with each per-layer output as a list indexed by teacher layer (0-based; None where a layer is not
+    cached): the layout of the student's outputs, which `FeatureLoss.select` reads by layer number."""
+    out = self(features, outputs)
+    for name, value in out.items():
+      if _KINDS[name] in _PER_LAYER:
+        by_layer = [None] * (max(self.layers) + 1)
+        for position, layer in enumerate(self.layers):
+          by_layer[layer] = value[position]
+        out[name] = by_layer
     return out
 
 

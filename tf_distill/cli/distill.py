@@ -13,13 +13,14 @@ import dataclasses
 import os
 
 from absl import app, flags
+import numpy as np
 
 from tf_distill import teacher_cache
 from tf_distill.cli import common
 from tf_distill.configs import save_json
 from tf_distill.distiller import Distiller
 from tf_distill.distribute import worker_output_dir
-from tf_distill.layer_map import parse_matches
+from tf_distill.layer_map import parse_matches, required_layers, required_outputs
 from tf_distill.schedules import (LinearSchedule, StageSchedule, parse_stages, parse_value_schedule,
                                   temperature_fn_from_spec)
 from tf_distill.students.bert import build_bert_student
@@ -57,16 +58,29 @@ def schedule_callbacks(distill_config, stages, total_steps):
   return callbacks
 
 
-def attach_teacher_cache(distill_config, teacher, data, data_config, out):
-  """--teacher_cache: adds the cached raw teacher logits to the training features as `teacher_logits`."""
+def attach_teacher_cache(distill_config, teacher, data, data_config, out, matches=()):
+  """--teacher_cache: adds the cached raw teacher logits to the training features as `teacher_logits`.
+
+  With intermediate matches the cache also holds (float16) exactly the teacher outputs and layers they read; the
+  features get an `example_index` column to look them up, and the cache is returned for the Distiller (else None).
+  """
   if distill_config.teacher_cache == "off":
-    return
+    return None
   train = data.features["train"]
   key = teacher_cache.cache_key(teacher.path, data_config.vocab_file, data_config.max_seq_length,
                                 teacher_cache.features_fingerprint(train))
   cache_dir = distill_config.teacher_cache_dir or os.path.join(out, "teacher_cache")
-  cache = teacher_cache.resolve(distill_config.teacher_cache, cache_dir, key, teacher, train)
+  intermediates = required_outputs(matches, "teacher")
+  outputs = ("logits",) + tuple(k for k in intermediates if k != "logits")
+  layers = [layer - 1 for layer in required_layers(matches, "teacher")] or None
+  teacher.require(outputs)
+  cache = teacher_cache.resolve(distill_config.teacher_cache, cache_dir, key, teacher, train, outputs=outputs,
+                                layers=layers if any(k != "embeddings" for k in intermediates) else None)
   train["teacher_logits"] = cache.logits
+  if not matches:
+    return None
+  train[teacher_cache.INDEX_KEY] = np.arange(len(train["input_ids"]), dtype=np.int64)
+  return cache
 
 
 def main(argv) -> None:
@@ -92,13 +106,12 @@ def main(argv) -> None:
   matches = parse_matches(distill_config.intermediate_matches, student_config.num_hidden_layers, teacher_layers,
                           distill_config.layer_map) if distill_config.intermediate_matches else ()
   uses_teacher = distill_config.alpha > 0 or bool(matches)
-  if uses_teacher and distill_config.alpha > 0 and not matches:
-    attach_teacher_cache(distill_config, teacher, data, data_config, out)
+  cache = attach_teacher_cache(distill_config, teacher, data, data_config, out, matches) if uses_teacher else None
   with strategy.scope():
     student = build_student(student_config, teacher)
     distiller = Distiller(student, teacher if uses_teacher else None, alpha=distill_config.alpha,
                           temperature=distill_config.temperature, kd_loss=distill_config.kd_loss, matches=matches,
-                          temperature_fn=temperature_fn)
+                          temperature_fn=temperature_fn, teacher_cache=cache)
   write_run_info(out, student, data_config, data.labels)
   num_train, max_seq_length = data.features["train"]["input_ids"].shape
   total_steps = steps_per_epoch(num_train, max_seq_length, train_config.train_batch_size) * int(
