@@ -18,7 +18,7 @@ import tiny
 
 EXPECTED = {
     "distilbert6": ("s3:t6:cosine:1.0", (0, 2, 4), "bert"),
-    "pkd_skip": ("s1:t2:pkd_cls:10.0;s2:t4:pkd_cls:10.0", (0, 1, 2), "bert"),
+    "pkd_skip": ("s1:t2:pkd_cls:10.0;s2:t4:pkd_cls:10.0", (0, 2, 4), "bert"),
     "tinybert4": ("s0:t0:hidden_mse:1.0;s1:t2:hidden_mse:1.0;s2:t3:hidden_mse:1.0;s3:t5:hidden_mse:1.0;"
                   "s4:t6:hidden_mse:1.0;s1:t2:attention_mse_scores:1.0;s2:t3:attention_mse_scores:1.0;"
                   "s3:t5:attention_mse_scores:1.0;s4:t6:attention_mse_scores:1.0", None, "bert"),
