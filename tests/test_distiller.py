@@ -99,6 +99,21 @@ class DistillerTest(tf.test.TestCase, parameterized.TestCase):
     expected_bias = bias_before - lr * ((1 - alpha) * grad_hard + alpha * grad_kd).sum(axis=0)
     self.assertAllClose(student.classifier.bias, expected_bias, rtol=1e-4, atol=1e-6)
 
+  def test_probability_shift_feeds_the_shifted_teacher_to_kd(self):
+    features, labels = _features_and_labels()
+    student = self._student()
+    zs = student(features, training=False)["logits"].numpy().astype(np.float64)
+    zt = self.shared.model(features, training=False)["logits"].numpy().astype(np.float64)
+    labels = np.argmin(zt, axis=-1).astype(np.int32)  # the teacher is wrong on every example
+    shifted = zt.copy()
+    for i, (top, label) in enumerate(zip(np.argmax(zt, -1), labels)):
+      shifted[i, top], shifted[i, label] = zt[i, label], zt[i, top]
+    distiller = Distiller(student, self.teacher, alpha=1.0, temperature=2.0, shift_probabilities=True)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0))
+    logs = distiller.train_on_batch(features, labels, return_dict=True)
+    kd = 4.0 * np.mean(-np.sum(tiny.softmax(shifted / 2.0) * tiny.log_softmax(zs / 2.0), axis=-1))
+    self.assertAllClose(logs["kd_loss"], kd, rtol=1e-5)
+
   def test_teacher_unchanged_while_student_trains(self):
     features, labels = _features_and_labels()
     student = self._student(layers=2)
@@ -171,7 +186,8 @@ class DistillerTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_get_config(self):
     distiller = Distiller(self._student(), _FailingTeacher(), alpha=0.25, temperature=3.0, kd_loss="kl")
-    self.assertEqual(distiller.get_config(), {"alpha": 0.25, "temperature": 3.0, "kd_loss": "kl", "matches": ""})
+    self.assertEqual(distiller.get_config(), {"alpha": 0.25, "temperature": 3.0, "kd_loss": "kl", "matches": "",
+                                                "shift_probabilities": False})
 
 
 class IntermediateDistillationTest(tf.test.TestCase):

@@ -110,6 +110,7 @@ class DistillConfig:
   temperature: float = 2.0
   alpha: float = 0.5
   kd_loss: str = "ce"
+  probability_shift: bool = False      # TextBrewer's: the true label's teacher logit swapped to the top
   layer_map: str = "uniform"           # tf_distill.layer_map grammar
   intermediate_matches: str = ""       # e.g. "hidden_mse,attention_mse_scores"; "" for logits only
   stages: str = ""                     # tf_distill.schedules grammar, e.g. "intermediate:2,prediction:3"

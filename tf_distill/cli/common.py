@@ -52,6 +52,8 @@ def define_student_flags() -> None:
   flags.DEFINE_float("temperature", 2.0, "Softmax temperature T of the soft targets.")
   flags.DEFINE_float("alpha", 0.5, "Weight of the distillation term; 0 trains on hard labels only.")
   flags.DEFINE_enum("kd_loss", "ce", ["ce", "kl", "mse"], "Logits distillation loss.")
+  flags.DEFINE_bool("probability_shift", False, "TextBrewer's probability shift: before the soft targets are made, "
+                    "swap each example's largest teacher logit with the true label's.")
   flags.DEFINE_string("layer_map", "uniform", "Which student layer learns from which teacher layer: uniform "
                       "(TinyBERT), skip / last (BERT-PKD), or pairs such as 0:0,1:2,2:4 (0 = embeddings).")
   flags.DEFINE_string("intermediate_matches", "", "Intermediate losses over the layer map, e.g. "
@@ -120,7 +122,7 @@ def student_config_from_flags(FLAGS) -> StudentConfig:  # pylint: disable=invali
 
 def distill_config_from_flags(FLAGS) -> DistillConfig:  # pylint: disable=invalid-name
   return DistillConfig(teacher_model=FLAGS.teacher_model or "", temperature=FLAGS.temperature, alpha=FLAGS.alpha,
-                       kd_loss=FLAGS.kd_loss, layer_map=FLAGS.layer_map,
+                       kd_loss=FLAGS.kd_loss, probability_shift=FLAGS.probability_shift, layer_map=FLAGS.layer_map,
                        intermediate_matches=FLAGS.intermediate_matches, stages=FLAGS.stages,
                        temperature_schedule=FLAGS.temperature_schedule, alpha_schedule=FLAGS.alpha_schedule,
                        teacher_cache=FLAGS.teacher_cache, teacher_cache_dir=FLAGS.teacher_cache_dir).validate()

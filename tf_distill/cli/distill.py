@@ -111,7 +111,8 @@ def main(argv) -> None:
     student = build_student(student_config, teacher)
     distiller = Distiller(student, teacher if uses_teacher else None, alpha=distill_config.alpha,
                           temperature=distill_config.temperature, kd_loss=distill_config.kd_loss, matches=matches,
-                          temperature_fn=temperature_fn, teacher_cache=cache)
+                          temperature_fn=temperature_fn, teacher_cache=cache,
+                          shift_probabilities=distill_config.probability_shift)
   write_run_info(out, student, data_config, data.labels)
   num_train, max_seq_length = data.features["train"]["input_ids"].shape
   total_steps = steps_per_epoch(num_train, max_seq_length, train_config.train_batch_size) * int(
