@@ -303,6 +303,39 @@ class IntermediateDistillationTest(tf.test.TestCase):
     self.assertAllClose(logits_only["loss"], 0.5 * both["hard_loss"] + 0.5 * both["kd_loss"], rtol=1e-5)
 
 
+class MixedPrecisionTest(tf.test.TestCase, parameterized.TestCase):
+  """--mixed_precision: the same online step under a mixed Keras policy tracks the float32 one."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.shared = tiny.shared_teacher()
+    cls.teacher = SavedModelTeacher(cls.shared.path)
+
+  @parameterized.named_parameters(("bfloat16", "mixed_bfloat16", 3e-2), ("float16", "mixed_float16", 3e-3))
+  def test_mixed_step_tracks_float32(self, policy, rtol):
+    features, labels = _features_and_labels()
+    logs, weights = {}, {}
+    for name in ("float32", policy):
+      keras.mixed_precision.set_global_policy(name)
+      try:
+        student = tiny.tiny_classifier(seed=3, classifier_stddev=0.5, num_hidden_layers=1)
+        distiller = Distiller(student, self.teacher, alpha=0.5, temperature=2.0)
+        distiller.compile(optimizer=keras.optimizers.SGD(0.1))
+        logs[name] = distiller.train_on_batch(features, labels, return_dict=True)
+        weights[name] = _values(student.trainable_variables)
+      finally:
+        keras.mixed_precision.set_global_policy("float32")
+    self.assertEqual(student.encoder_layers[0].query.compute_dtype, policy.split("_")[1])
+    self.assertTrue(all(v.dtype == tf.float32 for v in student.trainable_variables))  # float32 checkpoints/exports
+    self.assertEqual(isinstance(distiller.optimizer, keras.mixed_precision.LossScaleOptimizer),
+                     policy == "mixed_float16")
+    for metric in ("loss", "hard_loss", "kd_loss"):
+      self.assertAllClose(logs[policy][metric], logs["float32"][metric], rtol=rtol, msg=metric)
+    for mixed, full in zip(weights[policy], weights["float32"]):
+      self.assertAllClose(mixed, full, atol=10 * rtol)
+
+
 class CallbacksTest(tf.test.TestCase, parameterized.TestCase):
 
   @parameterized.named_parameters(("loss", "loss"), ("hard_loss", "hard_loss"), ("kd_loss", "kd_loss"))

@@ -108,7 +108,7 @@ class Distiller(keras.Model):
     projections = {}
     for i, (match, spec) in enumerate(zip(self.matches, self._feature_losses)):
       if spec.needs_projection and student_width != teacher_width:
-        projections[f"match_{i}"] = Projection(teacher_width, name=f"projection_{i}")
+        projections[f"match_{i}"] = Projection(teacher_width, name=f"projection_{i}", dtype="float32")
         projections[f"match_{i}"].build([None, None, student_width])
     return projections
 
@@ -193,8 +193,12 @@ class Distiller(keras.Model):
       # A replica can get no examples of the last, partial batch: its mean losses are NaN, its share is 0.
       loss, hard, kd, features_term = (tf.where(local > 0, x, 0.0) for x in (loss, hard, kd, features_term))
       scaled_loss = loss * share
+      if isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer):  # compile() adds it for mixed_float16
+        scaled_loss = self.optimizer.get_scaled_loss(scaled_loss)
     variables = self.trainable_variables
     gradients = tape.gradient(scaled_loss, variables)
+    if isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer):
+      gradients = self.optimizer.get_unscaled_gradients(gradients)
     if self.distribute_strategy.num_replicas_in_sync > 1:
       # Embedding gradients are IndexedSlices with one row per token; replicas with different token counts cannot
       # all-reduce them as slices (collective shape mismatch), so they are summed dense.

@@ -8,7 +8,11 @@ import os
 
 from absl import flags
 
-from tf_distill.configs import TEACHER_CACHE_MODES, DataConfig, DistillConfig, StudentConfig, TrainConfig
+import tf_distill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import tf_keras as keras
+
+from tf_distill.configs import (PRECISION_POLICIES, TEACHER_CACHE_MODES, DataConfig, DistillConfig, StudentConfig,
+                                TrainConfig)
 from tf_distill.distribute import STRATEGIES, configure_cpu_replicas, make_strategy
 
 
@@ -45,6 +49,9 @@ def define_train_flags(default_output_dir: str, default_learning_rate: float, de
                     "tf.distribute strategy. multi_worker_mirrored reads the cluster from TF_CONFIG.")
   flags.DEFINE_integer("cpu_replicas", None, "Split the CPU into N logical devices, e.g. to run mirrored on a "
                        "CPU-only machine.")
+  flags.DEFINE_enum("mixed_precision", "float32", list(PRECISION_POLICIES), "Keras dtype policy of the model being "
+                    "trained: mixed_float16 (GPUs), mixed_bfloat16 (CPUs with AVX512-BF16/AMX, TPUs). No gain on "
+                    "AVX2-only CPUs (bench/RESULTS.md). The teacher SavedModel and exports stay float32.")
 
 
 def define_student_flags() -> None:
@@ -100,7 +107,13 @@ def train_config_from_flags(FLAGS) -> TrainConfig:  # pylint: disable=invalid-na
       warmup_proportion=FLAGS.warmup_proportion, weight_decay=FLAGS.weight_decay, seed=FLAGS.seed,
       max_train_examples=FLAGS.max_train_examples,
       freeze_word_embeddings=FLAGS.freeze_word_embeddings, save_every_steps=FLAGS.save_every_steps,
-      distribution_strategy=FLAGS.distribution_strategy).validate()
+      distribution_strategy=FLAGS.distribution_strategy, mixed_precision=FLAGS.mixed_precision).validate()
+
+
+def set_precision(train_config: TrainConfig) -> None:
+  """Sets the Keras dtype policy of --mixed_precision; call before any model is built. Variables stay float32 (so
+  checkpoints and exports are float32); mixed_float16 adds loss scaling (Keras' compile wraps the optimizer)."""
+  keras.mixed_precision.set_global_policy(train_config.mixed_precision)
 
 
 def _int_list(values, flag_name):

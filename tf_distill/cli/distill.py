@@ -89,6 +89,10 @@ def main(argv) -> None:
   distill_config = common.distill_config_from_flags(FLAGS)
   student_config = common.student_config_from_flags(FLAGS)
   train_config = common.train_config_from_flags(FLAGS)
+  if student_config.student_type == "bilstm" and train_config.mixed_precision != "float32":
+    raise ValueError(f"--mixed_precision={train_config.mixed_precision} is for BERT students; train the BiLSTM "
+                     "student in float32")
+  common.set_precision(train_config)
   stages = parse_stages(distill_config.stages)
   if stages:
     train_config = dataclasses.replace(train_config, num_train_epochs=sum(n for _, n in stages))
