@@ -603,9 +603,7 @@ def run_precision(report: Report, bench: Bench) -> None:
     keras.mixed_precision.set_global_policy(policy)
     try:
       config = BertConfig.from_dict({**_bench_teacher_config().to_dict(), "num_hidden_layers": FLAGS.student_layers})
-      student = BertClassifier(config)
-      _mixed_precision_patches(student)
-      student.build_weights()
+      student = BertClassifier(config).build_weights()
       student.embeddings.word_embeddings.trainable = not FLAGS.freeze_word_embeddings
       timing = time_calls(train_function(Distiller(student, alpha=0.0), features, labels), FLAGS.warmup,
                           FLAGS.steps)
@@ -614,23 +612,9 @@ def run_precision(report: Report, bench: Bench) -> None:
       step_rows.append((policy, "fails", "", f"{type(e).__name__}: {' '.join(str(e).split())[-250:]}"))
     finally:
       keras.mixed_precision.set_global_policy("float32")
-  report.add("Student train step (alpha=0, random init) under a Keras mixed-precision policy. Unpatched, both "
-             "mixed policies fail (`AddV2 ... expected to be a bfloat16 tensor but is a float tensor`: BertClassifier "
-             "adds a float32 attention bias); the bench casts the bias to the compute dtype and keeps the classifier "
-             "in float32 (`_mixed_precision_patches`).", "")
+  report.add("Student train step (alpha=0, random init) under a Keras mixed-precision policy "
+             "(`--mixed_precision`; mixed_float16 adds Keras' loss scaling).", "")
   report.table(("policy", "median s", "examples/s", "note"), step_rows)
-
-
-def _mixed_precision_patches(model: BertClassifier) -> None:
-  """Bench-only patches (before the model is built) so a mixed policy's speed can be measured: BertClassifier builds
-  its attention bias in float32, which a bfloat16/float16 layer cannot add to its scores, so it is cast to the
-  layer's compute dtype; and the classifier computes in float32, as Keras' mixed-precision guide advises, so the
-  losses stay float32."""
-  for layer in model.encoder_layers:
-    def call(x, attention_bias, training=None, _call=layer.call):
-      return _call(x, tf.cast(attention_bias, x.dtype), training=training)
-    layer.call = call
-  model.classifier = keras.layers.Dense(model.config.num_labels, name="classifier", dtype="float32")
 
 
 def _bench_teacher_config() -> BertConfig:

@@ -246,7 +246,8 @@ class EndToEndTest(tf.test.TestCase):
     self.assertEqual(_read_json(self.path("runs/student", "model_config.json"))["num_hidden_layers"], 1)
     config = _read_json(self.path("runs/student", "config.json"))
     self.assertEqual(config["distill"], {"teacher_model": "export/teacher", "temperature": 2.0, "alpha": 0.5,
-                                         "kd_loss": "ce", "layer_map": "uniform", "intermediate_matches": "",
+                                         "kd_loss": "ce", "probability_shift": False, "layer_map": "uniform",
+                                         "intermediate_matches": "",
                                          "stages": "", "temperature_schedule": "constant",
                                          "alpha_schedule": "constant", "teacher_cache": "off",
                                          "teacher_cache_dir": None})

@@ -99,6 +99,21 @@ class DistillerTest(tf.test.TestCase, parameterized.TestCase):
     expected_bias = bias_before - lr * ((1 - alpha) * grad_hard + alpha * grad_kd).sum(axis=0)
     self.assertAllClose(student.classifier.bias, expected_bias, rtol=1e-4, atol=1e-6)
 
+  def test_probability_shift_feeds_the_shifted_teacher_to_kd(self):
+    features, labels = _features_and_labels()
+    student = self._student()
+    zs = student(features, training=False)["logits"].numpy().astype(np.float64)
+    zt = self.shared.model(features, training=False)["logits"].numpy().astype(np.float64)
+    labels = np.argmin(zt, axis=-1).astype(np.int32)  # the teacher is wrong on every example
+    shifted = zt.copy()
+    for i, (top, label) in enumerate(zip(np.argmax(zt, -1), labels)):
+      shifted[i, top], shifted[i, label] = zt[i, label], zt[i, top]
+    distiller = Distiller(student, self.teacher, alpha=1.0, temperature=2.0, shift_probabilities=True)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0))
+    logs = distiller.train_on_batch(features, labels, return_dict=True)
+    kd = 4.0 * np.mean(-np.sum(tiny.softmax(shifted / 2.0) * tiny.log_softmax(zs / 2.0), axis=-1))
+    self.assertAllClose(logs["kd_loss"], kd, rtol=1e-5)
+
   def test_teacher_unchanged_while_student_trains(self):
     features, labels = _features_and_labels()
     student = self._student(layers=2)
@@ -171,7 +186,8 @@ class DistillerTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_get_config(self):
     distiller = Distiller(self._student(), _FailingTeacher(), alpha=0.25, temperature=3.0, kd_loss="kl")
-    self.assertEqual(distiller.get_config(), {"alpha": 0.25, "temperature": 3.0, "kd_loss": "kl", "matches": ""})
+    self.assertEqual(distiller.get_config(), {"alpha": 0.25, "temperature": 3.0, "kd_loss": "kl", "matches": "",
+                                                "shift_probabilities": False})
 
 
 class IntermediateDistillationTest(tf.test.TestCase):
@@ -285,6 +301,39 @@ class IntermediateDistillationTest(tf.test.TestCase):
     distiller.feature_weight.assign(0.0)
     logits_only = distiller.train_on_batch(features, labels, return_dict=True)
     self.assertAllClose(logits_only["loss"], 0.5 * both["hard_loss"] + 0.5 * both["kd_loss"], rtol=1e-5)
+
+
+class MixedPrecisionTest(tf.test.TestCase, parameterized.TestCase):
+  """--mixed_precision: the same online step under a mixed Keras policy tracks the float32 one."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.shared = tiny.shared_teacher()
+    cls.teacher = SavedModelTeacher(cls.shared.path)
+
+  @parameterized.named_parameters(("bfloat16", "mixed_bfloat16", 3e-2), ("float16", "mixed_float16", 3e-3))
+  def test_mixed_step_tracks_float32(self, policy, rtol):
+    features, labels = _features_and_labels()
+    logs, weights = {}, {}
+    for name in ("float32", policy):
+      keras.mixed_precision.set_global_policy(name)
+      try:
+        student = tiny.tiny_classifier(seed=3, classifier_stddev=0.5, num_hidden_layers=1)
+        distiller = Distiller(student, self.teacher, alpha=0.5, temperature=2.0)
+        distiller.compile(optimizer=keras.optimizers.SGD(0.1))
+        logs[name] = distiller.train_on_batch(features, labels, return_dict=True)
+        weights[name] = _values(student.trainable_variables)
+      finally:
+        keras.mixed_precision.set_global_policy("float32")
+    self.assertEqual(student.encoder_layers[0].query.compute_dtype, policy.split("_")[1])
+    self.assertTrue(all(v.dtype == tf.float32 for v in student.trainable_variables))  # float32 checkpoints/exports
+    self.assertEqual(isinstance(distiller.optimizer, keras.mixed_precision.LossScaleOptimizer),
+                     policy == "mixed_float16")
+    for metric in ("loss", "hard_loss", "kd_loss"):
+      self.assertAllClose(logs[policy][metric], logs["float32"][metric], rtol=rtol, msg=metric)
+    for mixed, full in zip(weights[policy], weights["float32"]):
+      self.assertAllClose(mixed, full, atol=10 * rtol)
 
 
 class CallbacksTest(tf.test.TestCase, parameterized.TestCase):

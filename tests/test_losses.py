@@ -95,6 +95,15 @@ class LogitsLossTest(tf.test.TestCase, parameterized.TestCase):
             2 * eps)
     self.assertAllClose(numeric, expected, atol=1e-5)
 
+  def test_probability_shift_by_hand(self):
+    teacher = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [5.0, -1.0, 2.0], [0.5, 0.5, 0.1]], np.float32)
+    labels = np.array([0, 2, 1, 2])
+    expected = np.array([[2.0, 1.0, 0.0],    # the teacher is right: unchanged
+                         [0.0, 1.0, 3.0],    # label 2 takes the top logit 3, class 1 takes label's 1
+                         [-1.0, 5.0, 2.0],
+                         [0.1, 0.5, 0.5]], np.float32)  # a tie at the top: argmax picks class 0
+    self.assertAllEqual(logits_losses.probability_shift(teacher, labels), expected)
+
   def test_mse_rejects_a_temperature(self):
     with self.assertRaisesRegex(ValueError, r"kd_loss 'mse' .* got temperature=2.0, use --temperature=1"):
       logits_losses.logits_mse(TEACHER, STUDENT, 2.0)

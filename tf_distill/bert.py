@@ -197,9 +197,9 @@ class BertClassifier(keras.Model):
     evaluation and training steps without intermediate losses use it; the logits are the same.
     """
     input_ids = inputs["input_ids"]
-    mask = tf.cast(inputs["input_mask"], tf.float32)
-    attention_bias = (1.0 - tf.expand_dims(tf.expand_dims(mask, 1), 1)) * -10000.0  # [batch, 1, 1, seq]
     x = self.embeddings(input_ids, inputs["segment_ids"], training=training)
+    mask = tf.cast(inputs["input_mask"], x.dtype)  # x.dtype: the compute dtype (float16/bfloat16 under mixed precision)
+    attention_bias = (1.0 - tf.expand_dims(tf.expand_dims(mask, 1), 1)) * -10000.0  # [batch, 1, 1, seq]
     outputs = {"embeddings": x, **{key: [] for key in _LAYER_OUTPUTS}}
     last = len(self.encoder_layers) - 1
     for i, layer in enumerate(self.encoder_layers):
@@ -209,7 +209,10 @@ class BertClassifier(keras.Model):
       x = layer_outputs["hidden_states"]
     pooled = self.pooler(x[:, 0])
     logits = self.classifier(self.classifier_dropout(pooled, training=training))
-    return {"logits": logits} if logits_only else {**outputs, "logits": logits}
+    outputs = {"logits": logits} if logits_only else {**outputs, "logits": logits}
+    # Under a mixed-precision policy the layers compute in float16/bfloat16; every output leaves as float32, so the
+    # losses (and a float32 teacher's outputs they compare with) need no casts.
+    return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), outputs) if x.dtype != tf.float32 else outputs
 
   def dummy_inputs(self, batch_size: int = 1, seq_len: int = 8) -> Dict[str, tf.Tensor]:
     ids = tf.ones([batch_size, seq_len], tf.int32)

@@ -40,6 +40,9 @@ class DataConfig:
     return self
 
 
+PRECISION_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
   """Optimisation settings shared by teacher fine-tuning and distillation."""
@@ -57,6 +60,7 @@ class TrainConfig:
   freeze_word_embeddings: bool = False
   save_every_steps: int = 100  # resume checkpoint interval, in batches (plus one at every epoch end)
   distribution_strategy: str = "one_device"  # tf_distill.distribute.STRATEGIES
+  mixed_precision: str = "float32"  # a Keras policy: float32, mixed_float16 or mixed_bfloat16
 
   def validate(self) -> "TrainConfig":
     _check_positive(self, "train_batch_size", "eval_batch_size", "learning_rate", "num_train_epochs",
@@ -68,6 +72,8 @@ class TrainConfig:
     if self.distribution_strategy not in ("one_device", "mirrored", "multi_worker_mirrored"):
       raise ValueError(f"distribution_strategy must be one_device, mirrored or multi_worker_mirrored, got "
                        f"{self.distribution_strategy!r}")
+    if self.mixed_precision not in PRECISION_POLICIES:
+      raise ValueError(f"mixed_precision must be one of {list(PRECISION_POLICIES)}, got {self.mixed_precision!r}")
     if self.max_train_examples is not None and self.max_train_examples < 1:
       raise ValueError(f"max_train_examples must be >= 1 when set, got {self.max_train_examples}")
     return self
@@ -110,6 +116,7 @@ class DistillConfig:
   temperature: float = 2.0
   alpha: float = 0.5
   kd_loss: str = "ce"
+  probability_shift: bool = False      # TextBrewer's: the true label's teacher logit swapped to the top
   layer_map: str = "uniform"           # tf_distill.layer_map grammar
   intermediate_matches: str = ""       # e.g. "hidden_mse,attention_mse_scores"; "" for logits only
   stages: str = ""                     # tf_distill.schedules grammar, e.g. "intermediate:2,prediction:3"

@@ -24,7 +24,7 @@ import tf_keras as keras
 from tf_distill.data.tokenization import FEATURE_KEYS
 from tf_distill.layer_map import Match, format_matches, required_outputs
 from tf_distill.losses.features import Projection, feature_loss
-from tf_distill.losses.logits import hard_cross_entropy, kd_loss_fn
+from tf_distill.losses.logits import hard_cross_entropy, kd_loss_fn, probability_shift
 from tf_distill.teacher import SavedModelTeacher
 from tf_distill.teacher_cache import INDEX_KEY, TeacherCache
 
@@ -57,7 +57,8 @@ class Distiller(keras.Model):
 
   def __init__(self, student: keras.Model, teacher: Optional[SavedModelTeacher] = None, alpha: float = 0.5,
                temperature: float = 2.0, kd_loss: str = "ce", matches: Sequence[Match] = (),
-               temperature_fn: Optional[Callable] = None, teacher_cache: Optional[TeacherCache] = None, **kwargs):
+               temperature_fn: Optional[Callable] = None, teacher_cache: Optional[TeacherCache] = None,
+               shift_probabilities: bool = False, **kwargs):
     super().__init__(**kwargs)
     if not 0.0 <= alpha <= 1.0:
       raise ValueError(f"alpha must be in [0, 1], got {alpha}")
@@ -75,6 +76,7 @@ class Distiller(keras.Model):
     self.kd_loss = kd_loss
     self._kd_fn = kd_loss_fn(kd_loss)
     self._temperature_fn = temperature_fn
+    self.shift_probabilities = bool(shift_probabilities)
     self._initial = {"alpha": float(alpha), "temperature": float(temperature)}
     self.alpha = tf.Variable(float(alpha), trainable=False, name="alpha")
     self.temperature = tf.Variable(float(temperature), trainable=False, name="temperature")
@@ -106,7 +108,7 @@ class Distiller(keras.Model):
     projections = {}
     for i, (match, spec) in enumerate(zip(self.matches, self._feature_losses)):
       if spec.needs_projection and student_width != teacher_width:
-        projections[f"match_{i}"] = Projection(teacher_width, name=f"projection_{i}")
+        projections[f"match_{i}"] = Projection(teacher_width, name=f"projection_{i}", dtype="float32")
         projections[f"match_{i}"].build([None, None, student_width])
     return projections
 
@@ -133,6 +135,8 @@ class Distiller(keras.Model):
   def compute_losses(self, labels, student_logits, teacher_logits):
     """Returns (logits term, hard, kd) scalars for one batch: (1 - alpha) * hard + alpha * kd, hard, kd."""
     hard = hard_cross_entropy(labels, student_logits)
+    if teacher_logits is not None and self.shift_probabilities:
+      teacher_logits = probability_shift(teacher_logits, labels)
     if teacher_logits is None:
       kd = tf.zeros_like(hard)
     elif self.kd_loss == "mse":
@@ -189,8 +193,12 @@ class Distiller(keras.Model):
       # A replica can get no examples of the last, partial batch: its mean losses are NaN, its share is 0.
       loss, hard, kd, features_term = (tf.where(local > 0, x, 0.0) for x in (loss, hard, kd, features_term))
       scaled_loss = loss * share
+      if isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer):  # compile() adds it for mixed_float16
+        scaled_loss = self.optimizer.get_scaled_loss(scaled_loss)
     variables = self.trainable_variables
     gradients = tape.gradient(scaled_loss, variables)
+    if isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer):
+      gradients = self.optimizer.get_unscaled_gradients(gradients)
     if self.distribute_strategy.num_replicas_in_sync > 1:
       # Embedding gradients are IndexedSlices with one row per token; replicas with different token counts cannot
       # all-reduce them as slices (collective shape mismatch), so they are summed dense.
@@ -221,4 +229,5 @@ class Distiller(keras.Model):
     return {m.name: m.result() for m in self.metrics}
 
   def get_config(self):
-    return {**self._initial, "kd_loss": self.kd_loss, "matches": format_matches(self.matches)}
+    return {**self._initial, "kd_loss": self.kd_loss, "matches": format_matches(self.matches),
+            "shift_probabilities": self.shift_probabilities}

@@ -8,7 +8,11 @@ import os
 
 from absl import flags
 
-from tf_distill.configs import TEACHER_CACHE_MODES, DataConfig, DistillConfig, StudentConfig, TrainConfig
+import tf_distill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import tf_keras as keras
+
+from tf_distill.configs import (PRECISION_POLICIES, TEACHER_CACHE_MODES, DataConfig, DistillConfig, StudentConfig,
+                                TrainConfig)
 from tf_distill.distribute import STRATEGIES, configure_cpu_replicas, make_strategy
 
 
@@ -45,6 +49,9 @@ def define_train_flags(default_output_dir: str, default_learning_rate: float, de
                     "tf.distribute strategy. multi_worker_mirrored reads the cluster from TF_CONFIG.")
   flags.DEFINE_integer("cpu_replicas", None, "Split the CPU into N logical devices, e.g. to run mirrored on a "
                        "CPU-only machine.")
+  flags.DEFINE_enum("mixed_precision", "float32", list(PRECISION_POLICIES), "Keras dtype policy of the model being "
+                    "trained: mixed_float16 (GPUs), mixed_bfloat16 (CPUs with AVX512-BF16/AMX, TPUs). No gain on "
+                    "AVX2-only CPUs (bench/RESULTS.md). The teacher SavedModel and exports stay float32.")
 
 
 def define_student_flags() -> None:
@@ -52,6 +59,8 @@ def define_student_flags() -> None:
   flags.DEFINE_float("temperature", 2.0, "Softmax temperature T of the soft targets.")
   flags.DEFINE_float("alpha", 0.5, "Weight of the distillation term; 0 trains on hard labels only.")
   flags.DEFINE_enum("kd_loss", "ce", ["ce", "kl", "mse"], "Logits distillation loss.")
+  flags.DEFINE_bool("probability_shift", False, "TextBrewer's probability shift: before the soft targets are made, "
+                    "swap each example's largest teacher logit with the true label's.")
   flags.DEFINE_string("layer_map", "uniform", "Which student layer learns from which teacher layer: uniform "
                       "(TinyBERT), skip / last (BERT-PKD), or pairs such as 0:0,1:2,2:4 (0 = embeddings).")
   flags.DEFINE_string("intermediate_matches", "", "Intermediate losses over the layer map, e.g. "
@@ -98,7 +107,13 @@ def train_config_from_flags(FLAGS) -> TrainConfig:  # pylint: disable=invalid-na
       warmup_proportion=FLAGS.warmup_proportion, weight_decay=FLAGS.weight_decay, seed=FLAGS.seed,
       max_train_examples=FLAGS.max_train_examples,
       freeze_word_embeddings=FLAGS.freeze_word_embeddings, save_every_steps=FLAGS.save_every_steps,
-      distribution_strategy=FLAGS.distribution_strategy).validate()
+      distribution_strategy=FLAGS.distribution_strategy, mixed_precision=FLAGS.mixed_precision).validate()
+
+
+def set_precision(train_config: TrainConfig) -> None:
+  """Sets the Keras dtype policy of --mixed_precision; call before any model is built. Variables stay float32 (so
+  checkpoints and exports are float32); mixed_float16 adds loss scaling (Keras' compile wraps the optimizer)."""
+  keras.mixed_precision.set_global_policy(train_config.mixed_precision)
 
 
 def _int_list(values, flag_name):
@@ -120,7 +135,7 @@ def student_config_from_flags(FLAGS) -> StudentConfig:  # pylint: disable=invali
 
 def distill_config_from_flags(FLAGS) -> DistillConfig:  # pylint: disable=invalid-name
   return DistillConfig(teacher_model=FLAGS.teacher_model or "", temperature=FLAGS.temperature, alpha=FLAGS.alpha,
-                       kd_loss=FLAGS.kd_loss, layer_map=FLAGS.layer_map,
+                       kd_loss=FLAGS.kd_loss, probability_shift=FLAGS.probability_shift, layer_map=FLAGS.layer_map,
                        intermediate_matches=FLAGS.intermediate_matches, stages=FLAGS.stages,
                        temperature_schedule=FLAGS.temperature_schedule, alpha_schedule=FLAGS.alpha_schedule,
                        teacher_cache=FLAGS.teacher_cache, teacher_cache_dir=FLAGS.teacher_cache_dir).validate()

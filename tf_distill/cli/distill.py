@@ -89,6 +89,10 @@ def main(argv) -> None:
   distill_config = common.distill_config_from_flags(FLAGS)
   student_config = common.student_config_from_flags(FLAGS)
   train_config = common.train_config_from_flags(FLAGS)
+  if student_config.student_type == "bilstm" and train_config.mixed_precision != "float32":
+    raise ValueError(f"--mixed_precision={train_config.mixed_precision} is for BERT students; train the BiLSTM "
+                     "student in float32")
+  common.set_precision(train_config)
   stages = parse_stages(distill_config.stages)
   if stages:
     train_config = dataclasses.replace(train_config, num_train_epochs=sum(n for _, n in stages))
@@ -111,7 +115,8 @@ def main(argv) -> None:
     student = build_student(student_config, teacher)
     distiller = Distiller(student, teacher if uses_teacher else None, alpha=distill_config.alpha,
                           temperature=distill_config.temperature, kd_loss=distill_config.kd_loss, matches=matches,
-                          temperature_fn=temperature_fn, teacher_cache=cache)
+                          temperature_fn=temperature_fn, teacher_cache=cache,
+                          shift_probabilities=distill_config.probability_shift)
   write_run_info(out, student, data_config, data.labels)
   num_train, max_seq_length = data.features["train"]["input_ids"].shape
   total_steps = steps_per_epoch(num_train, max_seq_length, train_config.train_batch_size) * int(

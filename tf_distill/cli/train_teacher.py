@@ -35,6 +35,7 @@ def main(argv) -> None:
   pretrained.check_pretrained_dir(init_dir)
   data_config = common.data_config_from_flags(FLAGS, default_vocab_file=os.path.join(init_dir, "vocab.txt"))
   train_config = common.train_config_from_flags(FLAGS)
+  common.set_precision(train_config)
   bert_limit = BertConfig.from_json_file(os.path.join(init_dir, "config.json")).max_position_embeddings
   if data_config.max_seq_length > bert_limit:
     raise ValueError(f"max_seq_length={data_config.max_seq_length} is beyond the {bert_limit} position embeddings "

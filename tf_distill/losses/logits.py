@@ -24,6 +24,19 @@ def hard_cross_entropy(labels, student_logits):
   return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=student_logits))
 
 
+def probability_shift(teacher_logits, labels):
+  """TextBrewer's probability shift: per example, the teacher's largest logit and the true label's logit trade places,
+  so the soft targets rank the true label first (rows the teacher gets right are unchanged)."""
+  num_labels = tf.shape(teacher_logits)[-1]
+  labels = tf.cast(labels, tf.int32)
+  top_value = tf.reduce_max(teacher_logits, axis=-1, keepdims=True)
+  label_value = tf.gather(teacher_logits, labels[:, None], batch_dims=1)
+  is_label = tf.one_hot(labels, num_labels, on_value=True, off_value=False)
+  is_top = tf.one_hot(tf.argmax(teacher_logits, axis=-1, output_type=tf.int32), num_labels, on_value=True,
+                      off_value=False)
+  return tf.where(is_label, top_value, tf.where(is_top, label_value, teacher_logits))
+
+
 def _per_example(temperature):
   """A scalar or [batch] temperature as float32 [batch or 1, 1], to broadcast over the label axis."""
   return tf.reshape(tf.cast(temperature, tf.float32), [-1, 1])
