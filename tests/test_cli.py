@@ -337,6 +337,21 @@ class EndToEndTest(tf.test.TestCase):
     with open(os.path.join(path, "assets.extra", "vocab.txt"), encoding="utf-8") as f:
       self.assertEqual(f.read().split(), tiny.VOCAB)
 
+  def test_export_takes_the_text_settings_of_the_run(self):
+    from tf_distill.cli.export_teacher import export_run  # pylint: disable=import-outside-toplevel
+    run_dir = self.path("runs/teacher_cased_pairs")
+    shutil.copytree(self.path("runs/teacher"), run_dir)
+    config = _read_json(os.path.join(run_dir, "config.json"))
+    config["data"].update(do_lower_case=False, text_b_column="text_b")
+    with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
+      json.dump(config, f)
+    path = export_run(run_dir, self.path("export_cased"), "teacher", None, with_distill_signature=False)
+    metadata = _read_json(os.path.join(path, "assets.extra", "tf_distill.json"))
+    self.assertFalse(metadata["do_lower_case"])
+    self.assertTrue(metadata["text_pairs"])
+    text_inputs = tf.saved_model.load(path).signatures["serving_text"].structured_input_signature[1]
+    self.assertCountEqual(text_inputs, ["text", "text_b"])
+
 
 class ErrorCasesTest(tf.test.TestCase):
   """Bad inputs through the real programs: exit status 1, one `error: ...` line, no traceback.

@@ -23,7 +23,8 @@ from tf_distill.cli import common
 from tf_distill.configs import DataConfig
 from tf_distill.data.processors import InputExample, get_processor
 from tf_distill.data.tokenization import WordPieceTokenizer
-from tf_distill.export.serving import export_classifier, file_sha256, run_saved_model_cli
+from tf_distill.cli.export_teacher import export_run
+from tf_distill.export.serving import file_sha256, run_saved_model_cli
 from tf_distill.export.tflite import (FEATURE_KEYS, FULL_INT8, VARIANTS, TFLiteClassifier, compare_logits,
                                       convert_saved_model, float_ops)
 from tf_distill.training import load_trained, write_json
@@ -86,20 +87,6 @@ def labelled_accuracy(logits: np.ndarray, label_ids: np.ndarray) -> Optional[flo
   return float(np.mean(np.argmax(logits[labelled], axis=-1) == np.asarray(label_ids)[labelled]))
 
 
-def export_student(output_dir: str, export_dir: str, model_name: str, version: Optional[int],
-                   config: DataConfig) -> str:
-  """Exports the best student of a distill run with serving_default and serving_text; returns the version dir.
-
-  As `export_teacher.export_run`, plus the settings serving_text tokenises with: lower-casing and sentence pairs.
-  """
-  with open(os.path.join(output_dir, "labels.json"), encoding="utf-8") as f:
-    info = json.load(f)
-  metadata = {"labels": info["labels"], "max_seq_length": info["max_seq_length"], "task_name": info["task_name"],
-              "do_lower_case": config.do_lower_case, "text_pairs": config.text_b_column is not None}
-  return export_classifier(load_trained(output_dir), export_dir, model_name, metadata,
-                           os.path.join(output_dir, "vocab.txt"), with_distill_signature=False, version=version)
-
-
 def _serving_text_logits(saved_model: str, examples: List[InputExample], text_pairs: bool) -> np.ndarray:
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   signature = tf.saved_model.load(saved_model).signatures["serving_text"]
@@ -127,7 +114,8 @@ def main(argv) -> None:
   if FLAGS.representative_examples < 1:
     raise ValueError(f"--representative_examples must be >= 1, got {FLAGS.representative_examples}")
   config = run_data_config(FLAGS.output_dir, FLAGS.data_dir, FLAGS.tfds_data_dir)
-  saved_model = export_student(FLAGS.output_dir, FLAGS.export_dir, FLAGS.model_name, FLAGS.version, config)
+  saved_model = export_run(FLAGS.output_dir, FLAGS.export_dir, FLAGS.model_name, FLAGS.version,
+                           with_distill_signature=False)
   version = os.path.basename(saved_model)
   tflite_dir = os.path.join(FLAGS.export_dir, f"{FLAGS.model_name}_tflite", version)
   examples, features = split_examples(config, "test", FLAGS.parity_examples)

@@ -22,11 +22,17 @@ def define_flags() -> None:
 
 
 def export_run(output_dir: str, export_dir: str, model_name: str, version, with_distill_signature: bool) -> str:
-  """Exports the best model of a train_teacher/distill run; returns the version directory."""
+  """Exports the best model of a train_teacher/distill run; returns the version directory.
+
+  serving_text tokenises as the run did: lower-casing and sentence pairs come from the run's config.json.
+  """
   model = load_trained(output_dir)
   with open(os.path.join(output_dir, "labels.json"), encoding="utf-8") as f:
     info = json.load(f)
-  metadata = {"labels": info["labels"], "max_seq_length": info["max_seq_length"], "task_name": info["task_name"]}
+  with open(os.path.join(output_dir, "config.json"), encoding="utf-8") as f:
+    data = json.load(f).get("data", {})
+  metadata = {"labels": info["labels"], "max_seq_length": info["max_seq_length"], "task_name": info["task_name"],
+              "do_lower_case": data.get("do_lower_case", True), "text_pairs": data.get("text_b_column") is not None}
   return export_classifier(model, export_dir, model_name, metadata, os.path.join(output_dir, "vocab.txt"),
                            with_distill_signature=with_distill_signature, version=version)
 
