@@ -150,7 +150,7 @@ class Distiller(keras.Model):
 
   def feature_losses(self, teacher_outputs, student_outputs, mask):
     """sum_i w_i * loss_i over the intermediate matches (0.0 without matches): float32 scalar."""
-    total = tf.constant(0.0)
+    terms = []
     student_config = getattr(self.student, "config", None)
     for i, (match, spec) in enumerate(zip(self.matches, self._feature_losses)):
       teacher = spec.select(teacher_outputs, match.teacher_layer)
@@ -163,8 +163,8 @@ class Distiller(keras.Model):
         options["num_heads"] = student_config.num_attention_heads
       if "num_relation_heads" in spec.options:
         options["num_relation_heads"] = student_config.num_attention_heads
-      total += self.match_weights[i] * spec.fn(teacher, student, mask=mask, **options)
-    return total
+      terms.append(self.match_weights[i] * spec.fn(teacher, student, mask=mask, **options))
+    return tf.add_n(terms) if terms else tf.constant(0.0)
 
   def train_step(self, data):
     features, labels = data
