@@ -47,13 +47,17 @@ class _ConfigOnlyTeacher(SavedModelTeacher):
     raise AssertionError("the teacher was queried")
 
 
-class DistillerTest(tf.test.TestCase, parameterized.TestCase):
+class _TinyTeacherTestCase(tf.test.TestCase, parameterized.TestCase):
+  """Shares the exported tiny teacher (logits only) across a class's tests."""
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
     cls.shared = tiny.shared_teacher()
     cls.teacher = SavedModelTeacher(cls.shared.path)
+
+
+class DistillerTest(_TinyTeacherTestCase):
 
   def _student(self, seed=3, layers=1):
     return tiny.tiny_classifier(seed=seed, classifier_stddev=0.5, num_hidden_layers=layers)
@@ -321,14 +325,8 @@ class IntermediateDistillationTest(tf.test.TestCase):
     self.assertAllClose(logits_only["loss"], 0.5 * both["hard_loss"] + 0.5 * both["kd_loss"], rtol=1e-5)
 
 
-class MixedPrecisionTest(tf.test.TestCase, parameterized.TestCase):
+class MixedPrecisionTest(_TinyTeacherTestCase):
   """--mixed_precision: the same online step under a mixed Keras policy tracks the float32 one."""
-
-  @classmethod
-  def setUpClass(cls):
-    super().setUpClass()
-    cls.shared = tiny.shared_teacher()
-    cls.teacher = SavedModelTeacher(cls.shared.path)
 
   @parameterized.named_parameters(("bfloat16", "mixed_bfloat16", 3e-2), ("float16", "mixed_float16", 3e-3))
   def test_mixed_step_tracks_float32(self, policy, rtol):
