@@ -60,13 +60,14 @@ import tf_keras as keras  # noqa: E402
 # pylint: disable=wrong-import-position
 from keras_io_distiller import KerasIoDistiller, LogitsOnly, SavedModelLogits  # noqa: E402
 
+from tf_distill import teacher_cache  # noqa: E402
 from tf_distill.bert import BertClassifier, BertConfig  # noqa: E402
 from tf_distill.configs import StudentConfig  # noqa: E402
 from tf_distill.distiller import Distiller, trim_padding  # noqa: E402
 from tf_distill.export.serving import export_classifier  # noqa: E402
 from tf_distill.optimization import create_optimizer  # noqa: E402
 from tf_distill.students.bert import build_bert_student  # noqa: E402
-from tf_distill.teacher import SavedModelTeacher  # noqa: E402
+from tf_distill.teacher import INDEX_KEY, SavedModelTeacher  # noqa: E402
 
 SECTIONS = ("matmul", "flops", "step", "threads", "xla", "precision", "lengths", "latency")
 
@@ -330,11 +331,21 @@ def train_function(model: keras.Model, features: Dict[str, np.ndarray], labels: 
   return lambda: fn(iterator)
 
 
-def cached_distiller(bench: Bench) -> Tuple[keras.Model, str]:
-  """The cached-logits step: tf_distill's Distiller fed a `teacher_logits` column (what --teacher_cache adds), so it
-  never queries the teacher."""
-  return (Distiller(bench.student(), bench.teacher, alpha=FLAGS.alpha, temperature=FLAGS.temperature),
-          "Distiller fed a `teacher_logits` column")
+def cached_distiller(bench: Bench, batches: Sequence[Dict[str, np.ndarray]]
+                     ) -> Tuple[keras.Model, str, List[Dict[str, np.ndarray]]]:
+  """The cached-logits step: tf_distill's Distiller with a `TeacherCache` of the teacher's logits on `batches` as its
+  teacher (what --teacher_cache=build gives a run), so it never queries the teacher. Returns the model, a note, and
+  each batch with the `example_index` column the cache looks its examples up by."""
+  features = {k: np.concatenate([b[k] for b in batches]) for k in FEATURE_KEYS}
+  key = teacher_cache.cache_key(bench.teacher_path, bench.vocab_file, FLAGS.seq_len,
+                                teacher_cache.features_fingerprint(features))
+  cache_dir = os.path.join(tempfile.mkdtemp(prefix="teacher_cache_", dir=bench.root), "cache")
+  cache = teacher_cache.resolve("build", cache_dir, key, bench.teacher, features, log=logging.info)
+  starts = np.cumsum([0] + [len(b["input_ids"]) for b in batches])
+  indexed = [{**b, INDEX_KEY: np.arange(start, start + len(b["input_ids"]), dtype=np.int64)}
+             for start, b in zip(starts, batches)]
+  return (Distiller(bench.student(), cache, alpha=FLAGS.alpha, temperature=FLAGS.temperature),
+          "Distiller with a `TeacherCache` as its teacher", indexed)
 
 
 def keras_io_distiller(bench: Bench, **compile_kwargs) -> KerasIoDistiller:
@@ -344,11 +355,6 @@ def keras_io_distiller(bench: Bench, **compile_kwargs) -> KerasIoDistiller:
                 distillation_loss_fn=keras.losses.KLDivergence(), alpha=1.0 - FLAGS.alpha,
                 temperature=FLAGS.temperature, **compile_kwargs)
   return model
-
-
-def with_teacher_logits(bench: Bench, features: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-  logits = bench.teacher({k: tf.constant(v) for k, v in features.items()}, outputs=("logits",))["logits"]
-  return {**features, "teacher_logits": logits.numpy()}
 
 
 # ------------------------------------------------------------------------------------------------ sections
@@ -451,7 +457,7 @@ STEP_HEADER = ("step", "median s", "best s", "first call s", "examples/s", "GFLO
 def run_step(report: Report, bench: Bench) -> None:
   features, labels = synthetic_batch(FLAGS.batch_size, FLAGS.seq_len), labels_for(FLAGS.batch_size)
   tensors = {k: tf.constant(v) for k, v in features.items()}
-  cached_model, how = cached_distiller(bench)
+  cached_model, how, (cached_features,) = cached_distiller(bench, [features])
   full, teacher_only, student_only = (step_flops(bench, FLAGS.seq_len), step_flops(bench, FLAGS.seq_len,
                                       student_train=False), step_flops(bench, FLAGS.seq_len, teacher=False))
   configs = {
@@ -467,7 +473,7 @@ def run_step(report: Report, bench: Bench) -> None:
       "student": ("student train step alone (alpha=0)", student_only, "",
                   train_function(Distiller(bench.student(), alpha=0.0), features, labels)),
       "cached": ("cached step (KD on stored teacher logits)", student_only, how,
-                 train_function(cached_model, with_teacher_logits(bench, features), labels)),
+                 train_function(cached_model, cached_features, labels)),
       "keras_io": ("keras.io-style Distiller (bench/keras_io_distiller.py)",
                    step_flops(bench, FLAGS.seq_len, student_logits_only=False),
                    "same teacher, student, optimizer, batch; student called as a plain Keras model",
@@ -666,15 +672,14 @@ def run_lengths(report: Report, bench: Bench) -> None:
   widths = sorted({int(w) for w in FLAGS.widths if int(w) <= FLAGS.seq_len} | {FLAGS.seq_len})
   labels = labels_for(FLAGS.batch_size)
   online_model = Distiller(bench.student(), bench.teacher, alpha=FLAGS.alpha, temperature=FLAGS.temperature)
-  cached_model, _ = cached_distiller(bench)
+  batches = [synthetic_batch(FLAGS.batch_size, FLAGS.seq_len, width=width, seed=width) for width in widths]
+  cached_model, _, cached_batches = cached_distiller(bench, batches)
   online_model.compile(optimizer=optimizer())
   cached_model.compile(optimizer=optimizer())
   fns = {}
-  for width in widths:
-    batch = synthetic_batch(FLAGS.batch_size, FLAGS.seq_len, width=width, seed=width)
+  for width, batch, cached_batch in zip(widths, batches, cached_batches):
     fns[("online", width)] = train_function(online_model, batch, labels, compile_model=False)
-    fns[("cached", width)] = train_function(cached_model, with_teacher_logits(bench, batch), labels,
-                                            compile_model=False)
+    fns[("cached", width)] = train_function(cached_model, cached_batch, labels, compile_model=False)
   timings = time_interleaved(fns, 1, steps)
   online_t = {w: timings[("online", w)].median for w in widths}
   cached_t = {w: timings[("cached", w)].median for w in widths}

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_distill import teacher_cache
-from tf_distill.teacher import SavedModelTeacher
+from tf_distill.teacher import SavedModelTeacher, TeacherError, TeacherSource
 from tf_distill.teacher_cache import CacheError
 
 import tiny
@@ -36,7 +36,12 @@ def _online(teacher, features, rows, outputs):
   """Online teacher outputs for examples `rows`, trimmed to their longest real length (as a train step does)."""
   width = int(features["input_mask"][rows].sum(axis=1).max())
   batch = {k: tf.constant(features[k][rows, :width]) for k in teacher_cache.FEATURE_KEYS}
-  return batch, {k: v.numpy() for k, v in teacher(batch, outputs=outputs).items()}
+  return batch, {k: _stacked(v) for k, v in teacher(batch, outputs=outputs).items()}
+
+
+def _stacked(value):
+  """A teacher output as numpy, per-layer lists stacked to [layers, ...]."""
+  return np.stack([np.asarray(v) for v in value]) if isinstance(value, (list, tuple)) else np.asarray(value)
 
 
 class TeacherCacheTest(tf.test.TestCase, parameterized.TestCase):
@@ -49,7 +54,7 @@ class TeacherCacheTest(tf.test.TestCase, parameterized.TestCase):
     lengths = np.random.default_rng(3).integers(3, SEQ + 1, size=21)
     cls.features = tiny.random_features(21, SEQ, lengths=lengths, seed=5, segment_b=True)
     cls.key = teacher_cache.cache_key(cls.shared.path, cls.shared.vocab_file, SEQ,
-                                      teacher_cache.features_fingerprint(cls.features), seed=1)
+                                      teacher_cache.features_fingerprint(cls.features))
 
   def _build(self, outputs=("logits",), layers=None, name="cache"):
     cache_dir = os.path.join(self.get_temp_dir(), name)
@@ -77,19 +82,26 @@ class TeacherCacheTest(tf.test.TestCase, parameterized.TestCase):
       lengths = self.features["input_mask"][rows].sum(axis=1)
       valid = np.arange(batch["input_ids"].shape[1])[None, :] < lengths[:, None]  # [batch, seq]
       for name in INTERMEDIATES:
-        self.assertEqual(cached[name].shape, online[name].shape, name)
-        self.assertEqual(cached[name].dtype, tf.float32)
-        got, want = cached[name].numpy(), online[name]
+        # Online: embeddings [batch, seq, hidden], per-layer outputs stacked [layers, batch, ...]; cached: the
+        # per-layer outputs as a list by teacher layer.
         if name == "embeddings":
-          mask = np.broadcast_to(valid[:, :, None], want.shape)
-        elif name.startswith("attention_") and want.ndim == 5:  # [layers, batch, heads, seq, seq]
-          mask = np.broadcast_to(valid[None, :, None, :, None] & valid[None, :, None, None, :], want.shape)
-        else:  # [layers, batch, seq, hidden]
-          mask = np.broadcast_to(valid[None, :, :, None], want.shape)
-        # float16 keeps 11 significant bits: relative error <= 2^-11.
-        self.assertAllClose(got[mask], want[mask], rtol=1e-3, atol=1e-3, msg=name)
-        self.assertFalse(np.array_equal(got[mask], want[mask]), f"{name} should carry float16 rounding")
-        self.assertAllEqual(got[~mask], np.zeros_like(got[~mask]), msg=f"{name} padding")
+          pairs = [(cached[name], online[name])]
+        else:
+          self.assertIsInstance(cached[name], list, name)
+          self.assertLen(cached[name], online[name].shape[0], name)
+          pairs = list(zip(cached[name], online[name]))
+        for got, want in pairs:
+          self.assertEqual(got.shape, want.shape, name)
+          self.assertEqual(got.dtype, tf.float32)
+          got = got.numpy()
+          if name == "embeddings" or want.ndim == 3:  # [batch, seq, hidden]
+            mask = np.broadcast_to(valid[:, :, None], want.shape)
+          else:  # [batch, heads, seq, seq]
+            mask = np.broadcast_to(valid[:, None, :, None] & valid[:, None, None, :], want.shape)
+          # float16 keeps 11 significant bits: relative error <= 2^-11.
+          self.assertAllClose(got[mask], want[mask], rtol=1e-3, atol=1e-3, msg=name)
+          self.assertFalse(np.array_equal(got[mask], want[mask]), f"{name} should carry float16 rounding")
+          self.assertAllEqual(got[~mask], np.zeros_like(got[~mask]), msg=f"{name} padding")
 
   def test_intermediates_are_stored_in_float16_trimmed_to_the_real_length(self):
     cache_dir = self._build(outputs=("logits", "hidden_states"))
@@ -106,19 +118,18 @@ class TeacherCacheTest(tf.test.TestCase, parameterized.TestCase):
     self.assertGreater(total, payload)
     self.assertLess(total, payload + 21 * 200)
     cache = teacher_cache.open_cache(cache_dir, self.key, outputs=("hidden_states",))
-    self.assertEqual(cache.example("hidden_states", 4).shape, (2, lengths[4], 32))
+    by_layer = cache.example("hidden_states", 4)
+    self.assertLen(by_layer, 2)
+    self.assertEqual([v.shape for v in by_layer], [(lengths[4], 32)] * 2)
 
   def test_layer_selection(self):
     cache = teacher_cache.open_cache(self._build(outputs=("hidden_states",), layers=[1]), self.key,
                                      outputs=("hidden_states",), layers=[1])
     rows = np.array([1, 2, 3])
     batch, online = _online(self.teacher, self.features, rows, ("hidden_states",))
-    cached = cache({**batch, "example_index": tf.constant(rows)})["hidden_states"].numpy()
-    self.assertEqual(cached.shape[0], 1)
     length = self.features["input_mask"][1].sum()
-    self.assertAllClose(cached[0, 0, :length], online["hidden_states"][1, 0, :length], rtol=1e-3, atol=1e-3)
-    # layer_outputs puts each stored layer at its teacher layer index, None elsewhere.
-    by_layer = cache.layer_outputs({**batch, "example_index": tf.constant(rows)})["hidden_states"]
+    # __call__ puts each stored layer at its teacher layer index, None elsewhere.
+    by_layer = cache({**batch, "example_index": tf.constant(rows)})["hidden_states"]
     self.assertLen(by_layer, 2)
     self.assertIsNone(by_layer[0])
     self.assertAllClose(by_layer[1][0, :length], online["hidden_states"][1, 0, :length], rtol=1e-3, atol=1e-3)
@@ -126,12 +137,83 @@ class TeacherCacheTest(tf.test.TestCase, parameterized.TestCase):
       teacher_cache.open_cache(self._build(outputs=("hidden_states",), layers=[1], name="c2"), self.key,
                                outputs=("hidden_states",), layers=[0, 1])
 
+  def test_call_returns_the_stored_logits_by_example_index(self):
+    cache_dir = self._build(outputs=("logits", "hidden_states"))
+    # The stored logits, read from the shards by hand (not through the reader): row i for example index i.
+    stored = {}
+    for name in sorted(f for f in os.listdir(cache_dir) if f.endswith(".tfrecord")):
+      for raw in tf.data.TFRecordDataset(os.path.join(cache_dir, name)).as_numpy_iterator():
+        feature = tf.train.Example.FromString(raw).features.feature
+        stored[feature["index"].int64_list.value[0]] = np.array(feature["logits"].float_list.value, np.float32)
+    self.assertEqual(sorted(stored), list(range(21)))
+    table = np.stack([stored[i] for i in range(21)])  # [examples, labels]
+    cache = teacher_cache.open_cache(cache_dir, self.key, outputs=("logits", "hidden_states"))
+    rows = np.array([7, 20, 7, 0, 13])
+    width = int(self.features["input_mask"][rows].sum(axis=1).max())
+    batch = {k: tf.constant(self.features[k][rows, :width]) for k in teacher_cache.FEATURE_KEYS}
+    out = tf.function(cache)({**batch, "example_index": tf.constant(rows, tf.int64)}, ("logits",))
+    self.assertEqual(sorted(out), ["logits"])  # exactly the requested outputs
+    self.assertEqual(out["logits"].dtype, tf.float32)
+    self.assertAllEqual(out["logits"], table[rows])
+    self.assertAllEqual(cache.logits, table)
+
+  def test_per_layer_outputs_are_lists_with_none_at_uncached_layers(self):
+    outputs = ("embeddings", "hidden_states", "attention_probs")
+    rows = np.array([4, 9, 2])
+    batch, online = _online(self.teacher, self.features, rows, outputs)
+    batch = {**batch, "example_index": tf.constant(rows)}
+    width, heads = batch["input_ids"].shape[1], int(self.teacher.bert_config["num_attention_heads"])
+    only_1 = teacher_cache.open_cache(self._build(outputs=outputs, layers=[1]), self.key, outputs, layers=[1])
+    both = teacher_cache.open_cache(self._build(outputs=outputs, name="both"), self.key, outputs)
+    subset = teacher_cache.open_cache(self._build(outputs=outputs, name="both"), self.key, outputs, layers=[0])
+    self.assertEqual(only_1.available_outputs, outputs)
+    for cache, served in ((only_1, [1]), (both, [0, 1]), (subset, [0])):
+      out = cache(batch, outputs)
+      self.assertEqual(sorted(out), sorted(outputs))
+      self.assertEqual(out["embeddings"].shape, (3, width, 32))  # not per layer: a tensor
+      for name, shape in (("hidden_states", (3, width, 32)), ("attention_probs", (3, heads, width, width))):
+        self.assertIsInstance(out[name], list)
+        self.assertLen(out[name], 2, name)  # highest layer the cache holds + 1
+        for layer in range(2):
+          if layer not in served:
+            self.assertIsNone(out[name][layer], f"{name}[{layer}]")
+            continue
+          self.assertEqual(out[name][layer].shape, shape, f"{name}[{layer}]")
+          length = self.features["input_mask"][rows[0]].sum()
+          got = out[name][layer].numpy()[0, ..., :length, :length] if name == "attention_probs" else \
+              out[name][layer].numpy()[0, :length]
+          want = online[name][layer, 0, ..., :length, :length] if name == "attention_probs" else \
+              online[name][layer, 0, :length]
+          self.assertAllClose(got, want, rtol=1e-3, atol=1e-3, msg=f"{name}[{layer}]")
+
+  def test_cache_describes_its_teacher_with_or_without_it(self):
+    cache_dir = os.path.join(self.get_temp_dir(), "describe")
+    built = teacher_cache.resolve("build", cache_dir, self.key, self.teacher, self.features, log=lambda _: None)
+    used = teacher_cache.resolve("use", cache_dir, self.key, None, self.features, log=lambda _: None)
+    for cache in (built, used):
+      self.assertEqual(cache.labels, list(self.teacher.labels))
+      self.assertEqual(cache.num_labels, 2)
+      self.assertEqual(cache.bert_config, self.teacher.bert_config)
+      self.assertEqual(cache.available_outputs, ("logits",))
+      self.assertIsInstance(cache, TeacherSource)
+    with self.assertRaisesRegex(TeacherError, r"teacher cache .*describe\) lacks outputs \['hidden_states'\]"):
+      used.check_outputs(("logits", "hidden_states"))
+    # A teacher without metadata: num_labels still comes from the logits, the rest is refused by name.
+    bare_dir = os.path.join(self.get_temp_dir(), "bare")
+    bare = teacher_cache.resolve("build", bare_dir, self.key, CountingTeacher(self.teacher), self.features,
+                                 log=lambda _: None)
+    self.assertEqual(bare.num_labels, 2)
+    with self.assertRaisesRegex(CacheError, "does not know the teacher's bert_config.*--teacher_model"):
+      _ = bare.bert_config
+    self.assertEqual(teacher_cache.resolve("use", bare_dir, self.key, self.teacher, self.features,
+                                           log=lambda _: None).labels, list(self.teacher.labels))
+
   @parameterized.named_parameters(
       ("teacher", "teacher_sha256", "0" * 64, "teacher changed"),
       ("vocab", "vocab_sha256", "1" * 64, "vocab changed"),
       ("seq_length", "max_seq_length", 32, "max_seq_length differs: cache has 16, this run has 32"),
       ("data", "data_fingerprint", "2" * 64, "training data changed"),
-      ("seed", "seed", 2, "augmentation seed differs"),
+      ("format", "format_version", 0, "cache format version differs: cache has 1, this run has 0"),
   )
   def test_mismatched_key_is_refused_naming_the_difference(self, field, value, message):
     cache_dir = self._build()
@@ -141,9 +223,11 @@ class TeacherCacheTest(tf.test.TestCase, parameterized.TestCase):
   def test_key_fields_change_with_their_inputs(self):
     other_vocab = tiny.write_other_vocab(os.path.join(self.get_temp_dir(), "other_vocab.txt"))
     fingerprint = teacher_cache.features_fingerprint(self.features)
-    same = teacher_cache.cache_key(self.shared.path, self.shared.vocab_file, SEQ, fingerprint, seed=1)
+    same = teacher_cache.cache_key(self.shared.path, self.shared.vocab_file, SEQ, fingerprint)
     self.assertEqual(same.digest, self.key.digest)
-    changed_vocab = teacher_cache.cache_key(self.shared.path, other_vocab, SEQ, fingerprint, seed=1)
+    self.assertEqual(sorted(dataclasses.asdict(same)), ["data_fingerprint", "format_version", "max_seq_length",
+                                                        "teacher_sha256", "vocab_sha256"])
+    changed_vocab = teacher_cache.cache_key(self.shared.path, other_vocab, SEQ, fingerprint)
     self.assertNotEqual(changed_vocab.vocab_sha256, self.key.vocab_sha256)
     self.assertNotEqual(changed_vocab.digest, self.key.digest)
     # The student-style export of the same weights has another graph: a different teacher.
@@ -191,12 +275,12 @@ class TeacherCacheTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllEqual(first.logits, second.logits)
     self.assertIn("no teacher cache", messages[0])
     self.assertIn("using", messages[-1])
-    stale = dataclasses.replace(self.key, seed=9)
-    with self.assertRaisesRegex(CacheError, "augmentation seed differs"):
+    stale = dataclasses.replace(self.key, data_fingerprint="9" * 64)
+    with self.assertRaisesRegex(CacheError, "training data changed"):
       teacher_cache.resolve("use", cache_dir, stale, counting, self.features)
     teacher_cache.resolve("auto", cache_dir, stale, counting, self.features, log=messages.append)
     self.assertGreater(counting.calls, built)
-    self.assertTrue(any("augmentation seed differs" in m for m in messages))
+    self.assertTrue(any("training data changed" in m for m in messages))
     self.assertEqual(sorted(os.listdir(self.get_temp_dir())).count("auto"), 1)
     self.assertFalse([d for d in os.listdir(self.get_temp_dir()) if ".tmp-" in d or ".old-" in d])
 
@@ -215,7 +299,7 @@ class TeacherCacheTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_teacher_without_the_outputs_is_refused(self):
     logits_only = SavedModelTeacher(self.shared.serving_path)
-    with self.assertRaisesRegex(CacheError, "does not provide output 'hidden_states'.*required_outputs"):
+    with self.assertRaisesRegex(CacheError, "does not provide output 'hidden_states'.*distill signature"):
       teacher_cache.build_cache(logits_only, self.features, os.path.join(self.get_temp_dir(), "x"), self.key,
                                 outputs=("logits", "hidden_states"))
     self.assertFalse([d for d in os.listdir(self.get_temp_dir()) if d.startswith(".x.tmp")])
