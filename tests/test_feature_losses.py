@@ -423,6 +423,26 @@ class FeatureLossTest(tf.test.TestCase, parameterized.TestCase):
       with self.assertRaisesRegex(ValueError, "layer 0 is the embedding output, which has no 'attention_scores'"):
         features.feature_loss("attention_kl").select(outputs, 0)
 
+  def test_select_names_layers_a_cached_teacher_does_not_hold(self):
+    rng = np.random.RandomState(12)
+    layer_2 = rng.normal(size=[BATCH, SEQ, 4]).astype(np.float32)
+    cached = {"embeddings": layer_2, "hidden_states": [None, layer_2]}  # a cache written with 0-based layer 1 only
+    spec = features.feature_loss("hidden_mse")
+    self.assertAllEqual(spec.select(cached, 2), layer_2)
+    for layer in (1, 3):
+      with self.assertRaisesRegex(ValueError, rf"'hidden_states' has no layer {layer} \(list item {layer - 1}\); "
+                                  r"the outputs hold layers \[2\]"):
+        spec.select(cached, layer)
+
+  def test_registration_rejects_duplicates_and_options_the_loss_does_not_take(self):
+    with self.assertRaisesRegex(ValueError, "feature loss 'hidden_mse' is already registered"):
+      features.register_feature_loss("hidden_mse", outputs=("hidden_states",), needs_projection=True)(
+          features.hidden_mse)
+    with self.assertRaisesRegex(ValueError, r"hidden_mse: options \['num_heads'\] are not keyword parameters"):
+      features.register_feature_loss("hidden_mse_2", outputs=("hidden_states",), needs_projection=True,
+                                     options=("num_heads",))(features.hidden_mse)
+    self.assertNotIn("hidden_mse_2", features.FEATURE_LOSSES)
+
 
 if __name__ == "__main__":
   tf.test.main()
