@@ -1,6 +1,9 @@
 """Tests for tf_distill.export: SavedModel versions and metadata, saved_model_cli parity, the serving_text signature
-and its in-graph tokenisation, TFLite float32, int8 and full_int8."""
+and its in-graph tokenisation, TFLite float32, int8 and full_int8, the parity rule, and a run's export
+(export_run, export_student)."""
 
+import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -12,9 +15,11 @@ from hypothesis import given, settings, strategies as st
 import numpy as np
 import tensorflow as tf
 
+from tf_distill.configs import DataConfig
 from tf_distill.data.processors import InputExample
 from tf_distill.data.tokenization import WordPieceTokenizer
-from tf_distill.export import serving, text_signature, tflite
+from tf_distill.export import parity, run_export, serving, text_signature, tflite, verify
+from tf_distill.run_dir import RunDir
 
 import tiny
 
@@ -261,11 +266,11 @@ class TFLiteExportTest(tf.test.TestCase, parameterized.TestCase):
     model = tflite.TFLiteClassifier(self.paths["int8"])
     logits = np.concatenate([model(b) for b in self.batches])
     expected = np.concatenate(self.logits)
-    parity = tflite.compare_logits(expected, logits)
-    self.assertEqual(parity.num_examples, 64)
-    self.assertGreaterEqual(parity.argmax_agreement, 0.9)
-    self.assertLess(parity.max_abs_logit_diff, 0.1 * np.max(np.abs(expected)))
-    self.assertGreater(parity.max_abs_logit_diff, 0.0)  # it really is a different (quantised) model
+    figures = parity.compare_logits(expected, logits)
+    self.assertEqual(figures.num_examples, 64)
+    self.assertGreaterEqual(figures.argmax_agreement, 0.9)
+    self.assertLess(figures.max_abs_logit_diff, 0.1 * np.max(np.abs(expected)))
+    self.assertGreater(figures.max_abs_logit_diff, 0.0)  # it really is a different (quantised) model
 
   def test_full_int8_runs_int8_kernels(self):
     path = self.paths["full_int8"]
@@ -281,10 +286,10 @@ class TFLiteExportTest(tf.test.TestCase, parameterized.TestCase):
   def test_full_int8_stays_close_to_keras(self):
     model = tflite.TFLiteClassifier(self.paths["full_int8"])
     logits = np.concatenate([model(b) for b in self.batches])
-    parity = tflite.compare_logits(np.concatenate(self.logits), logits)
-    self.assertGreaterEqual(parity.argmax_agreement, 0.9)
-    self.assertLess(parity.max_abs_logit_diff, 0.1 * np.max(np.abs(np.concatenate(self.logits))))
-    self.assertGreater(parity.max_abs_logit_diff, 0.0)
+    figures = parity.compare_logits(np.concatenate(self.logits), logits)
+    self.assertGreaterEqual(figures.argmax_agreement, 0.9)
+    self.assertLess(figures.max_abs_logit_diff, 0.1 * np.max(np.abs(np.concatenate(self.logits))))
+    self.assertGreater(figures.max_abs_logit_diff, 0.0)
 
   def test_full_int8_needs_representative_features(self):
     with self.assertRaisesRegex(ValueError, r"full_int8 calibrates activation ranges on representative examples: "
@@ -308,17 +313,166 @@ class CompareLogitsTest(tf.test.TestCase):
   def test_numbers(self):
     reference = np.array([[1.0, 2.0], [3.0, 0.0], [0.5, 0.4], [-1.0, 1.0]], np.float32)
     candidate = np.array([[1.5, 1.0], [3.0, 0.1], [0.5, 0.6], [-1.0, 1.0]], np.float32)
-    parity = tflite.compare_logits(reference, candidate)
+    figures = parity.compare_logits(reference, candidate)
     # |diffs| = [[.5, 1], [0, .1], [0, .2], [0, 0]]; argmaxes [1, 0, 0, 1] vs [0, 0, 1, 1].
-    self.assertAllClose(parity.max_abs_logit_diff, 1.0)
-    self.assertEqual(parity.argmax_agreement, 0.5)
-    self.assertEqual(parity.num_examples, 4)
-    self.assertEqual(str(parity), "max |logit diff| 1.00e+00, argmax agreement 50.00% on 4 examples")
-    self.assertEqual(tflite.compare_logits(reference, reference).max_abs_logit_diff, 0.0)
+    self.assertAllClose(figures.max_abs_logit_diff, 1.0)
+    self.assertEqual(figures.argmax_agreement, 0.5)
+    self.assertEqual(figures.num_examples, 4)
+    self.assertEqual(str(figures), "max |logit diff| 1.00e+00, argmax agreement 50.00% on 4 examples")
+    self.assertEqual(parity.compare_logits(reference, reference).max_abs_logit_diff, 0.0)
 
   def test_shape_mismatch(self):
     with self.assertRaisesRegex(ValueError, r"logit shapes differ: \(2, 2\) vs \(2, 3\)"):
-      tflite.compare_logits(np.zeros([2, 2]), np.zeros([2, 3]))
+      parity.compare_logits(np.zeros([2, 2]), np.zeros([2, 3]))
+
+
+class ParityRuleTest(tf.test.TestCase):
+
+  def test_accuracy_and_drop(self):
+    logits = np.array([[2.0, 1.0], [0.0, 1.0], [1.0, 3.0], [5.0, 0.0]], np.float32)  # argmax 0, 1, 1, 0
+    self.assertEqual(parity.labelled_accuracy(logits, np.array([0, 0, 1, -1])), 2 / 3)  # -1: unlabelled
+    self.assertIsNone(parity.labelled_accuracy(logits, np.array([-1, -1, -1, -1])))
+    self.assertEqual(parity.accuracy_drop_points(0.75, 0.8), 5.0)
+    self.assertEqual(parity.accuracy_drop_points(0.8, 0.75), -5.0)
+    self.assertIsNone(parity.accuracy_drop_points(None, 0.8))
+    self.assertIsNone(parity.accuracy_drop_points(0.8, None))
+
+  def test_float32_variants_share_one_atol(self):
+    self.assertEqual(parity.ATOL, 1e-3)
+    rule = parity.tolerance()
+    self.assertEqual((rule.limit, rule.rule), (1e-3, "tolerance 0.001"))
+    self.assertTrue(rule.allows(parity.Parity(1e-3, 1.0, 4)))
+    self.assertFalse(rule.allows(parity.Parity(1.1e-3, 1.0, 4)))
+    self.assertEqual(parity.tolerance(atol=0.5, recorded={"max_abs_logit_diff": 9.0}).limit, 0.5)  # not widened
+    self.assertFalse(parity.is_quantized("float32"))
+    self.assertFalse(parity.is_quantized("float32.tflite"))
+    for name in ("int8", "full_int8.tflite", "other.tflite"):
+      self.assertTrue(parity.is_quantized(name), name)
+
+  def test_quantized_rule(self):
+    reference = np.array([[1.0, -4.0], [2.0, 0.5]], np.float32)  # largest |logit| 4
+    rule = parity.tolerance(True, reference)
+    self.assertAllClose(rule.limit, 0.8)  # 0.2 x 4
+    self.assertEqual(rule.rule, "quantised, tolerance 0.2 x max |logit| = 0.8")
+    rule = parity.tolerance(True, reference, quantized_tolerance=0.1, recorded={"max_abs_logit_diff": 0.3})
+    self.assertAllClose(rule.limit, 0.6)  # twice the recorded 0.3 beats 0.1 x 4
+    self.assertEqual(rule.rule, "quantised, tolerance 0.6: the larger of 0.1 x max |logit| and twice the 0.3 that "
+                                "parity.json records")
+    rule = parity.tolerance(True, reference, recorded={"max_abs_logit_diff": 0.1, "accuracy_drop_points": 2.5})
+    self.assertAllClose(rule.limit, 0.8)
+    self.assertTrue(rule.rule.endswith("; test accuracy 2.50 points below Keras at export"), rule.rule)
+    with self.assertRaisesRegex(ValueError, "a quantised variant's tolerance scales with the reference logits"):
+      parity.tolerance(True)
+
+  def test_report_round_trip(self):
+    directory = os.path.join(self.get_temp_dir(), "report")
+    self.assertEqual(parity.read_report(directory), {})
+    report = {"float32": {"max_abs_logit_diff": 1e-6, "sha256": "ab"}}
+    path = parity.write_report(directory, report)
+    self.assertEqual(path, os.path.join(directory, "parity.json"))
+    self.assertEqual(parity.read_report(directory), report)
+    with open(path, "w", encoding="utf-8") as f:
+      f.write("{truncated")
+    self.assertEqual(parity.read_report(directory), {})
+
+
+class RunExportTest(tf.test.TestCase):
+  """A hand-made run directory (a tiny model as its best weights, a CSV task) exported with export_student."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.root = os.path.join(tiny.shared_teacher().root, "run_export")
+    data_dir = tiny.write_csv_task(os.path.join(cls.root, "data"), num_train=8, num_dev=4, num_test=6)
+    vocab = tiny.write_vocab(os.path.join(cls.root, "vocab.txt"))
+    cls.run_dir = RunDir(os.path.join(cls.root, "run"))
+    cls.model = tiny.tiny_classifier(seed=21)
+    cls.data_config = DataConfig(task_name="csv", data_dir=data_dir, vocab_file=vocab, max_seq_length=16)
+    cls.run_dir.write_config(data=cls.data_config)
+    cls.run_dir.write_model_info(cls.model, cls.data_config, list(tiny.LABELS))
+    cls.model.save_weights(cls.run_dir.best_weights)
+    cls.export_root = os.path.join(cls.root, "export")
+    cls.result = run_export.export_student(cls.run_dir, cls.export_root, "student", tflite=tflite.VARIANTS,
+                                           parity_examples=5, representative_examples=4)
+    with open(os.path.join(data_dir, "test.csv"), encoding="utf-8", newline="") as f:
+      rows = list(csv.DictReader(f))[:5]
+    examples = [InputExample(f"test-{i}", row["text"]) for i, row in enumerate(rows)]
+    features = WordPieceTokenizer(vocab).encode(examples, 16, [])
+    cls.keras_logits = cls.model({k: features[k] for k in tflite.FEATURE_KEYS}, training=False)["logits"].numpy()
+    cls.label_ids = np.array([tiny.LABELS.index(row["label"]) for row in rows])
+
+  def test_files_and_report(self):
+    result = self.result
+    self.assertEqual(result.saved_model, os.path.join(self.export_root, "student", "1"))
+    self.assertEqual(result.tflite_dir, os.path.join(self.export_root, "student_tflite", "1"))
+    self.assertEqual(sorted(os.listdir(result.tflite_dir)),
+                     ["float32.tflite", "full_int8.tflite", "int8.tflite", "parity.json"])
+    self.assertEqual(sorted(tf.saved_model.load(result.saved_model).signatures), ["serving_default", "serving_text"])
+    report = parity.read_report(result.tflite_dir)
+    self.assertEqual(report, json.loads(json.dumps(result.report)))
+    self.assertEqual(sorted(report), ["float32", "full_int8", "int8", "keras_accuracy", "saved_model",
+                                      "saved_model_cli", "serving_text"])
+    keras_accuracy = float(np.mean(self.keras_logits.argmax(-1) == self.label_ids))
+    self.assertAllClose(report["keras_accuracy"], keras_accuracy)
+    self.assertEqual(result.num_labelled, 5)
+    for key in ("saved_model_cli", "serving_text", "float32"):
+      self.assertLess(report[key]["max_abs_logit_diff"], 1e-4, key)
+      self.assertEqual(report[key]["num_examples"], 5)
+    for variant in tflite.VARIANTS:
+      entry = report[variant]
+      self.assertEqual(entry["sha256"], serving.file_sha256(entry["path"]))
+      self.assertEqual(entry["bytes"], os.path.getsize(entry["path"]))
+      logits = tflite.TFLiteClassifier(entry["path"])(self._features())
+      accuracy = float(np.mean(logits.argmax(-1) == self.label_ids))
+      self.assertAllClose(entry["accuracy"], accuracy)
+      self.assertAllClose(entry["accuracy_drop_points"], 100 * (keras_accuracy - accuracy))
+      self.assertAllClose(entry["max_abs_logit_diff"], np.max(np.abs(logits - self.keras_logits)))
+    self.assertEqual(report["full_int8"]["float_ops"], [])
+    self.assertEqual(report["full_int8"]["representative_examples"], 4)
+
+  def _features(self):
+    return run_export.split_examples(self.run_dir.data_config(), "test", 5)[1]
+
+  def test_lines(self):
+    lines = self.result.lines()
+    self.assertLen(lines, 6)
+    saved_model = self.result.saved_model
+    self.assertRegex(lines[0], rf"^SavedModel {saved_model} via saved_model_cli run: max \|logit diff\| \S+, argmax "
+                               r"agreement 100.00% on 5 examples$")
+    self.assertRegex(lines[1], rf"^SavedModel {saved_model} serving_text on the raw test text: max \|logit diff\| ")
+    for line, variant in zip(lines[2:5], tflite.VARIANTS):
+      self.assertRegex(line, rf"^TFLite {variant} {self.result.tflite_dir}/{variant}.tflite \(\d+.\d\d MiB\): max "
+                             r"\|logit diff\| .* on 5 examples; test accuracy \d+.\d\d% \([+-]\d+.\d\d points vs "
+                             r"Keras\)$")
+    self.assertEqual(lines[5], f"Keras student test accuracy {100 * self.result.report['keras_accuracy']:.2f}% on 5 "
+                               "labelled examples")
+
+  def test_float32_mismatch_raises(self):
+    self.result.raise_on_float32_mismatch()  # the real export matches
+    off = dict(self.result.figures, serving_text=parity.Parity(2e-3, 1.0, 5))
+    with self.assertRaisesRegex(RuntimeError, r"exported float32 logits differ from the Keras student by 2.00e-03 "
+                                r"\(> 0.001\): "):
+      dataclasses.replace(self.result, figures=off).raise_on_float32_mismatch()
+    quantised_off = dict(self.result.figures, int8=parity.Parity(5.0, 0.5, 5))
+    dataclasses.replace(self.result, figures=quantised_off).raise_on_float32_mismatch()  # recorded, not judged
+
+  def test_verify_export_accepts_what_export_student_wrote(self):
+    result = verify.verify_export(self.result.saved_model, run_cli=False)
+    self.assertTrue(result.ok, str(result))
+    self.assertEqual([c.name for c in result.checks if c.name.startswith("tflite:")],
+                     ["tflite:float32.tflite", "tflite:full_int8.tflite", "tflite:int8.tflite"])
+
+  def test_export_run_of_a_run_dir_path(self):
+    path = run_export.export_run(self.run_dir.path, self.export_root, "teacher", version=3)
+    self.assertEqual(path, os.path.join(self.export_root, "teacher", "3"))
+    metadata = serving.read_metadata(path)
+    self.assertEqual({k: metadata[k] for k in ("labels", "max_seq_length", "task_name", "do_lower_case",
+                                               "text_pairs", "signatures")},
+                     {"labels": ["neg", "pos"], "max_seq_length": 16, "task_name": "csv", "do_lower_case": True,
+                      "text_pairs": False, "signatures": ["distill", "serving_default", "serving_text"]})
+    features = tiny.random_features(3, 16, seed=22)
+    self.assertAllClose(tf.saved_model.load(path).signatures["serving_default"](**features)["logits"],
+                        self.model(features, training=False)["logits"], atol=1e-5)
 
 
 if __name__ == "__main__":

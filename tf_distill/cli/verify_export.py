@@ -13,6 +13,7 @@ import sys
 from absl import app, flags
 
 from tf_distill.cli import common
+from tf_distill.export import parity
 
 FLAGS = flags.FLAGS
 
@@ -21,10 +22,12 @@ def define_flags() -> None:
   flags.DEFINE_multi_string("text", None, "A sample sentence (repeat the flag for more). Default: built-in "
                             "sentences with punctuation, accents, unknown words and one longer than max_seq_length.")
   flags.DEFINE_bool("saved_model_cli", True, "Run `saved_model_cli run` on the samples (a few seconds each).")
-  flags.DEFINE_float("atol_tflite", 1e-3, "Largest |logit| difference allowed between a float32 .tflite file and "
-                     "the SavedModel.")
-  flags.DEFINE_float("quantized_tolerance", 0.2, "Largest |logit| difference allowed between a quantised .tflite "
-                     "file and the SavedModel, as a fraction of the SavedModel's largest |logit|.")
+  flags.DEFINE_float("atol", parity.ATOL, "Largest |logit| difference allowed between a float32 variant "
+                     "(saved_model_cli run, serving_text, a float32 .tflite file) and the loaded SavedModel.")
+  flags.DEFINE_alias("atol_tflite", "atol")
+  flags.DEFINE_float("quantized_tolerance", parity.QUANTIZED_TOLERANCE, "Largest |logit| difference allowed "
+                     "between a quantised .tflite file and the SavedModel, as a fraction of the SavedModel's largest "
+                     "|logit| (or twice what parity.json records for the file, when that is larger).")
 
 
 def main(argv) -> None:
@@ -32,10 +35,10 @@ def main(argv) -> None:
   if len(argv) != 2:
     raise ValueError(f"verify-export takes one export directory (e.g. export/student or export/student/1), got "
                      f"{argv[1:]}")
-  if FLAGS.atol_tflite < 0 or FLAGS.quantized_tolerance < 0:
-    raise ValueError(f"--atol_tflite and --quantized_tolerance must be >= 0, got {FLAGS.atol_tflite} and "
+  if FLAGS.atol < 0 or FLAGS.quantized_tolerance < 0:
+    raise ValueError(f"--atol (--atol_tflite) and --quantized_tolerance must be >= 0, got {FLAGS.atol} and "
                      f"{FLAGS.quantized_tolerance}")
-  result = verify_export(argv[1], texts=FLAGS.text, run_cli=FLAGS.saved_model_cli, atol_tflite=FLAGS.atol_tflite,
+  result = verify_export(argv[1], texts=FLAGS.text, run_cli=FLAGS.saved_model_cli, atol=FLAGS.atol,
                          quantized_tolerance=FLAGS.quantized_tolerance)
   print(result, flush=True)
   if not result.ok:

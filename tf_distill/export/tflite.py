@@ -1,4 +1,4 @@
-"""TFLite export of a student SavedModel and parity checks with the `ai-edge-litert` interpreter.
+"""TFLite export of a student SavedModel and its interpreter (`ai-edge-litert`); parity is in parity.py.
 
 Variants:
   float32:   no optimisation.
@@ -17,7 +17,6 @@ so a caller passes `input_ids`, `input_mask`, `segment_ids` of any [batch, seq_l
 `probabilities`.
 """
 
-import dataclasses
 import os
 from typing import Dict, List, Optional
 
@@ -27,6 +26,8 @@ import numpy as np
 import tf_distill  # noqa: F401
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (tf_distill exports carry serving_text: its ops must be known to load them)
+
+from tf_distill.export.parity import Parity, compare_logits  # noqa: F401  (moved to parity.py; old import path)
 
 QUANTIZATIONS = ("float32", "int8")  # the variants that need no data
 FULL_INT8 = "full_int8"
@@ -117,22 +118,3 @@ class TFLiteClassifier:
     """Logits float32 [batch, labels] for int32 features [batch, seq]."""
     out = self.runner(**{k: np.asarray(features[k], np.int32) for k in FEATURE_KEYS})
     return out["logits"]
-
-
-@dataclasses.dataclass(frozen=True)
-class Parity:
-  max_abs_logit_diff: float
-  argmax_agreement: float
-  num_examples: int
-
-  def __str__(self):
-    return (f"max |logit diff| {self.max_abs_logit_diff:.2e}, argmax agreement {100 * self.argmax_agreement:.2f}% "
-            f"on {self.num_examples} examples")
-
-
-def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> Parity:
-  reference, candidate = np.asarray(reference), np.asarray(candidate)
-  if reference.shape != candidate.shape:
-    raise ValueError(f"logit shapes differ: {reference.shape} vs {candidate.shape}")
-  return Parity(float(np.max(np.abs(reference - candidate))),
-                float(np.mean(reference.argmax(-1) == candidate.argmax(-1))), int(reference.shape[0]))

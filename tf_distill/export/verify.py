@@ -18,16 +18,16 @@ is missing):
   text_tokenization  serving_text on the raw sentences gives the logits of serving_default on the Python
                 tokenisation: the in-graph WordPiece matches tf_distill.data.tokenization.
   tflite:<file> every .tflite in the sibling `<model>_tflite/<version>/` loads, is the file export_student
-                checked (its sha256 in parity.json, when recorded) and matches the SavedModel's serving_default:
-                float32 files within `atol_tflite`; quantised ones within `quantized_tolerance` times the largest
-                |logit| or twice the max |logit diff| parity.json records for them on the test split, whichever is
-                larger (full int8 can be that coarse on small models).
+                checked (its sha256 in parity.json, when recorded) and matches the SavedModel's serving_default
+                within the tolerance of tf_distill.export.parity: float32 files within `atol`; quantised ones
+                within `quantized_tolerance` times the largest |logit| or twice the max |logit diff| parity.json
+                records for them on the test split, whichever is larger.
+Every float32 comparison (saved_model_cli, text_tokenization, float32 .tflite files) allows the same `atol`.
 """
 
 import dataclasses
 import glob
 import hashlib
-import json
 import os
 import tempfile
 from typing import Dict, List, Optional, Sequence
@@ -39,15 +39,15 @@ import tensorflow as tf
 
 from tf_distill.data.processors import InputExample
 from tf_distill.data.tokenization import WordPieceTokenizer
-from tf_distill.export import serving
-from tf_distill.export.tflite import FEATURE_KEYS, TFLiteClassifier, compare_logits
+from tf_distill.export import parity, serving
+from tf_distill.export.parity import PARITY_FILE, compare_logits
+from tf_distill.export.tflite import FEATURE_KEYS, TFLiteClassifier
 
 # The last one is longer than any max_seq_length and gets truncated.
 SAMPLE_TEXTS = ("a great movie", "The plot was dull, and the ending far too long...",
                 "Ünïcödé café! [SEP] naïve?", "zzqx unknownword " * 40)
 SAMPLE_TEXTS_B = ("it was fun", "worst film ever", "", "and so on " * 40)
 TEXT_SIGNATURE = "serving_text"
-PARITY_FILE = "parity.json"  # written by export_student next to the .tflite files
 DEFAULT_SIGNATURE = "serving_default"
 
 
@@ -197,8 +197,8 @@ def tflite_dir_for(version_dir: str) -> str:
   return f"{model_dir}_tflite{os.sep}{version}"
 
 
-def verify_export(path: str, texts: Optional[Sequence[str]] = None, run_cli: bool = True, atol: float = 1e-4,
-                  atol_tflite: float = 1e-3, quantized_tolerance: float = 0.2,
+def verify_export(path: str, texts: Optional[Sequence[str]] = None, run_cli: bool = True,
+                  atol: float = parity.ATOL, quantized_tolerance: float = parity.QUANTIZED_TOLERANCE,
                   work_dir: Optional[str] = None) -> VerifyResult:
   """Runs the checks of the module docstring on the export at `path`; never raises for a broken export.
 
@@ -206,8 +206,8 @@ def verify_export(path: str, texts: Optional[Sequence[str]] = None, run_cli: boo
     path: an export version directory (`export/student/1`) or model directory (`export/student`: latest version).
     texts: sample sentences; default `SAMPLE_TEXTS`.
     run_cli: run `saved_model_cli run` (a few seconds per signature).
-    atol: tolerance between saved_model_cli, serving_text and the loaded serving_default.
-    atol_tflite: tolerance of float32 .tflite files against the SavedModel.
+    atol: tolerance of every float32 comparison: saved_model_cli, serving_text and float32 .tflite files against
+      the loaded serving_default.
     quantized_tolerance: tolerance of quantised .tflite files, as a fraction of the largest |logit|.
     work_dir: where saved_model_cli writes its inputs and outputs; default a temporary directory.
   """
@@ -261,15 +261,15 @@ def verify_export(path: str, texts: Optional[Sequence[str]] = None, run_cli: boo
     try:
       text_logits = loaded.signatures[TEXT_SIGNATURE](
           **{k: tf.constant(v) for k, v in sample["raw"].items()})["logits"].numpy()
-      parity = compare_logits(reference, text_logits)
-      result.check("text_tokenization", parity.max_abs_logit_diff <= atol,
-                   f"serving_text on raw text vs serving_default on Python WordPiece ids: {parity}"
-                   + ("" if parity.max_abs_logit_diff <= atol else
-                      f" (> {atol}: the in-graph tokenisation differs from tf_distill.data.tokenization)"))
+      figures = compare_logits(reference, text_logits)
+      ok = parity.tolerance(atol=atol).allows(figures)
+      result.check("text_tokenization", ok,
+                   f"serving_text on raw text vs serving_default on Python WordPiece ids: {figures}"
+                   + ("" if ok else f" (> {atol}: the in-graph tokenisation differs from tf_distill.data.tokenization)"))
     except Exception as e:  # pylint: disable=broad-except
       result.check("text_tokenization", False, f"serving_text failed: {_first_line(e)}")
   if reference is not None:
-    _check_tflite(version_dir, sample["features"], reference, atol_tflite, quantized_tolerance, result)
+    _check_tflite(version_dir, sample["features"], reference, atol, quantized_tolerance, result)
   return result
 
 
@@ -289,24 +289,12 @@ def _check_cli(version_dir: str, sample: Dict, reference: np.ndarray, with_text:
       if "logits" not in outputs:
         result.check(name, False, f"saved_model_cli returned {sorted(outputs)}, no logits")
         continue
-      parity = compare_logits(reference, outputs["logits"])
-      result.check(name, parity.max_abs_logit_diff <= atol,
-                   f"vs the loaded serving_default: {parity}" + (
-                       "" if parity.max_abs_logit_diff <= atol else f" (> {atol})"))
+      figures = compare_logits(reference, outputs["logits"])
+      ok = parity.tolerance(atol=atol).allows(figures)
+      result.check(name, ok, f"vs the loaded serving_default: {figures}" + ("" if ok else f" (> {atol})"))
 
 
-def _read_parity(tflite_dir: str) -> Dict:
-  path = os.path.join(tflite_dir, PARITY_FILE)
-  if not os.path.isfile(path):
-    return {}
-  try:
-    with open(path, encoding="utf-8") as f:
-      return json.load(f)
-  except ValueError:
-    return {}
-
-
-def _check_tflite(version_dir: str, features: Dict[str, np.ndarray], reference: np.ndarray, atol_tflite: float,
+def _check_tflite(version_dir: str, features: Dict[str, np.ndarray], reference: np.ndarray, atol: float,
                   quantized_tolerance: float, result: VerifyResult) -> None:
   tflite_dir = tflite_dir_for(version_dir)
   if not os.path.isdir(tflite_dir):
@@ -316,14 +304,13 @@ def _check_tflite(version_dir: str, features: Dict[str, np.ndarray], reference: 
   if not paths:
     result.check("tflite", False, f"{tflite_dir} holds no .tflite file; export again with --tflite=...")
     return
-  parity_report = _read_parity(tflite_dir)
-  scale = float(np.max(np.abs(reference)))
+  parity_report = parity.read_report(tflite_dir)
   for path in paths:
     file_name = os.path.basename(path)
     name = f"tflite:{file_name}"
     try:
       logits = TFLiteClassifier(path)(features)
-      parity = compare_logits(reference, logits)
+      figures = compare_logits(reference, logits)
     except Exception as e:  # pylint: disable=broad-except
       result.check(name, False, f"{path} does not run ({_first_line(e)}); the file is truncated, corrupt or not "
                                 "from this model: export again")
@@ -331,18 +318,10 @@ def _check_tflite(version_dir: str, features: Dict[str, np.ndarray], reference: 
     recorded = parity_report.get(file_name[:-len(".tflite")], {})
     if recorded.get("sha256") not in (None, serving.file_sha256(path)):
       result.check(name, False, f"{file_name} is not the file export_student checked (its sha256 differs from "
-                                f"{PARITY_FILE}; vs SavedModel: {parity}): it was replaced, export again")
+                                f"{PARITY_FILE}; vs SavedModel: {figures}): it was replaced, export again")
       continue
-    if file_name.startswith("float32"):
-      tolerance, kind = atol_tflite, f"tolerance {atol_tflite:g}"
-    else:  # quantised: as far off as the export measured on the test split is fine too
-      tolerance = max(quantized_tolerance * scale, 2 * recorded.get("max_abs_logit_diff", 0.0))
-      kind = (f"quantised, tolerance {tolerance:.3g}: the larger of {quantized_tolerance} x max |logit| and twice "
-              f"the {recorded['max_abs_logit_diff']:.3g} that {PARITY_FILE} records" if "max_abs_logit_diff" in
-              recorded else f"quantised, tolerance {quantized_tolerance} x max |logit| = {tolerance:.3g}")
-      if recorded.get("accuracy_drop_points") is not None:
-        kind += f"; test accuracy {recorded['accuracy_drop_points']:.2f} points below Keras at export"
-    ok = parity.max_abs_logit_diff <= tolerance
-    result.check(name, ok, f"vs SavedModel: {parity} ({kind})" + (
+    tolerance = parity.tolerance(parity.is_quantized(file_name), reference, atol, quantized_tolerance, recorded)
+    ok = tolerance.allows(figures)
+    result.check(name, ok, f"vs SavedModel: {figures} ({tolerance.rule})" + (
         "" if ok else f"; {file_name} is further from the SavedModel than that: a file of another model or "
                       "version, or a quantisation this model does not survive. Export again"))
