@@ -26,6 +26,8 @@ setup(
         "absl-py",
         "ai-edge-litert",
         "numpy",
+        # report.png (tf_distill report: accuracy against latency).
+        "matplotlib",
     ],
     extras_require={"test": ["pytest", "hypothesis"]},
     entry_points={

@@ -13,6 +13,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tf_distill.export import serving, tflite
+from tf_distill.export.parity import compare_logits
 from tf_distill.students.bilstm import (BidirectionalLstm, BiLstmClassifier, BiLstmConfig, build_bilstm_student,
                                         pca_project, teacher_word_embeddings)
 
@@ -254,10 +255,12 @@ class BiLstmExportTest(tf.test.TestCase):
       self.assertAllClose(out["logits"], expected, atol=1e-5)
       self.assertAllClose(out["probabilities"], tiny.softmax(expected), atol=1e-5)
 
-  def test_metadata_carries_the_bilstm_config(self):
+  def test_metadata_names_the_student_type_and_carries_its_config(self):
     metadata = serving.read_metadata(self.path)
-    self.assertEqual(metadata["bert_config"], self.model.config.to_dict())
-    self.assertEqual(BiLstmConfig.from_dict(metadata["bert_config"]), self.model.config)
+    self.assertEqual(metadata["model_type"], "bilstm")
+    self.assertNotIn("bert_config", metadata)
+    self.assertEqual(metadata["model_config"], self.model.config.to_dict())
+    self.assertEqual(BiLstmConfig.from_dict(metadata["model_config"]), self.model.config)
 
   def test_tflite_has_only_builtin_ops(self):
     for path in self.tflite_paths.values():
@@ -279,7 +282,7 @@ class BiLstmExportTest(tf.test.TestCase):
   def test_tflite_int8_stays_close_to_keras(self):
     logits = np.concatenate([tflite.TFLiteClassifier(self.tflite_paths["int8"])(b) for b in self.batches])
     expected = np.concatenate(self.logits)
-    parity = tflite.compare_logits(expected, logits)
+    parity = compare_logits(expected, logits)
     self.assertGreaterEqual(parity.argmax_agreement, 0.9)
     self.assertLess(parity.max_abs_logit_diff, 0.1 * np.max(np.abs(expected)))
     self.assertGreater(parity.max_abs_logit_diff, 0.0)  # it really is a different (quantised) model

@@ -25,6 +25,7 @@ import tensorflow as tf
 from tf_distill.cli import common
 from tf_distill.data.processors import CsvProcessor
 from tf_distill.data.tokenization import WordPieceTokenizer
+from tf_distill.run_dir import RunDir
 from tf_distill.teacher import SavedModelTeacher
 
 import tiny
@@ -84,18 +85,27 @@ class FlagsToConfigTest(tf.test.TestCase, parameterized.TestCase):
       with self.assertRaisesRegex(ValueError, message):
         common.distill_config_from_flags(FLAGS)
 
-  @flagsaver.flagsaver(student_num_layers=2, student_init_layers=["1", "4"], student_hidden_size=None)
+  @flagsaver.flagsaver(student_num_layers=2, student_init_from_layers=["2", "5"], student_hidden_size=None)
   def test_student_config_parses_layer_numbers(self):
     config = common.student_config_from_flags(FLAGS)
-    self.assertEqual((config.num_hidden_layers, config.init_layers, config.hidden_size), (2, (1, 4), None))
+    self.assertEqual(config.type, "bert")
+    self.assertEqual((config.bert.num_hidden_layers, config.bert.init_from_layers, config.bert.hidden_size),
+                     (2, (2, 5), None))
 
-  @flagsaver.flagsaver(student_num_layers=2, student_init_layers=["1", "x"])
+  @flagsaver.flagsaver(student_num_layers=2, student_init_from_layers=["1", "x"])
   def test_student_init_layers_must_be_numbers(self):
-    with self.assertRaisesRegex(ValueError, r"--student_init_layers takes comma-separated layer numbers such as "
-                                r"0,3; got 1,x"):
+    with self.assertRaisesRegex(ValueError, r"--student_init_from_layers takes comma-separated layer numbers such "
+                                r"as 2,5; got 1,x"):
       common.student_config_from_flags(FLAGS)
 
-  @flagsaver.flagsaver(student_num_layers=3, student_init_layers=["1", "4"])
+  @flagsaver.flagsaver(student_num_layers=2, student_init_layers=["1", "4"])
+  def test_old_0_based_init_flag_is_refused_with_its_translation(self):
+    with self.assertRaisesRegex(ValueError, r"--student_init_layers=1,4 counted teacher layers from 0; it is replaced "
+                                r"by --student_init_from_layers, numbered from 1 like --layer_map: use "
+                                r"--student_init_from_layers=2,5$"):
+      common.student_config_from_flags(FLAGS)
+
+  @flagsaver.flagsaver(student_num_layers=3, student_init_from_layers=["1", "4"])
   def test_student_init_layers_count(self):
     with self.assertRaisesRegex(ValueError, r"names 2 teacher layers \(1,4\) but the student has 3 layers"):
       common.student_config_from_flags(FLAGS)
@@ -103,12 +113,12 @@ class FlagsToConfigTest(tf.test.TestCase, parameterized.TestCase):
   @flagsaver.flagsaver(task_name="csv", data_dir="/data", vocab_file=None, labels=["neg", "pos"],
                        tfds_data_dir="~/tfds", max_seq_length=32)
   def test_data_config(self):
-    config = common.data_config_from_flags(FLAGS, default_vocab_file="/teacher/vocab.txt")
-    self.assertEqual(config.vocab_file, "/teacher/vocab.txt")
+    config = common.data_config_from_flags(FLAGS)
+    self.assertIsNone(config.vocab_file)  # the run fills in the pretrained model's or the teacher's
     self.assertEqual(config.labels, ("neg", "pos"))
     self.assertEqual(config.tfds_data_dir, os.path.expanduser("~/tfds"))
     with flagsaver.flagsaver(vocab_file="/mine/vocab.txt"):
-      self.assertEqual(common.data_config_from_flags(FLAGS, "/teacher/vocab.txt").vocab_file, "/mine/vocab.txt")
+      self.assertEqual(common.data_config_from_flags(FLAGS).vocab_file, "/mine/vocab.txt")
 
   @flagsaver.flagsaver(task_name="csv", data_dir=None)
   def test_csv_task_needs_data_dir(self):
@@ -156,7 +166,7 @@ class EndToEndTest(tf.test.TestCase):
          + COMMON_TRAIN_ARGS),
         ("export_teacher", ["--output_dir=runs/teacher", "--export_dir=export"]),
         ("distill", ["--teacher_model=export/teacher", "--data_dir=data", "--output_dir=runs/student",
-                     "--student_num_layers=1", "--student_init_layers=1", "--alpha=0.5", "--temperature=2"]
+                     "--student_num_layers=1", "--student_init_from_layers=2", "--alpha=0.5", "--temperature=2"]
          + COMMON_TRAIN_ARGS),
         ("distill:intermediate", ["--teacher_model=export/teacher", "--data_dir=data",
                                   "--output_dir=runs/intermediate", "--student_num_layers=1",
@@ -194,8 +204,7 @@ class EndToEndTest(tf.test.TestCase):
 
   def _dev_accuracy_of(self, output_dir):
     """Dev accuracy of the run's best weights, recomputed here from the CSV file."""
-    from tf_distill.training import load_trained  # pylint: disable=import-outside-toplevel
-    model = load_trained(self.path(output_dir))
+    model = RunDir(self.path(output_dir)).load_model()
     processor = CsvProcessor(text_column="text", label_column="label", labels=list(tiny.LABELS))
     examples = processor.get_dev_examples(self.path("data"))
     features = WordPieceTokenizer(self.path(output_dir, "vocab.txt")).encode(examples, 16, list(tiny.LABELS))
@@ -218,7 +227,8 @@ class EndToEndTest(tf.test.TestCase):
 
   def test_train_teacher(self):
     results = self._assert_run_outputs("runs/teacher")
-    self.assertEqual(results["history"]["kd_loss"], [0.0])  # alpha=0: hard labels only
+    # Fine-tuning has no distillation terms, so neither the progress bar nor the history shows them.
+    self.assertEqual(sorted(results["history"]), ["accuracy", "loss", "val_accuracy", "val_loss"])
     self.assertRegex(self.results["train_teacher"].stdout, r"teacher: dev accuracy [01]\.\d{4}, test accuracy")
     model_config = _read_json(self.path("runs/teacher", "model_config.json"))
     self.assertEqual(model_config, {**tiny.tiny_config().to_dict(), "hidden_dropout_prob": 0.1,
@@ -234,11 +244,10 @@ class EndToEndTest(tf.test.TestCase):
     self.assertEqual(teacher.path, self.path("export", "teacher", "1"))
     self.assertEqual(teacher.labels, ["neg", "pos"])
     self.assertEqual(teacher.max_seq_length, 16)
-    from tf_distill.training import load_trained  # pylint: disable=import-outside-toplevel
     features = tiny.random_features(4, 16, seed=51)
     self.assertAllClose(teacher(features)["logits"],
-                        load_trained(self.path("runs/teacher"))(features, training=False)["logits"], atol=1e-5)
-    self.assertEqual(teacher(features)["hidden_states"].shape, (2, 4, 16, 32))
+                        RunDir(self.path("runs/teacher")).load_model()(features, training=False)["logits"], atol=1e-5)
+    self.assertEqual([h.shape for h in teacher(features)["hidden_states"]], [(4, 16, 32)] * 2)  # one per layer
 
   def test_distill(self):
     results = self._assert_run_outputs("runs/student")
@@ -251,7 +260,8 @@ class EndToEndTest(tf.test.TestCase):
                                          "stages": "", "temperature_schedule": "constant",
                                          "alpha_schedule": "constant", "teacher_cache": "off",
                                          "teacher_cache_dir": None})
-    self.assertEqual(config["student"]["init_layers"], [1])
+    self.assertEqual(config["student"]["type"], "bert")
+    self.assertEqual(config["student"]["bert"]["init_from_layers"], [2])
     self.assertEqual(config["data"]["vocab_file"], "export/teacher/1/assets.extra/vocab.txt")  # the teacher's
 
   def test_distill_with_intermediate_matches_and_stages(self):
@@ -265,7 +275,7 @@ class EndToEndTest(tf.test.TestCase):
     # The cache holds the logits and only what the matches read: teacher layer 2 (index 1) and the embeddings.
     self.assertIn("teacher cache: built", self.results["distill:intermediate"].stdout)
     manifest = _read_json(self.path("cache_intermediate", "manifest.json"))
-    self.assertEqual(manifest["outputs"], ["logits", "attention_scores", "embeddings", "hidden_states"])
+    self.assertEqual(sorted(manifest["outputs"]), ["attention_scores", "embeddings", "hidden_states", "logits"])
     self.assertEqual(manifest["layers"], [1])
 
   def test_bilstm_student_with_teacher_cache(self):
@@ -330,7 +340,7 @@ class EndToEndTest(tf.test.TestCase):
     self.assertIn("TFLite int8", stdout)
 
   def test_export_run_from_another_working_directory(self):
-    from tf_distill.cli.export_teacher import export_run  # pylint: disable=import-outside-toplevel
+    from tf_distill.export.run_export import export_run  # pylint: disable=import-outside-toplevel
     self.assertNotEqual(os.path.realpath(os.getcwd()), os.path.realpath(self.work))
     export_root = self.path("export_elsewhere")
     path = export_run(self.path("runs/teacher"), export_root, "teacher", None, with_distill_signature=False)
@@ -338,7 +348,7 @@ class EndToEndTest(tf.test.TestCase):
       self.assertEqual(f.read().split(), tiny.VOCAB)
 
   def test_export_takes_the_text_settings_of_the_run(self):
-    from tf_distill.cli.export_teacher import export_run  # pylint: disable=import-outside-toplevel
+    from tf_distill.export.run_export import export_run  # pylint: disable=import-outside-toplevel
     run_dir = self.path("runs/teacher_cased_pairs")
     shutil.copytree(self.path("runs/teacher"), run_dir)
     config = _read_json(os.path.join(run_dir, "config.json"))
@@ -387,6 +397,13 @@ class ErrorCasesTest(tf.test.TestCase):
         "mse_with_temperature": ("distill", distill + [f"--teacher_model={shared.model_dir}", "--kd_loss=mse",
                                                        "--output_dir=runs/g"]),
         "tflite_variant": ("export_student", ["--output_dir=runs/none", "--tflite=float16"]),
+        "alpha_0_with_alpha_schedule": ("distill", distill + [f"--teacher_model={shared.model_dir}", "--alpha=0",
+                                                              "--alpha_schedule=linear:0.5", "--output_dir=runs/h"]),
+        "alpha_0_with_temperature_schedule": ("distill", distill + [
+            f"--teacher_model={shared.model_dir}", "--alpha=0", "--temperature_schedule=flsw:1:1",
+            "--output_dir=runs/i"]),
+        "old_init_layers": ("distill", distill + [f"--teacher_model={shared.model_dir}", "--student_init_layers=0",
+                                                  "--output_dir=runs/j"]),
     }
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
       futures = {name: pool.submit(run_cli, program, args, cls.work) for name, (program, args) in cases.items()}
@@ -416,6 +433,23 @@ class ErrorCasesTest(tf.test.TestCase):
     self.assertCleanError("missing_teacher",
                           re.escape(f"teacher model '{self.work}/no_teacher' does not exist; pass the directory "
                                     "written by scripts/export_teacher.sh"))
+
+  def test_alpha_0_with_an_alpha_schedule_is_refused(self):
+    # It used to drop the teacher while the schedule raised alpha: the label term shrank and nothing was distilled.
+    self.assertCleanError("alpha_0_with_alpha_schedule", re.escape(
+        "--alpha=0 trains on hard labels only (the teacher's logits are not read), but --alpha_schedule=linear:0.5 "
+        "would raise alpha during training"))
+    self.assertFalse(os.path.exists(os.path.join(self.work, "runs/h")))  # refused before anything was written
+
+  def test_alpha_0_with_a_temperature_schedule_is_refused(self):
+    # It used to call a missing teacher and end in a traceback.
+    self.assertCleanError("alpha_0_with_temperature_schedule", re.escape(
+        "--temperature_schedule=flsw:1:1 shapes the distillation term, but --alpha=0 has none"))
+
+  def test_old_0_based_init_layers_flag_is_refused(self):
+    self.assertCleanError("old_init_layers", re.escape(
+        "--student_init_layers=0 counted teacher layers from 0; it is replaced by --student_init_from_layers, "
+        "numbered from 1 like --layer_map: use --student_init_from_layers=1"))
 
   def test_alpha_out_of_range(self):
     self.assertCleanError("alpha", r"alpha must be in \[0, 1\], got 1.5$")

@@ -9,7 +9,8 @@ import tf_distill  # pylint: disable=unused-import  (sets TF_USE_LEGACY_KERAS be
 from absl.testing import parameterized
 import tensorflow as tf
 
-from tf_distill.configs import DataConfig, DistillConfig, StudentConfig, TrainConfig, save_json
+from tf_distill.configs import (BertStudentConfig, BiLstmStudentConfig, DataConfig, DistillConfig, StudentConfig,
+                                TrainConfig, save_json)
 
 
 class ConfigValidateTest(tf.test.TestCase, parameterized.TestCase):
@@ -19,8 +20,10 @@ class ConfigValidateTest(tf.test.TestCase, parameterized.TestCase):
       ("csv_data", DataConfig(task_name="csv", data_dir="/data", labels=("a", "b"))),
       ("train", TrainConfig()),
       ("student", StudentConfig()),
-      ("student_init", StudentConfig(num_hidden_layers=2, init_layers=(1, 4))),
-      ("student_width", StudentConfig(hidden_size=128, num_attention_heads=2, intermediate_size=512)),
+      ("student_init", StudentConfig(bert=BertStudentConfig(num_hidden_layers=2, init_from_layers=(2, 5)))),
+      ("student_width", StudentConfig(bert=BertStudentConfig(hidden_size=128, num_attention_heads=2,
+                                                             intermediate_size=512))),
+      ("student_bilstm", StudentConfig(type="bilstm", bilstm=BiLstmStudentConfig(lstm_units=8))),
       ("distill", DistillConfig(teacher_model="export/teacher")),
       ("distill_alpha_0_no_teacher", DistillConfig(alpha=0.0)),
       ("distill_alpha_bounds", DistillConfig(teacher_model="t", alpha=1.0, temperature=0.5)),
@@ -60,15 +63,26 @@ class ConfigValidateTest(tf.test.TestCase, parameterized.TestCase):
       ("hidden_size", dict(hidden_size=0), r"hidden_size must be > 0, got 0"),
       ("heads", dict(num_attention_heads=-1), r"num_attention_heads must be > 0, got -1"),
       ("intermediate_size", dict(intermediate_size=0), r"intermediate_size must be > 0, got 0"),
-      ("init_layers_too_few", dict(num_hidden_layers=3, init_layers=(1, 4)),
-       r"student_init_layers names 2 teacher layers \(1,4\) but the student has 3 layers; give one teacher layer "
-       "per student layer"),
-      ("init_layers_too_many", dict(num_hidden_layers=1, init_layers=(0, 2)),
-       r"names 2 teacher layers \(0,2\) but the student has 1 layers"),
+      ("init_layers_too_few", dict(num_hidden_layers=3, init_from_layers=(2, 5)),
+       r"student_init_from_layers names 2 teacher layers \(2,5\) but the student has 3 layers; give one teacher "
+       "layer per student layer"),
+      ("init_layers_too_many", dict(num_hidden_layers=1, init_from_layers=(1, 3)),
+       r"names 2 teacher layers \(1,3\) but the student has 1 layers"),
+      ("init_layer_0", dict(num_hidden_layers=2, init_from_layers=(0, 2)),
+       r"student_init_from_layers=0,2: teacher layers are numbered from 1 \(0 is the embeddings"),
   )
   def test_student_config_errors(self, kwargs, message):
     with self.assertRaisesRegex(ValueError, message):
-      StudentConfig(**kwargs).validate()
+      StudentConfig(bert=BertStudentConfig(**kwargs)).validate()
+
+  @parameterized.named_parameters(
+      ("type", StudentConfig(type="cnn"), r"student_type must be one of \['bert', 'bilstm'\], got 'cnn'"),
+      ("bilstm_units", StudentConfig(type="bilstm", bilstm=BiLstmStudentConfig(lstm_units=0)),
+       r"lstm_units must be > 0, got 0"),
+  )
+  def test_student_type_errors(self, config, message):
+    with self.assertRaisesRegex(ValueError, message):
+      config.validate()
 
   @parameterized.named_parameters(
       ("alpha_above_1", dict(alpha=1.5), r"alpha must be in \[0, 1\], got 1.5"),
@@ -82,6 +96,30 @@ class ConfigValidateTest(tf.test.TestCase, parameterized.TestCase):
     kwargs = {"teacher_model": "export/teacher", **kwargs}
     with self.assertRaisesRegex(ValueError, message):
       DistillConfig(**kwargs).validate()
+
+  @parameterized.named_parameters(
+      # The two misconfigurations that used to distil nothing silently / end in a traceback.
+      ("alpha_schedule", dict(alpha_schedule="linear:0.5"),
+       r"--alpha=0 trains on hard labels only \(the teacher's logits are not read\), but "
+       r"--alpha_schedule=linear:0.5 would raise alpha during training; to distil with a schedule start above 0"),
+      ("temperature_schedule", dict(temperature_schedule="flsw:1:1"),
+       r"--temperature_schedule=flsw:1:1 shapes the distillation term, but --alpha=0 has none \(hard labels only\); "
+       r"drop --temperature_schedule or set --alpha above 0"),
+      ("linear_temperature", dict(temperature_schedule="linear:1"), r"--temperature_schedule=linear:1 shapes"),
+      ("probability_shift", dict(probability_shift=True), r"--probability_shift=True shapes the distillation term"),
+      ("teacher_cache", dict(teacher_cache="auto"),
+       r"--teacher_cache=auto caches the teacher's outputs, but this run reads none"),
+  )
+  def test_alpha_0_refuses_what_shapes_a_distillation_term(self, kwargs, message):
+    with self.assertRaisesRegex(ValueError, message):
+      DistillConfig(teacher_model="t", alpha=0.0, **kwargs).validate()
+
+  def test_alpha_0_keeps_what_it_can_use(self):
+    # A cache still serves intermediate matches; a schedule is fine once alpha starts above 0.
+    for config in (DistillConfig(teacher_model="t", alpha=0.0, teacher_cache="auto", intermediate_matches="hidden_mse"),
+                   DistillConfig(teacher_model="t", alpha=0.01, alpha_schedule="linear:0.5",
+                                 temperature_schedule="flsw:1:1")):
+      self.assertIs(config.validate(), config)
 
   def test_mse_needs_temperature_1(self):
     self.assertIs(DistillConfig(teacher_model="t", kd_loss="mse", temperature=1.0).validate().kd_loss, "mse")

@@ -11,7 +11,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tf_distill.callbacks import KeepBestStudent, NonFiniteLossError, StopOnNonFiniteLoss
-from tf_distill.configs import StudentConfig
+from tf_distill.configs import BertStudentConfig
 from tf_distill.data.pipeline import make_dataset
 from tf_distill.distiller import Distiller, trim_padding
 from tf_distill.layer_map import parse_matches
@@ -36,15 +36,13 @@ def _values(variables):
 class _FailingTeacher:
   """Stands in for a teacher that must not be queried."""
 
-  def __call__(self, features, outputs=None):
-    raise AssertionError("the teacher was queried")
-
-
-class _ConfigOnlyTeacher(SavedModelTeacher):
-  """A real teacher whose config may be read but which must not be queried."""
+  needs_example_index = False
 
   def __call__(self, features, outputs=None):
     raise AssertionError("the teacher was queried")
+
+  def check_outputs(self, outputs):
+    del outputs
 
 
 class _TinyTeacherTestCase(tf.test.TestCase, parameterized.TestCase):
@@ -95,8 +93,11 @@ class DistillerTest(_TinyTeacherTestCase):
     else:
       kd = np.mean((zt - zs) ** 2)
       grad_kd = -2.0 * (zt - zs) / (batch * num_labels)
-    self.assertAllClose(logs["hard_loss"], hard, rtol=1e-5)
-    self.assertAllClose(logs["kd_loss"], kd, rtol=1e-5, atol=1e-7)
+    if alpha == 0:  # hard labels only: the loss is the hard term, and no distillation term is shown
+      self.assertEqual(sorted(logs), ["accuracy", "loss"])
+    else:
+      self.assertAllClose(logs["hard_loss"], hard, rtol=1e-5)
+      self.assertAllClose(logs["kd_loss"], kd, rtol=1e-5, atol=1e-7)
     self.assertAllClose(logs["loss"], (1 - alpha) * hard + alpha * kd, rtol=1e-5)
     self.assertAllClose(logs["accuracy"], np.mean(zs.argmax(-1) == labels))
     # The logits are classifier(pooled) + bias, so d loss / d bias is the column sum of d loss / d z_s.
@@ -211,8 +212,8 @@ class IntermediateDistillationTest(tf.test.TestCase):
     self.assertEqual([str(m) for m in matches], ["s0:t0:hidden_mse:2.0", "s1:t2:hidden_mse:2.0",
                                                  "s1:t2:attention_mse_scores:0.5"])
     distiller = Distiller(student, self.teacher, alpha=0.0, matches=matches)
-    self.assertEqual(distiller.teacher_outputs_needed(),
-                     ("attention_scores", "embeddings", "hidden_states", "logits"))
+    # alpha = 0: the logits are not read, only what the matches compare.
+    self.assertEqual(distiller.teacher_outputs, ("attention_scores", "embeddings", "hidden_states"))
     projections = {name: [v.numpy() for v in layer.weights] for name, layer in distiller.projections.items()}
     self.assertEqual(sorted(projections), ["match_0", "match_1"])  # the attention loss needs none
     # Expected losses, by hand, from the models' outputs before the step (the tiny configs have no dropout).
@@ -263,9 +264,8 @@ class IntermediateDistillationTest(tf.test.TestCase):
                                      intermediate_size=32)
       keras.utils.set_random_seed(9)  # the same projection initial weights for both
       if name == "cached":
-        # Queries go to the cache only: the teacher object is consulted for its config, never called.
-        distiller = Distiller(student, _ConfigOnlyTeacher(self.shared.path, outputs), alpha=0.5, matches=matches,
-                              teacher_cache=cache)
+        # The cache is the teacher source: logits and intermediates come from it, by example_index.
+        distiller = Distiller(student, cache, alpha=0.5, matches=matches)
         batch = {**features, "example_index": np.arange(6)}
       else:
         distiller = Distiller(student, self.teacher, alpha=0.5, matches=matches)
@@ -277,10 +277,13 @@ class IntermediateDistillationTest(tf.test.TestCase):
       self.assertAllClose(logs["cached"][metric], logs["online"][metric], rtol=2e-3, msg=metric)  # float16 cache
     for cached, online in zip(weights["cached"], weights["online"]):
       self.assertAllClose(cached, online, atol=2e-3)
-    self.assertEqual(cache.layer_outputs({**{k: tf.constant(v) for k, v in features.items()},
-                                          "example_index": tf.range(6)})["hidden_states"][0], None)
+    # The same layout as the online teacher: per-layer lists, None where a layer is not cached.
+    cached = cache({**{k: tf.constant(v) for k, v in features.items()}, "example_index": tf.range(6)},
+                   outputs=("hidden_states",))
+    self.assertEqual(cached["hidden_states"][0], None)
+    self.assertLen(cached["hidden_states"], 2)
     unindexed = Distiller(tiny.tiny_classifier(seed=4, num_hidden_layers=1, hidden_size=16, intermediate_size=32),
-                          self.teacher, matches=matches, teacher_cache=cache)
+                          cache, matches=matches)
     unindexed.compile(optimizer=keras.optimizers.SGD(0.1))
     with self.assertRaisesRegex(ValueError, "lack 'example_index'"):
       unindexed.train_on_batch(features, labels)
@@ -479,50 +482,50 @@ class StudentInitTest(tf.test.TestCase, parameterized.TestCase):
       self.assertEqual(s.name.split("/")[2:], t.name.split("/")[2:])
       self.assertAllEqual(s, t, msg=s.name)
 
-  @parameterized.named_parameters(("layer_1", (1,)), ("reversed", (1, 0)), ("repeated", (0, 0, 1)))
+  @parameterized.named_parameters(("layer_2", (2,)), ("reversed", (2, 1)), ("repeated", (1, 1, 2)))
   def test_init_layers_copy_the_named_teacher_layers(self, init_layers):
-    config = StudentConfig(num_hidden_layers=len(init_layers), init_layers=init_layers)
+    config = BertStudentConfig(num_hidden_layers=len(init_layers), init_from_layers=init_layers)
     student = build_bert_student(self.teacher.bert_config, config, self.teacher.variables)
     keras_teacher = self.shared.model
     self.assertEqual(student.config.num_hidden_layers, len(init_layers))
-    for i, t in enumerate(init_layers):
-      self._assert_layer_copied(student.encoder_layers[i], keras_teacher.encoder_layers[t])
+    for i, t in enumerate(init_layers):  # teacher layer t (1-based) is the Keras model's encoder_layers[t - 1]
+      self._assert_layer_copied(student.encoder_layers[i], keras_teacher.encoder_layers[t - 1])
     for s, t in zip(student.embeddings.weights + student.pooler.weights + student.classifier.weights,
                     keras_teacher.embeddings.weights + keras_teacher.pooler.weights + keras_teacher.classifier.weights):
       self.assertAllEqual(s, t, msg=s.name)
 
   def test_copying_every_layer_reproduces_the_teacher(self):
-    student = build_bert_student(self.teacher.bert_config, StudentConfig(num_hidden_layers=2, init_layers=(0, 1)),
+    student = build_bert_student(self.teacher.bert_config, BertStudentConfig(num_hidden_layers=2, init_from_layers=(1, 2)),
                                  self.teacher.variables)
     features = tiny.random_features(4, 12, seed=8, segment_b=True)
     self.assertAllClose(student(features, training=False)["logits"], self.teacher(features)["logits"], atol=1e-6)
 
   def test_random_init_differs_from_the_teacher(self):
-    student = build_bert_student(self.teacher.bert_config, StudentConfig(num_hidden_layers=1))
+    student = build_bert_student(self.teacher.bert_config, BertStudentConfig(num_hidden_layers=1))
     self.assertNotAllClose(student.encoder_layers[0].query.kernel, self.shared.model.encoder_layers[0].query.kernel)
 
   def test_student_config_overrides(self):
-    config = student_bert_config(self.teacher.bert_config, StudentConfig(
+    config = student_bert_config(self.teacher.bert_config, BertStudentConfig(
         num_hidden_layers=1, hidden_size=16, num_attention_heads=2, intermediate_size=24))
     self.assertEqual((config.num_hidden_layers, config.hidden_size, config.num_attention_heads,
                       config.intermediate_size), (1, 16, 2, 24))
     self.assertEqual((config.vocab_size, config.max_position_embeddings, config.num_labels), (100, 32, 2))
 
   def test_width_mismatch(self):
-    config = StudentConfig(num_hidden_layers=1, hidden_size=16, num_attention_heads=2, init_layers=(0,))
+    config = BertStudentConfig(num_hidden_layers=1, hidden_size=16, num_attention_heads=2, init_from_layers=(1,))
     with self.assertRaisesRegex(ValueError, r"cannot initialise student .*embeddings.* \(100, 16\) from teacher "
                                 r".*\(100, 32\): initialising from teacher layers needs the teacher's hidden_size"):
       build_bert_student(self.teacher.bert_config, config, self.teacher.variables)
 
   def test_layer_out_of_range(self):
-    config = StudentConfig(num_hidden_layers=2, init_layers=(1, 2))
-    with self.assertRaisesRegex(ValueError, r"student_init_layers names teacher layer 2, but the teacher has layers "
-                                r"0\.\.1"):
+    config = BertStudentConfig(num_hidden_layers=2, init_from_layers=(2, 3))
+    with self.assertRaisesRegex(ValueError, r"student_init_from_layers names teacher layer 3, but the teacher has "
+                                r"layers 1\.\.2"):
       build_bert_student(self.teacher.bert_config, config, self.teacher.variables)
 
   def test_init_layers_need_teacher_variables(self):
-    with self.assertRaisesRegex(ValueError, "student_init_layers needs the teacher's variables"):
-      build_bert_student(self.teacher.bert_config, StudentConfig(num_hidden_layers=1, init_layers=(0,)))
+    with self.assertRaisesRegex(ValueError, "student_init_from_layers needs the teacher's variables"):
+      build_bert_student(self.teacher.bert_config, BertStudentConfig(num_hidden_layers=1, init_from_layers=(1,)))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import tf_distill  # pylint: disable=unused-import  (sets TF_USE_LEGACY_KERAS be
 import tensorflow as tf
 
 from tf_distill.distribute import make_strategy, worker_output_dir
-from tf_distill.training import load_trained
+from tf_distill.run_dir import RunDir
 
 import tiny
 
@@ -69,8 +69,8 @@ class DistributeTest(tf.test.TestCase):
   def _assert_same_as_one_device(self, output_dir, history):
     self.assertAllClose(history["loss"], self.one_device["loss"], rtol=1e-5)
     self.assertAllClose(history["val_loss"], self.one_device["val_loss"], rtol=1e-5)
-    expected = {v.name: v.numpy() for v in load_trained(os.path.join(self.work, "one_device")).weights}
-    for variable in load_trained(os.path.join(self.work, output_dir)).weights:
+    expected = {v.name: v.numpy() for v in RunDir(os.path.join(self.work, "one_device")).load_model().weights}
+    for variable in RunDir(os.path.join(self.work, output_dir)).load_model().weights:
       self.assertAllClose(variable, expected[variable.name], atol=2e-5, msg=variable.name)
 
   def test_mirrored_on_two_cpu_devices(self):

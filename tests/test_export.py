@@ -86,7 +86,8 @@ class SavedModelExportTest(tf.test.TestCase, parameterized.TestCase):
       vocab = f.read()
     self.assertEqual(metadata, {
         "labels": ["neg", "pos"], "num_labels": 2, "max_seq_length": 16, "task_name": "csv",
-        "vocab_sha256": hashlib.sha256(vocab).hexdigest(), "bert_config": tiny.tiny_config().to_dict(),
+        "vocab_sha256": hashlib.sha256(vocab).hexdigest(), "model_type": "bert",
+        "model_config": tiny.tiny_config().to_dict(),
         "model_name": "teacher", "version": 1, "do_lower_case": True, "text_pairs": False,
         "signatures": ["distill", "serving_default", "serving_text"]})
     with open(os.path.join(extra, "vocab.txt"), "rb") as f:

@@ -251,7 +251,7 @@ class FlagFuzzTest(tf.test.TestCase):
       data, train, student, distill = result
       for name, value in [("max_seq_length", data.max_seq_length), ("train_batch_size", train.train_batch_size),
                           ("learning_rate", train.learning_rate), ("num_train_epochs", train.num_train_epochs),
-                          ("temperature", distill.temperature), ("student_num_layers", student.num_hidden_layers)]:
+                          ("temperature", distill.temperature), ("student_num_layers", student.bert.num_hidden_layers)]:
         self.assertGreater(value, 0, f"{argv} accepted {name}={value}")
       self.assertTrue(0 <= distill.alpha <= 1 and 0 <= train.warmup_proportion < 1, argv)
 
@@ -265,18 +265,20 @@ class FlagFuzzTest(tf.test.TestCase):
     self.assertIsInstance(self.parse(["--num_train_epochs=inf"]), flags.IllegalFlagValueError)
     self.assertIsInstance(self.parse(["--max_seq_length=1"]), ValueError)
     self.assertRegex(str(self.parse(["--alpha=nan"])), r"alpha must be in \[0, 1\], got nan")
-    self.assertRegex(str(self.parse(["--student_init_layers=1,x", "--student_num_layers=2"])),
-                     r"--student_init_layers takes comma-separated layer numbers such as 0,3; got 1,x")
+    self.assertRegex(str(self.parse(["--student_init_from_layers=1,x", "--student_num_layers=2"])),
+                     r"--student_init_from_layers takes comma-separated layer numbers such as 2,5; got 1,x")
 
   @settings(max_examples=100, **SETTINGS)
-  @given(st.sampled_from(["labels", "student_init_layers"]), LIST_VALUES,
+  @given(st.sampled_from(["labels", "student_init_from_layers"]), LIST_VALUES,
          st.sampled_from(["temperature_schedule", "alpha_schedule"]), SCHEDULES, STAGES)
   def test_list_and_schedule_flags(self, list_flag, list_value, schedule_flag, schedule, stages):
     argv = [f"--{list_flag}={list_value}", f"--{schedule_flag}={schedule}", f"--stages={stages}"]
     assume(all("\x00" not in arg for arg in argv))
     result = self.parse(argv)
-    if isinstance(result, tuple) and list_flag == "student_init_layers" and list_value:
-      self.assertEqual(len(result[2].init_layers), result[2].num_hidden_layers, argv)
+    if isinstance(result, tuple) and list_flag == "student_init_from_layers" and list_value:
+      bert = result[2].bert
+      self.assertEqual(len(bert.init_from_layers), bert.num_hidden_layers, argv)
+      self.assertGreaterEqual(min(bert.init_from_layers), 1, argv)
 
 
 if __name__ == "__main__":

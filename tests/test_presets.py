@@ -17,12 +17,12 @@ from tf_distill.schedules import (LinearSchedule, StageSchedule, cwsm_temperatur
 import tiny
 
 EXPECTED = {
-    "distilbert6": ("s3:t6:cosine:1.0", (0, 2, 4), "bert"),
-    "pkd_skip": ("s1:t2:pkd_cls:10.0;s2:t4:pkd_cls:10.0", (0, 2, 4), "bert"),
+    "distilbert6": ("s3:t6:cosine:1.0", (1, 3, 5), "bert"),
+    "pkd_skip": ("s1:t2:pkd_cls:10.0;s2:t4:pkd_cls:10.0", (1, 3, 5), "bert"),
     "tinybert4": ("s0:t0:hidden_mse:1.0;s1:t2:hidden_mse:1.0;s2:t3:hidden_mse:1.0;s3:t5:hidden_mse:1.0;"
                   "s4:t6:hidden_mse:1.0;s1:t2:attention_mse_scores:1.0;s2:t3:attention_mse_scores:1.0;"
                   "s3:t5:attention_mse_scores:1.0;s4:t6:attention_mse_scores:1.0", None, "bert"),
-    "minilm": ("s3:t6:attention_kl:1.0;s3:t6:value_relation:1.0", (1, 3, 5), "bert"),
+    "minilm": ("s3:t6:attention_kl:1.0;s3:t6:value_relation:1.0", (2, 4, 6), "bert"),
     "bilstm": ("", None, "bilstm"),
 }
 
@@ -41,7 +41,7 @@ for preset in sys.argv[1:]:
   flags.FLAGS(["distill", "--flagfile=flags/distill.flags", f"--flagfile=flags/{preset}.flags"])
   d, s = common.distill_config_from_flags(flags.FLAGS), common.student_config_from_flags(flags.FLAGS)
   common.train_config_from_flags(flags.FLAGS)
-  matches = parse_matches(d.intermediate_matches, s.num_hidden_layers, 6, d.layer_map) if d.intermediate_matches else ()
+  matches = parse_matches(d.intermediate_matches, s.bert.num_hidden_layers, 6, d.layer_map) if d.intermediate_matches else ()
   out[preset] = {"matches": format_matches(matches), "student": dataclasses.asdict(s),
                  "stages": parse_stages(d.stages), "output_dir": flags.FLAGS.output_dir}
 print(json.dumps(out))
@@ -64,9 +64,9 @@ class PresetTest(tf.test.TestCase, parameterized.TestCase):
   def test_preset_parses_to_valid_configs(self, preset):
     parsed = self.parsed[preset]
     expected_matches, init_layers, student_type = EXPECTED[preset]
-    self.assertEqual(parsed["student"]["student_type"], student_type)
-    self.assertEqual(tuple(parsed["student"]["init_layers"]) if parsed["student"]["init_layers"] else None,
-                     init_layers)
+    self.assertEqual(parsed["student"]["type"], student_type)
+    init = parsed["student"]["bert"]["init_from_layers"]
+    self.assertEqual(tuple(init) if init else None, init_layers)
     self.assertEqual(parsed["matches"], expected_matches)
     self.assertEqual(parsed["output_dir"], f"runs/{preset}")
 

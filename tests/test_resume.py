@@ -188,9 +188,9 @@ class SigkillResumeTest(tf.test.TestCase):
     self.assertGreaterEqual(saves_at_kill, 6)  # killed mid-run (2 epochs of ~11 batches: ~12 saves in all)
     result = self._run("killed")
     self.assertIn("resuming from", result.stdout)
-    from tf_distill.training import load_trained  # pylint: disable=import-outside-toplevel
-    expected = _weights(load_trained(os.path.join(self.work, "whole")))
-    resumed = _weights(load_trained(os.path.join(self.work, "killed")))
+    from tf_distill.run_dir import RunDir  # pylint: disable=import-outside-toplevel
+    expected = _weights(RunDir(os.path.join(self.work, "whole")).load_model())
+    resumed = _weights(RunDir(os.path.join(self.work, "killed")).load_model())
     self.assertEqual(sorted(expected), sorted(resumed))
     for name, value in resumed.items():
       self.assertAllClose(value, expected[name], atol=1e-5, msg=name)

@@ -31,8 +31,9 @@ class SavedModelTeacherTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(out["logits"], expected["logits"], atol=1e-5)
     self.assertAllClose(out["probabilities"], tiny.softmax(expected["logits"].numpy()), atol=1e-5)
     self.assertAllClose(out["embeddings"], expected["embeddings"], atol=1e-5)
-    self.assertEqual(out["hidden_states"].shape, (2, 3, 12, 32))
-    self.assertEqual(out["attention_probs"].shape, (2, 3, 4, 12, 12))
+    # Per-layer outputs come as lists over layers, the layout of the student's own outputs.
+    self.assertEqual([h.shape for h in out["hidden_states"]], [(3, 12, 32)] * 2)
+    self.assertEqual([p.shape for p in out["attention_probs"]], [(3, 4, 12, 12)] * 2)
     for i in range(2):
       self.assertAllClose(out["hidden_states"][i], expected["hidden_states"][i], atol=1e-5)
       self.assertAllClose(out["attention_scores"][i], expected["attention_scores"][i], atol=1e-5)

@@ -26,9 +26,9 @@ import tf_keras as keras
 
 from tf_distill.dropout import ResumableDropout
 
-_LAYER_OUTPUTS = ("hidden_states", "attention_scores", "attention_probs", "attention_queries", "attention_keys",
+LAYER_OUTPUTS = ("hidden_states", "attention_scores", "attention_probs", "attention_queries", "attention_keys",
                   "attention_values")
-OUTPUT_KEYS = ("logits", "embeddings") + _LAYER_OUTPUTS
+OUTPUT_KEYS = ("logits", "embeddings") + LAYER_OUTPUTS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +47,11 @@ class BertConfig:
   initializer_range: float = 0.02
   layer_norm_eps: float = 1e-12
   num_labels: int = 2
+  model_type: str = "bert"
 
   def validate(self) -> "BertConfig":
+    if self.model_type != "bert":
+      raise ValueError(f"model_type must be 'bert' for a BertConfig, got {self.model_type!r}")
     for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                  "max_position_embeddings", "type_vocab_size", "num_labels"):
       if getattr(self, name) < 1:
@@ -200,11 +203,11 @@ class BertClassifier(keras.Model):
     x = self.embeddings(input_ids, inputs["segment_ids"], training=training)
     mask = tf.cast(inputs["input_mask"], x.dtype)  # x.dtype: the compute dtype (float16/bfloat16 under mixed precision)
     attention_bias = (1.0 - tf.expand_dims(tf.expand_dims(mask, 1), 1)) * -10000.0  # [batch, 1, 1, seq]
-    outputs = {"embeddings": x, **{key: [] for key in _LAYER_OUTPUTS}}
+    outputs = {"embeddings": x, **{key: [] for key in LAYER_OUTPUTS}}
     last = len(self.encoder_layers) - 1
     for i, layer in enumerate(self.encoder_layers):
       layer_outputs = layer(x, attention_bias, training=training, first_token_only=logits_only and i == last)
-      for key in _LAYER_OUTPUTS:
+      for key in LAYER_OUTPUTS:
         outputs[key].append(layer_outputs[key])
       x = layer_outputs["hidden_states"]
     pooled = self.pooler(x[:, 0])

@@ -79,31 +79,70 @@ class TrainConfig:
     return self
 
 
+def _check_optional_positive(obj, *names):
+  _check_positive(obj, *(name for name in names if getattr(obj, name) is not None))
+
+
 @dataclasses.dataclass(frozen=True)
-class StudentConfig:
-  """Shape of the student: a smaller BERT (initialised from teacher layers, PKD / DistilBERT style) or a BiLSTM."""
-  student_type: str = "bert"                  # "bert" or "bilstm" (Tang et al., 2019)
+class BertStudentConfig:
+  """A smaller BERT, shaped from the teacher; optionally initialised from teacher layers (BERT-PKD / DistilBERT).
+
+  Layers are numbered as everywhere in tf_distill (`tf_distill.layer_map`): teacher layers 1..N, 0 = embeddings.
+  """
   num_hidden_layers: int = 2
   hidden_size: Optional[int] = None           # None: the teacher's
   num_attention_heads: Optional[int] = None   # None: the teacher's
   intermediate_size: Optional[int] = None     # None: the teacher's
-  init_layers: Optional[Tuple[int, ...]] = None  # teacher layer per student layer, 0-based; None: random init
-  embedding_size: int = 300                   # bilstm: word-embedding width
-  lstm_units: int = 300                       # bilstm: units per direction
-  bilstm_hidden_units: int = 400              # bilstm: ReLU layer
+  init_from_layers: Optional[Tuple[int, ...]] = None  # teacher layer (1..N) per student layer; None: random init
+
+  def validate(self) -> "BertStudentConfig":
+    _check_positive(self, "num_hidden_layers")
+    _check_optional_positive(self, "hidden_size", "num_attention_heads", "intermediate_size")
+    layers = self.init_from_layers
+    if layers is not None and len(layers) != self.num_hidden_layers:
+      raise ValueError(f"student_init_from_layers names {len(layers)} teacher layers ({','.join(map(str, layers))}) "
+                       f"but the student has {self.num_hidden_layers} layers; give one teacher layer per student "
+                       "layer")
+    if layers is not None and min(layers) < 1:
+      raise ValueError(f"student_init_from_layers={','.join(map(str, layers))}: teacher layers are numbered from 1 "
+                       "(0 is the embeddings, which every initialised student copies anyway), as in --layer_map")
+    return self
+
+
+@dataclasses.dataclass(frozen=True)
+class BiLstmStudentConfig:
+  """Tang et al. (2019)'s BiLSTM: word embeddings, a BiLSTM, a ReLU layer."""
+  embedding_size: int = 300
+  lstm_units: int = 300      # per direction
+  hidden_units: int = 400    # the ReLU layer
+
+  def validate(self) -> "BiLstmStudentConfig":
+    _check_positive(self, "embedding_size", "lstm_units", "hidden_units")
+    return self
+
+
+STUDENT_TYPES = ("bert", "bilstm")
+
+
+@dataclasses.dataclass(frozen=True)
+class StudentConfig:
+  """Which student to build: a one-of config (Model Garden's `OneOfConfig`), `type` naming the field that is used.
+
+  `tf_distill.students` builds each type through its registry.
+  """
+  type: str = "bert"
+  bert: BertStudentConfig = BertStudentConfig()
+  bilstm: BiLstmStudentConfig = BiLstmStudentConfig()
 
   def validate(self) -> "StudentConfig":
-    if self.student_type not in ("bert", "bilstm"):
-      raise ValueError(f"student_type must be bert or bilstm, got {self.student_type!r}")
-    _check_positive(self, "num_hidden_layers", "embedding_size", "lstm_units", "bilstm_hidden_units")
-    for name in ("hidden_size", "num_attention_heads", "intermediate_size"):
-      if getattr(self, name) is not None:
-        _check_positive(self, name)
-    if self.init_layers is not None and len(self.init_layers) != self.num_hidden_layers:
-      raise ValueError(f"student_init_layers names {len(self.init_layers)} teacher layers "
-                       f"({','.join(map(str, self.init_layers))}) but the student has {self.num_hidden_layers} "
-                       "layers; give one teacher layer per student layer")
+    if self.type not in STUDENT_TYPES:
+      raise ValueError(f"student_type must be one of {list(STUDENT_TYPES)}, got {self.type!r}")
+    self.get().validate()
     return self
+
+  def get(self):
+    """The config of the chosen student type."""
+    return getattr(self, self.type)
 
 
 TEACHER_CACHE_MODES = ("off", "build", "use", "auto")
@@ -141,6 +180,7 @@ class DistillConfig:
         numbers = [math.nan]
       if not all(math.isfinite(x) for x in numbers):
         raise ValueError(f"--{name}={spec!r} needs finite numbers, e.g. linear:1.0")
+    self._check_teacher_use()
     if (self.alpha > 0 or self.intermediate_matches) and not self.teacher_model:
       raise ValueError(f"alpha={self.alpha} needs a teacher: pass --teacher_model=DIR (a teacher SavedModel)")
     if self.kd_loss == "mse" and (self.temperature != 1.0 or self.temperature_schedule != "constant"):
@@ -149,6 +189,24 @@ class DistillConfig:
     if self.teacher_cache not in TEACHER_CACHE_MODES:
       raise ValueError(f"teacher_cache must be one of {list(TEACHER_CACHE_MODES)}, got {self.teacher_cache!r}")
     return self
+
+  def _check_teacher_use(self) -> None:
+    """alpha = 0 means hard labels only; settings that shape a distillation term contradict it (so that
+    `tf_distill.distiller.teacher_outputs_needed` can read the logits term's use off alpha alone)."""
+    if self.alpha > 0:
+      return
+    if self.alpha_schedule != "constant":
+      raise ValueError(f"--alpha=0 trains on hard labels only (the teacher's logits are not read), but "
+                       f"--alpha_schedule={self.alpha_schedule} would raise alpha during training; to distil with a "
+                       "schedule start above 0 (e.g. --alpha=0.01), or drop --alpha_schedule")
+    for name, value, default in (("temperature_schedule", self.temperature_schedule, "constant"),
+                                 ("probability_shift", self.probability_shift, False)):
+      if value != default:
+        raise ValueError(f"--{name}={value} shapes the distillation term, but --alpha=0 has none (hard labels "
+                         f"only); drop --{name} or set --alpha above 0")
+    if self.teacher_cache != "off" and not self.intermediate_matches:
+      raise ValueError(f"--teacher_cache={self.teacher_cache} caches the teacher's outputs, but this run reads none "
+                       "(--alpha=0 and no --intermediate_matches); drop --teacher_cache or set --alpha above 0")
 
 
 def save_json(path: str, **configs) -> None:

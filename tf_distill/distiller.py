@@ -11,8 +11,9 @@ stages (`tf_distill.schedules`) change them between steps without retracing.
 
 KD is a registered logits loss (`tf_distill.losses.logits.KD_LOSSES`; "ce" and "kl" include the T^2 factor). With
 `alpha == 0` and no teacher the same loop fine-tunes a teacher or trains the no-distillation baseline, so every model
-in a report is trained by one piece of code. The teacher is called outside the gradient tape and its outputs are
-gradient-stopped; only `student.trainable_variables` are updated.
+in a report is trained by one piece of code. The teacher is any `tf_distill.teacher.TeacherSource` (the online
+SavedModel, the cache, ...): `teacher_outputs_needed` decides which outputs a run reads, and `train_step` asks the
+source for exactly those, once per batch, outside the gradient tape; only `student.trainable_variables` are updated.
 """
 
 from typing import Callable, Dict, Optional, Sequence, Tuple
@@ -25,15 +26,25 @@ from tf_distill.data.tokenization import FEATURE_KEYS
 from tf_distill.layer_map import Match, format_matches, required_outputs
 from tf_distill.losses.features import Projection, feature_loss
 from tf_distill.losses.logits import hard_cross_entropy, kd_loss_fn, probability_shift
-from tf_distill.teacher import SavedModelTeacher
-from tf_distill.teacher_cache import INDEX_KEY, TeacherCache
+from tf_distill.students import student_type
+from tf_distill.teacher import INDEX_KEY, TeacherSource
+
+
+def teacher_outputs_needed(alpha: float, matches: Sequence[Match]) -> Tuple[str, ...]:
+  """The teacher outputs a run reads: the logits when the distillation term has weight alpha > 0, plus what the
+  intermediate matches compare. The one place this is decided (`DistillConfig.validate` refuses schedules and
+  options that would need the logits of a run with alpha = 0)."""
+  needed = set(required_outputs(matches, "teacher"))
+  if alpha > 0:
+    needed.add("logits")
+  return tuple(sorted(needed))
 
 
 def trim_padding(features):
   """Cuts the [batch, seq] model inputs to the longest real sequence in the batch (dynamic padding).
 
   Padding positions are masked out of attention, so logits do not change; compute drops with the padding. Other
-  columns (such as cached `teacher_logits`) are left out of the result.
+  columns (such as `example_index`) are left out of the result.
   """
   length = tf.reduce_max(tf.reduce_sum(tf.cast(features["input_mask"], tf.int32), axis=1))
   length = tf.maximum(length, 1)
@@ -55,10 +66,9 @@ def replica_share(labels):
 class Distiller(keras.Model):
   """Trains `student` against labels and (when alpha > 0) the teacher's soft labels."""
 
-  def __init__(self, student: keras.Model, teacher: Optional[SavedModelTeacher] = None, alpha: float = 0.5,
+  def __init__(self, student: keras.Model, teacher: Optional[TeacherSource] = None, alpha: float = 0.5,
                temperature: float = 2.0, kd_loss: str = "ce", matches: Sequence[Match] = (),
-               temperature_fn: Optional[Callable] = None, teacher_cache: Optional[TeacherCache] = None,
-               shift_probabilities: bool = False, **kwargs):
+               temperature_fn: Optional[Callable] = None, shift_probabilities: bool = False, **kwargs):
     super().__init__(**kwargs)
     if not 0.0 <= alpha <= 1.0:
       raise ValueError(f"alpha must be in [0, 1], got {alpha}")
@@ -72,7 +82,6 @@ class Distiller(keras.Model):
                        "use --temperature=1 and no temperature schedule")
     self.student = student
     self._teacher = [teacher]  # a list of a plain object: hidden from Keras tracking, so never saved or trained
-    self._teacher_cache = [teacher_cache]  # serves the matches' teacher outputs for batches with an example_index
     self.kd_loss = kd_loss
     self._kd_fn = kd_loss_fn(kd_loss)
     self._temperature_fn = temperature_fn
@@ -84,8 +93,9 @@ class Distiller(keras.Model):
     self.feature_weight = tf.Variable(1.0, trainable=False, name="feature_weight")
     self.matches = tuple(matches)
     self._feature_losses = [feature_loss(m.loss) for m in self.matches]
-    if self.matches and hasattr(teacher, "require"):
-      teacher.require(self.teacher_outputs_needed())
+    self.teacher_outputs = teacher_outputs_needed(alpha, self.matches)
+    if self.teacher_outputs:
+      teacher.check_outputs(self.teacher_outputs)
     self.match_weights = tf.Variable([m.weight for m in self.matches] or [0.0], trainable=False,
                                      name="match_weights")
     self.projections = self._build_projections()
@@ -94,15 +104,24 @@ class Distiller(keras.Model):
     self.kd_loss_tracker = keras.metrics.Mean(name="kd_loss")
     self.feature_loss_tracker = keras.metrics.Mean(name="feature_loss")
     self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    # What the progress bar and history show: the loss terms this run has (no kd_loss 0.0 when fine-tuning).
+    self._shown_metrics = [self.loss_tracker]
+    if self.teacher_outputs:
+      self._shown_metrics.append(self.hard_loss_tracker)
+    if "logits" in self.teacher_outputs:
+      self._shown_metrics.append(self.kd_loss_tracker)
+    if self.matches:
+      self._shown_metrics.append(self.feature_loss_tracker)
+    self._shown_metrics.append(self.accuracy)
 
   def _build_projections(self) -> Dict[str, Projection]:
     """One `Projection` (student width -> teacher width) per match whose loss needs it, when the widths differ."""
     if not self.matches:
       return {}
-    student_config = getattr(self.student, "config", None)
-    if not hasattr(student_config, "num_attention_heads"):
+    student_config = self.student.config
+    if not student_type(self.student).intermediate_outputs:
       raise ValueError("intermediate matches need a BERT student (hidden states and attention); the "
-                       f"{type(self.student).__name__} student takes logits losses only")
+                       f"{student_config.model_type} student takes logits losses only")
     student_width = student_config.hidden_size
     teacher_width = int(self.teacher.bert_config["hidden_size"])
     projections = {}
@@ -113,21 +132,12 @@ class Distiller(keras.Model):
     return projections
 
   @property
-  def teacher(self) -> Optional[SavedModelTeacher]:
+  def teacher(self) -> Optional[TeacherSource]:
     return self._teacher[0]
 
   @property
   def metrics(self):
-    return [self.loss_tracker, self.hard_loss_tracker, self.kd_loss_tracker, self.feature_loss_tracker,
-            self.accuracy]
-
-  @property
-  def uses_teacher_logits(self) -> bool:
-    return self._initial["alpha"] > 0 or self._temperature_fn is not None
-
-  def teacher_outputs_needed(self) -> Tuple[str, ...]:
-    """The teacher outputs this distiller reads: logits, plus what the intermediate matches need."""
-    return tuple(sorted({"logits", *required_outputs(self.matches, "teacher")}))
+    return list(self._shown_metrics)
 
   def call(self, inputs, training=None):
     return self.student(inputs, training=training)
@@ -151,7 +161,7 @@ class Distiller(keras.Model):
   def feature_losses(self, teacher_outputs, student_outputs, mask):
     """sum_i w_i * loss_i over the intermediate matches (0.0 without matches): float32 scalar."""
     terms = []
-    student_config = getattr(self.student, "config", None)
+    student_config = self.student.config
     for i, (match, spec) in enumerate(zip(self.matches, self._feature_losses)):
       teacher = spec.select(teacher_outputs, match.teacher_layer)
       student = spec.select(student_outputs, match.student_layer)
@@ -170,19 +180,12 @@ class Distiller(keras.Model):
     features, labels = data
     inputs = trim_padding(features)
     teacher_outputs = {}
-    cache = self._teacher_cache[0]
-    if self.matches and cache is not None:
-      if INDEX_KEY not in features:
-        raise ValueError(f"a teacher cache was given but the batches lack {INDEX_KEY!r}; add it to the training "
-                         "features (tf_distill.cli.distill.attach_teacher_cache does)")
-      teacher_outputs = cache.layer_outputs({**inputs, INDEX_KEY: features[INDEX_KEY]},
-                                            outputs=self.teacher_outputs_needed())
-    elif self.matches:
-      teacher_outputs = self.teacher(inputs, outputs=self.teacher_outputs_needed())
-    if "teacher_logits" in features:
-      teacher_outputs["logits"] = tf.stop_gradient(features["teacher_logits"])
-    elif self.uses_teacher_logits and "logits" not in teacher_outputs:
-      teacher_outputs["logits"] = self.teacher(inputs, outputs=("logits",))["logits"]
+    if self.teacher_outputs:
+      if self.teacher.needs_example_index and INDEX_KEY not in features:
+        raise ValueError(f"the teacher source {self.teacher} looks examples up by {INDEX_KEY!r}, but the batches "
+                         f"lack {INDEX_KEY!r}; add it to the training features (tf_distill.run.DistillRun does)")
+      query = {**inputs, INDEX_KEY: features[INDEX_KEY]} if INDEX_KEY in features else inputs
+      teacher_outputs = self.teacher(query, outputs=self.teacher_outputs)
     share, local = replica_share(labels)
     with tf.GradientTape() as tape:
       student_outputs = self.student(inputs, training=True, logits_only=not self.matches)
@@ -219,12 +222,12 @@ class Distiller(keras.Model):
     features = data[0] if isinstance(data, tuple) else data
     return self.student(trim_padding(features), training=False, logits_only=True)["logits"]
 
-  def _update_metrics(self, labels, logits, loss, hard, kd, features, weight=None):
+  def _update_metrics(self, labels, logits, loss, hard, kd, feature_term, weight=None):
     """Loss metrics are example-weighted means, so across replicas they report the global batch mean."""
     self.loss_tracker.update_state(loss, sample_weight=weight)
     self.hard_loss_tracker.update_state(hard, sample_weight=weight)
     self.kd_loss_tracker.update_state(kd, sample_weight=weight)
-    self.feature_loss_tracker.update_state(features, sample_weight=weight)
+    self.feature_loss_tracker.update_state(feature_term, sample_weight=weight)
     self.accuracy.update_state(labels, logits)
     return {m.name: m.result() for m in self.metrics}
 

@@ -141,3 +141,17 @@ def temperature_fn_from_spec(spec: str) -> Optional[Callable]:
   if name in ("flsw", "cwsm"):
     raise ValueError(f"--temperature_schedule={spec!r}: use flsw:BETA:GAMMA or cwsm:BETA, e.g. flsw:1:1")
   return None
+
+
+def schedule_callbacks(distill_config, stages: Sequence[Tuple[str, int]], total_steps: int) -> list:
+  """The callbacks that move a run's weights between steps: its stages, and the linear temperature / alpha schedules
+  of a `DistillConfig` (flsw / cwsm act inside the train step, as `temperature_fn_from_spec`)."""
+  callbacks = [StageSchedule(stages)] if stages else []
+  for attribute, spec, start in (("temperature", distill_config.temperature_schedule, distill_config.temperature),
+                                 ("alpha", distill_config.alpha_schedule, distill_config.alpha)):
+    if spec.startswith(("flsw", "cwsm")):
+      continue
+    end = parse_value_schedule(spec, f"{attribute}_schedule")
+    if end is not None:
+      callbacks.append(LinearSchedule(attribute, start, end, total_steps))
+  return callbacks

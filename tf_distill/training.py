@@ -4,7 +4,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -13,7 +12,6 @@ import tf_distill  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 
-from tf_distill.bert import BertClassifier, BertConfig
 from tf_distill.callbacks import KeepBestStudent, RecordBest, StopOnNonFiniteLoss
 from tf_distill.checkpointing import RunState, SaveRunState
 from tf_distill.configs import DataConfig, TrainConfig
@@ -22,7 +20,7 @@ from tf_distill.data.processors import get_processor
 from tf_distill.data.tokenization import WordPieceTokenizer
 from tf_distill.distiller import Distiller
 from tf_distill.optimization import create_optimizer
-from tf_distill.students.bilstm import MODEL_TYPE as BILSTM, BiLstmClassifier, BiLstmConfig
+from tf_distill.run_dir import RunDir
 
 Features = Dict[str, np.ndarray]
 
@@ -63,13 +61,23 @@ def epoch_seed(seed: int, epoch: int) -> int:
   return seed * 1_000_003 + epoch
 
 
+def epoch_batches(features: Features, batch_size: int) -> int:
+  """The exact number of length-bucketed batches in an epoch: each bucket ends with at most one partial batch."""
+  lengths = features["input_mask"].sum(axis=1)
+  bucket = np.searchsorted(length_buckets(features["input_ids"].shape[1]), lengths, side="right")
+  return int(sum(math.ceil(count / batch_size) for count in np.bincount(bucket) if count))
+
+
 def epoch_dataset(features: Features, config: TrainConfig, epoch: int, skip_batches: int = 0) -> tf.data.Dataset:
   """Training batches of one epoch, length-bucketed, in the order `epoch_seed(config.seed, epoch)` gives; the first
-  `skip_batches` batches (already trained on before a resume) are left out."""
+  `skip_batches` batches (already trained on before a resume) are left out. Its cardinality is known, so Keras'
+  progress bar shows the epoch's total."""
   buckets = length_buckets(features["input_ids"].shape[1])
   dataset = make_dataset(features, config.train_batch_size, training=True, seed=epoch_seed(config.seed, epoch),
                          length_buckets=buckets, reshuffle_each_iteration=False)
-  return dataset.skip(skip_batches) if skip_batches else dataset
+  dataset = dataset.skip(skip_batches) if skip_batches else dataset
+  remaining = epoch_batches(features, config.train_batch_size) - skip_batches
+  return dataset.apply(tf.data.experimental.assert_cardinality(remaining))
 
 
 def steps_per_epoch(num_train: int, max_seq_length: int, batch_size: int) -> int:
@@ -77,16 +85,17 @@ def steps_per_epoch(num_train: int, max_seq_length: int, batch_size: int) -> int
   return math.ceil(num_train / batch_size) + len(length_buckets(max_seq_length))
 
 
-def fit(distiller: Distiller, data: TaskData, config: TrainConfig, output_dir: str,
+def fit(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunDir,
         callbacks: Sequence[keras.callbacks.Callback] = (), verbose: int = 1) -> Dict:
   """Trains with per-epoch dev evaluation, TensorBoard logs, epoch checkpoints and the best student kept.
 
-  The run is resumable: `<output_dir>/resume` holds a checkpoint of the model, optimizer, data position and best
+  The run is resumable: `run_dir.resume_dir` holds a checkpoint of the model, optimizer, data position and best
   dev accuracy, written every `config.save_every_steps` batches and at each epoch end; calling `fit` again with the
   same arguments after a crash or kill continues from it and ends with the weights an uninterrupted run would have.
   The best student's weights (by dev accuracy) are restored into `distiller.student` before returning.
   Returns a summary: best epoch, dev accuracy and the per-epoch history of this call.
   """
+  run_dir = RunDir(run_dir)
   student = distiller.student
   word_embeddings = getattr(getattr(student, "embeddings", None), "word_embeddings", None)
   word_embeddings = word_embeddings or getattr(student, "word_embeddings", None)
@@ -99,13 +108,12 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, output_dir: s
     optimizer = create_optimizer(config.learning_rate, total_steps, config.warmup_proportion, config.weight_decay)
     distiller.compile(optimizer=optimizer)
     optimizer.build(distiller.trainable_variables)
-  state = RunState(os.path.join(output_dir, "resume"), distiller, optimizer, config.save_every_steps)
+  state = RunState(run_dir.resume_dir, distiller, optimizer, config.save_every_steps)
   if state.restore():
     print(f"resuming from {state.latest_checkpoint}: epoch {int(state.epoch) + 1}, "
           f"{int(state.step_in_epoch)} batches done")
   dev = make_dataset(data.features["dev"], config.eval_batch_size, training=False)
-  best_path = os.path.join(output_dir, "best", "student")
-  keep_best = KeepBestStudent(best_path, best=float(state.best_dev), best_epoch=int(state.best_epoch) or None)
+  keep_best = KeepBestStudent(run_dir.best_weights, best=float(state.best_dev), best_epoch=int(state.best_epoch) or None)
   history = {}
   for epoch in range(int(state.epoch), epochs):
     done = int(state.step_in_epoch)
@@ -114,8 +122,8 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, output_dir: s
         keep_best,
         RecordBest(state, keep_best),
         SaveRunState(state, first_step=done),
-        keras.callbacks.TensorBoard(log_dir=os.path.join(output_dir, "logs"), update_freq=50),
-        keras.callbacks.ModelCheckpoint(os.path.join(output_dir, "checkpoints", "epoch-{epoch:02d}"),
+        keras.callbacks.TensorBoard(log_dir=run_dir.logs_dir, update_freq=50),
+        keras.callbacks.ModelCheckpoint(os.path.join(run_dir.checkpoints_dir, "epoch-{epoch:02d}"),
                                         save_weights_only=True),
         *callbacks,
     ]
@@ -124,28 +132,29 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, output_dir: s
                            verbose=verbose)
     for key, values in result.history.items():
       history.setdefault(key, []).extend(float(x) for x in values)
-  if not os.path.exists(best_path + ".index"):
-    raise FileNotFoundError(f"{output_dir} has no best student weights; the run ended before an epoch finished")
-  student.load_weights(best_path)
+  if not run_dir.has_best_weights():
+    raise FileNotFoundError(f"{run_dir.path} has no best student weights; the run ended before an epoch finished")
+  student.load_weights(run_dir.best_weights)
   return {"best_epoch": keep_best.best_epoch, "best_dev_accuracy": keep_best.best, "history": history}
 
 
-def train_and_evaluate(distiller: Distiller, data: TaskData, config: TrainConfig, output_dir: str,
+def train_and_evaluate(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunDir,
                        do_train: bool, do_eval: bool, name: str,
                        callbacks: Sequence[keras.callbacks.Callback] = ()) -> Dict:
   """run_classifier's --do_train / --do_eval: fits (or loads the best weights), scores dev and test, writes
   eval_results.json and prints one line with the accuracies."""
+  run_dir = RunDir(run_dir)
   summary = {}
   if do_train:
-    summary = fit(distiller, data, config, output_dir, callbacks=callbacks)
+    summary = fit(distiller, data, config, run_dir, callbacks=callbacks)
   else:
-    distiller.student.load_weights(os.path.join(output_dir, "best", "student")).expect_partial()
+    distiller.student.load_weights(run_dir.best_weights).expect_partial()
   if do_eval:
     for split in ("dev", "test"):
       logits = predict_logits(distiller.student, data.features[split], config.eval_batch_size)
       summary[f"{split}_accuracy"] = accuracy(logits, data.features[split]["label_ids"])
     print(f"{name}: dev accuracy {summary['dev_accuracy']:.4f}, test accuracy {summary['test_accuracy']:.4f}")
-  write_json(os.path.join(output_dir, "eval_results.json"), summary)
+  run_dir.write_eval_results(summary)
   return summary
 
 
@@ -163,35 +172,3 @@ def write_json(path: str, payload: Dict) -> None:
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   with open(path, "w", encoding="utf-8") as f:
     json.dump(payload, f, indent=2, sort_keys=True)
-
-
-def write_run_info(output_dir: str, model: keras.Model, data_config: DataConfig, labels: Sequence[str]) -> None:
-  """Writes what an export needs besides the weights: model_config.json, labels.json and a copy of vocab.txt."""
-  os.makedirs(output_dir, exist_ok=True)
-  vocab_copy = os.path.join(output_dir, "vocab.txt")
-  if os.path.abspath(data_config.vocab_file) != os.path.abspath(vocab_copy):
-    shutil.copyfile(data_config.vocab_file, vocab_copy)
-  write_json(os.path.join(output_dir, "model_config.json"), model.config.to_dict())
-  write_json(os.path.join(output_dir, "labels.json"), {"labels": list(labels),
-                                                       "max_seq_length": data_config.max_seq_length,
-                                                       "task_name": data_config.task_name})
-
-
-def set_seed(seed: int) -> None:
-  keras.utils.set_random_seed(seed)
-
-
-def load_trained(output_dir: str) -> keras.Model:
-  """Rebuilds a model trained by this program (or distill) from its output_dir with the best weights."""
-  config_path = os.path.join(output_dir, "model_config.json")
-  if not os.path.isfile(config_path):
-    raise FileNotFoundError(f"{output_dir} has no model_config.json; pass the --output_dir of a finished "
-                            "train_teacher or distill run")
-  with open(config_path, encoding="utf-8") as f:
-    values = json.load(f)
-  if values.get("model_type") == BILSTM:
-    model = BiLstmClassifier(BiLstmConfig.from_dict(values)).build_weights()
-  else:
-    model = BertClassifier(BertConfig.from_dict(values)).build_weights()
-  model.load_weights(os.path.join(output_dir, "best", "student")).expect_partial()
-  return model

@@ -9,10 +9,10 @@ import os
 from absl import flags
 
 import tf_distill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-import tf_keras as keras
 
-from tf_distill.configs import (PRECISION_POLICIES, TEACHER_CACHE_MODES, DataConfig, DistillConfig, StudentConfig,
-                                TrainConfig)
+from tf_distill import console
+from tf_distill.configs import (PRECISION_POLICIES, STUDENT_TYPES, TEACHER_CACHE_MODES, BertStudentConfig,
+                                BiLstmStudentConfig, DataConfig, DistillConfig, StudentConfig, TrainConfig)
 from tf_distill.distribute import STRATEGIES, configure_cpu_replicas, make_strategy
 
 
@@ -72,13 +72,17 @@ def define_student_flags() -> None:
   flags.DEFINE_enum("teacher_cache", "off", list(TEACHER_CACHE_MODES), "Cache the teacher's outputs on the training "
                     "data: build, use (refuse a missing or stale cache), auto (use if valid, else build), off.")
   flags.DEFINE_string("teacher_cache_dir", None, "Where the teacher cache lives. Default: <output_dir>/teacher_cache.")
-  flags.DEFINE_enum("student_type", "bert", ["bert", "bilstm"], "Student architecture.")
+  flags.DEFINE_enum("student_type", "bert", list(STUDENT_TYPES), "Student architecture.")
   flags.DEFINE_integer("student_num_layers", 2, "Student transformer layers.")
   flags.DEFINE_integer("student_hidden_size", None, "Student width. Default: the teacher's.")
   flags.DEFINE_integer("student_num_heads", None, "Student attention heads. Default: the teacher's.")
   flags.DEFINE_integer("student_intermediate_size", None, "Student FFN size. Default: the teacher's.")
-  flags.DEFINE_list("student_init_layers", None,
-                    "Teacher layer (0-based) initialising each student layer, e.g. 1,4. Default: random init.")
+  flags.DEFINE_list("student_init_from_layers", None,
+                    "Teacher layer initialising each student layer, numbered as in --layer_map (teacher layers 1..N, "
+                    "0 = embeddings), e.g. 2,5. The embeddings, pooler and classifier are copied too. Default: "
+                    "random init.")
+  flags.DEFINE_list("student_init_layers", None, "Replaced by --student_init_from_layers (1-based; this flag was "
+                    "0-based). Refused when given.")
   flags.DEFINE_integer("bilstm_embedding_size", 300, "BiLSTM student: word-embedding width.")
   flags.DEFINE_integer("bilstm_lstm_units", 300, "BiLSTM student: LSTM units per direction.")
   flags.DEFINE_integer("bilstm_hidden_units", 400, "BiLSTM student: ReLU layer units.")
@@ -91,9 +95,9 @@ def define_export_flags(default_run_dir: str, default_model_name: str) -> None:
   flags.DEFINE_integer("version", None, "Version number. Default: one above the highest existing.")
 
 
-def data_config_from_flags(FLAGS, default_vocab_file: str = None) -> DataConfig:  # pylint: disable=invalid-name
+def data_config_from_flags(FLAGS) -> DataConfig:  # pylint: disable=invalid-name
   return DataConfig(
-      task_name=FLAGS.task_name, data_dir=FLAGS.data_dir, vocab_file=FLAGS.vocab_file or default_vocab_file,
+      task_name=FLAGS.task_name, data_dir=FLAGS.data_dir, vocab_file=FLAGS.vocab_file,
       do_lower_case=FLAGS.do_lower_case, max_seq_length=FLAGS.max_seq_length, text_column=FLAGS.text_column,
       text_b_column=FLAGS.text_b_column, label_column=FLAGS.label_column,
       labels=tuple(FLAGS.labels) if FLAGS.labels else None,
@@ -110,27 +114,37 @@ def train_config_from_flags(FLAGS) -> TrainConfig:  # pylint: disable=invalid-na
       distribution_strategy=FLAGS.distribution_strategy, mixed_precision=FLAGS.mixed_precision).validate()
 
 
-def set_precision(train_config: TrainConfig) -> None:
-  """Sets the Keras dtype policy of --mixed_precision; call before any model is built. Variables stay float32 (so
-  checkpoints and exports are float32); mixed_float16 adds loss scaling (Keras' compile wraps the optimizer)."""
-  keras.mixed_precision.set_global_policy(train_config.mixed_precision)
-
-
 def _int_list(values, flag_name):
   try:
     return tuple(int(v) for v in values)
   except ValueError as e:
-    raise ValueError(f"--{flag_name} takes comma-separated layer numbers such as 0,3; got {','.join(values)}") from e
+    raise ValueError(f"--{flag_name} takes comma-separated layer numbers such as 2,5; got {','.join(values)}") from e
+
+
+def _refuse_old_init_layers(values) -> None:
+  """--student_init_layers counted teacher layers from 0, unlike --layer_map; its values would now silently name
+  other layers, so it is refused with the translation."""
+  if not values:
+    return
+  try:
+    translated = ",".join(str(int(v) + 1) for v in values)
+  except ValueError:
+    translated = "N,..."
+  raise ValueError(f"--student_init_layers={','.join(values)} counted teacher layers from 0; it is replaced by "
+                   f"--student_init_from_layers, numbered from 1 like --layer_map: use "
+                   f"--student_init_from_layers={translated}")
 
 
 def student_config_from_flags(FLAGS) -> StudentConfig:  # pylint: disable=invalid-name
-  init_layers = FLAGS.student_init_layers
-  return StudentConfig(
-      student_type=FLAGS.student_type, embedding_size=FLAGS.bilstm_embedding_size,
-      lstm_units=FLAGS.bilstm_lstm_units, bilstm_hidden_units=FLAGS.bilstm_hidden_units,
+  _refuse_old_init_layers(FLAGS.student_init_layers)
+  init = FLAGS.student_init_from_layers
+  bert = BertStudentConfig(
       num_hidden_layers=FLAGS.student_num_layers, hidden_size=FLAGS.student_hidden_size,
       num_attention_heads=FLAGS.student_num_heads, intermediate_size=FLAGS.student_intermediate_size,
-      init_layers=_int_list(init_layers, "student_init_layers") if init_layers else None).validate()
+      init_from_layers=_int_list(init, "student_init_from_layers") if init else None)
+  bilstm = BiLstmStudentConfig(embedding_size=FLAGS.bilstm_embedding_size, lstm_units=FLAGS.bilstm_lstm_units,
+                               hidden_units=FLAGS.bilstm_hidden_units)
+  return StudentConfig(type=FLAGS.student_type, bert=bert, bilstm=bilstm).validate()
 
 
 def distill_config_from_flags(FLAGS) -> DistillConfig:  # pylint: disable=invalid-name
@@ -151,6 +165,7 @@ def strategy_from_flags(FLAGS):  # pylint: disable=invalid-name
 def run_main(main_fn):
   """Runs an absl main, turning configuration and data errors into one clear line on stderr and exit status 1."""
   def wrapped(argv):
+    console.configure()  # quiet unless --verbosity asks for TensorFlow's and absl's INFO lines
     try:
       return main_fn(argv)
     except (KeyError, IndexError):

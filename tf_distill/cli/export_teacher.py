@@ -9,7 +9,7 @@ The library function is `tf_distill.export.run_export.export_run`.
 from absl import app, flags
 
 from tf_distill.cli import common
-from tf_distill.export.run_export import export_run  # noqa: F401  (also imported from here by older callers)
+from tf_distill.export.run_export import export_run
 from tf_distill.run_dir import RunDir
 
 FLAGS = flags.FLAGS

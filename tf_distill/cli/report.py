@@ -4,16 +4,19 @@
         --models=student:export/student,baseline:export/student_baseline \
         --tflite=int8:export/student_tflite
 
-Prints a Markdown table and writes report.md / report.json to --report_dir. Latency is the median wall time of one
-`serving_default` call on one test example padded to the teacher's max_seq_length (the serving contract), over
---latency_examples examples after warm-up, inputs already converted to tensors, on this machine's CPU threads.
+Prints a Markdown table and writes report.md, report.json and report.png (accuracy against latency, marker area
+proportional to size) to --report_dir. Latency is the wall time of one `serving_default` call on one test example
+padded to the teacher's max_seq_length (the serving contract), inputs already converted to tensors, on this machine's
+CPU threads. The models are timed round-robin, so that drift in the machine's speed (other processes, clock
+boosts) reaches every model alike: --latency_examples examples per model, after 5 warm-up calls, split into
+--latency_rounds rounds, each round timing every model on its chunk in turn, starting one model later each round.
+The table gives the median over all calls and the spread: the lowest and highest per-round median.
 """
 
 import dataclasses
-import json
 import os
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from absl import app, flags
@@ -29,19 +32,24 @@ from tf_distill.training import accuracy, load_data, write_json
 
 FLAGS = flags.FLAGS
 INPUT_KEYS = ("input_ids", "input_mask", "segment_ids")
+WARMUP_CALLS = 5
 
 
-def define_flags() -> None:
-  flags.DEFINE_string("teacher_model", "export/teacher", "Teacher SavedModel (model dir or version dir).")
-  flags.DEFINE_list("models", ["student:export/student"], "name:path of further SavedModels to compare.")
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """Defines report's flags (in `flag_values`; tests pass their own)."""
+  kw = {"flag_values": flag_values}
+  flags.DEFINE_string("teacher_model", "export/teacher", "Teacher SavedModel (model dir or version dir).", **kw)
+  flags.DEFINE_list("models", ["student:export/student"], "name:path of further SavedModels to compare.", **kw)
   flags.DEFINE_list("tflite", [], "name:path of TFLite files, or of a *_tflite model dir (takes "
                     "<latest>/full_int8.tflite for a name containing full_int8, int8.tflite for one containing int8, "
-                    "else float32.tflite).")
-  flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps prepared datasets.")
-  flags.DEFINE_string("data_dir", None, "For task csv: the directory with the test file.")
-  flags.DEFINE_integer("latency_examples", 300, "Test examples timed one at a time.")
-  flags.DEFINE_integer("num_threads", 2, "CPU threads for TFLite (TensorFlow uses all cores).")
-  flags.DEFINE_string("report_dir", "export", "Where report.md and report.json are written.")
+                    "else float32.tflite).", **kw)
+  flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps prepared datasets.", **kw)
+  flags.DEFINE_string("data_dir", None, "For task csv: the directory with the test file.", **kw)
+  flags.DEFINE_integer("latency_examples", 300, "Test examples timed one at a time, per model.", **kw)
+  flags.DEFINE_integer("latency_rounds", 5, "Round-robin rounds the latency examples are split into (at most "
+                       "--latency_examples); each round times every model in turn.", lower_bound=1, **kw)
+  flags.DEFINE_integer("num_threads", 2, "CPU threads for TFLite (TensorFlow uses all cores).", **kw)
+  flags.DEFINE_string("report_dir", "export", "Where report.md, report.json and report.png are written.", **kw)
 
 
 @dataclasses.dataclass
@@ -50,7 +58,22 @@ class Row:
   test_accuracy: float
   parameters: int
   size_mib: float
-  latency_ms: float
+  latency_ms: float = 0.0  # median over all timed calls
+  latency_low_ms: float = 0.0  # lowest per-round median
+  latency_high_ms: float = 0.0  # highest per-round median
+
+
+@dataclasses.dataclass
+class Timed:
+  """What the latency timer calls: `predict` on each of `singles` (batches of one, already converted)."""
+  predict: Callable
+  singles: List[Dict]
+
+
+@dataclasses.dataclass
+class Latency:
+  median_ms: float
+  round_medians_ms: List[float]
 
 
 def directory_bytes(path: str) -> int:
@@ -63,19 +86,30 @@ def single_examples(features: Dict[str, np.ndarray], num_examples: int, convert=
   return [{k: convert(features[k][i:i + 1]) for k in INPUT_KEYS} for i in range(count)]
 
 
-def median_latency_ms(predict: Callable, singles: List[Dict]) -> float:
-  """Median milliseconds of `predict` on each single example (after 5 warm-up calls)."""
-  for example in singles[:5]:
-    predict(example)
-  times = []
-  for example in singles:
-    start = time.perf_counter()
-    predict(example)
-    times.append(time.perf_counter() - start)
-  return 1000.0 * float(np.median(times))
+def round_robin_latencies(models: Sequence[Timed], rounds: int, clock: Callable[[], float] = time.perf_counter,
+                          warmup_calls: int = WARMUP_CALLS) -> List[Latency]:
+  """Times `models` interleaved: the examples are split into `rounds` chunks (fewer if there are fewer examples),
+  and round r times model (r + j) % len(models), j = 0, 1, ..., on chunk r, so no model always goes first.
+  Returns, per model, the median over all its calls and the median of each round, in milliseconds."""
+  for model in models:
+    for example in model.singles[:warmup_calls]:
+      model.predict(example)
+  count = min(len(model.singles) for model in models)
+  chunks = np.array_split(np.arange(count), min(rounds, count))
+  times = [[[] for _ in chunks] for _ in models]  # seconds, [model][round][call]
+  for r, chunk in enumerate(chunks):
+    for j in range(len(models)):
+      m = (r + j) % len(models)
+      for i in chunk:
+        start = clock()
+        models[m].predict(models[m].singles[i])
+        times[m][r].append(clock() - start)
+  return [Latency(1000.0 * float(np.median(np.concatenate(per_round))),
+                  [1000.0 * float(np.median(calls)) for calls in per_round]) for per_round in times]
 
 
-def saved_model_row(name: str, path: str, features: Dict[str, np.ndarray], latency_examples: int) -> Row:
+def saved_model_row(name: str, path: str, features: Dict[str, np.ndarray],
+                    latency_examples: int) -> Tuple[Row, Timed]:
   path = latest_version_dir(path)
   loaded = tf.saved_model.load(path)
   serve = loaded.signatures["serving_default"]
@@ -86,20 +120,20 @@ def saved_model_row(name: str, path: str, features: Dict[str, np.ndarray], laten
   logits = np.concatenate([predict({k: tf.constant(features[k][i:i + 256]) for k in INPUT_KEYS})
                            for i in range(0, len(features["input_ids"]), 256)])
   parameters = sum(int(np.prod(v.shape)) for v in loaded.model.variables if not v.name.endswith("calls:0"))
-  return Row(name, accuracy(logits, features["label_ids"]), parameters, directory_bytes(path) / 2**20,
-             median_latency_ms(predict, single_examples(features, latency_examples, tf.constant)))
+  return (Row(name, accuracy(logits, features["label_ids"]), parameters, directory_bytes(path) / 2**20),
+          Timed(predict, single_examples(features, latency_examples, tf.constant)))
 
 
 def tflite_row(name: str, path: str, features: Dict[str, np.ndarray], latency_examples: int, num_threads: int,
-               parameters: int) -> Row:
+               parameters: int) -> Tuple[Row, Timed]:
   if os.path.isdir(path):
     variant = "full_int8" if "full_int8" in name else "int8" if "int8" in name else "float32"
     path = os.path.join(latest_version_dir(path), f"{variant}.tflite")
   model = TFLiteClassifier(path, num_threads=num_threads)
   logits = np.concatenate([model({k: features[k][i:i + 1] for k in INPUT_KEYS})
                            for i in range(len(features["input_ids"]))])
-  return Row(name, accuracy(logits, features["label_ids"]), parameters, os.path.getsize(path) / 2**20,
-             median_latency_ms(model, single_examples(features, latency_examples)))
+  return (Row(name, accuracy(logits, features["label_ids"]), parameters, os.path.getsize(path) / 2**20),
+          Timed(model, single_examples(features, latency_examples)))
 
 
 def test_features(teacher_dir: str, data_dir: Optional[str], tfds_data_dir: Optional[str]) -> Dict[str, np.ndarray]:
@@ -112,13 +146,40 @@ def test_features(teacher_dir: str, data_dir: Optional[str], tfds_data_dir: Opti
 
 def format_table(rows: List[Row]) -> str:
   teacher = rows[0]
-  lines = ["| model | test accuracy | % of teacher | parameters | size (MiB) | latency b=1 (ms) | speed-up |",
-           "|---|---|---|---|---|---|---|"]
+  lines = ["| model | test accuracy | % of teacher | parameters | size (MiB) | latency b=1 (ms) | round medians (ms) "
+           "| speed-up |",
+           "|---|---|---|---|---|---|---|---|"]
   for row in rows:
     lines.append(f"| {row.name} | {row.test_accuracy:.4f} | {100 * row.test_accuracy / teacher.test_accuracy:.1f}% | "
                  f"{row.parameters / 1e6:.2f}M | {row.size_mib:.1f} | {row.latency_ms:.2f} | "
-                 f"{teacher.latency_ms / row.latency_ms:.2f}x |")
+                 f"{row.latency_low_ms:.2f}–{row.latency_high_ms:.2f} | {teacher.latency_ms / row.latency_ms:.2f}x |")
   return "\n".join(lines)
+
+
+def plot_rows(rows: List[Row], path: str) -> None:
+  """Writes a PNG of the table: test accuracy against batch-1 latency, one labelled point per model, its area
+  proportional to its size in MiB, the bar across it the round-median spread."""
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
+
+  largest = max(row.size_mib for row in rows) or 1.0
+  figure, axes = pyplot.subplots(figsize=(7, 4.5))
+  for row in rows:
+    axes.errorbar(row.latency_ms, row.test_accuracy, color="0.6", capsize=3, zorder=1,
+                  xerr=[[row.latency_ms - row.latency_low_ms], [row.latency_high_ms - row.latency_ms]])
+    axes.scatter(row.latency_ms, row.test_accuracy, s=20 + 1000 * row.size_mib / largest, alpha=0.6, zorder=2)
+    axes.annotate(f"{row.name} ({row.size_mib:.1f} MiB)", (row.latency_ms, row.test_accuracy),
+                  textcoords="offset points", xytext=(8, 6))
+  axes.set_xlabel("latency, batch 1 (ms)")
+  axes.set_ylabel("test accuracy")
+  axes.set_title("Test accuracy against latency (marker area: size)")
+  axes.margins(x=0.3, y=0.25)
+  axes.set_xlim(left=0)
+  axes.grid(alpha=0.3)
+  figure.tight_layout()
+  figure.savefig(path, dpi=100)
+  pyplot.close(figure)
 
 
 def _split_named(value: str):
@@ -132,12 +193,16 @@ def main(argv) -> None:
   del argv
   teacher_dir = latest_version_dir(FLAGS.teacher_model)
   features = test_features(teacher_dir, FLAGS.data_dir, FLAGS.tfds_data_dir)
-  rows = [saved_model_row("teacher", teacher_dir, features, FLAGS.latency_examples)]
+  measured = [saved_model_row("teacher", teacher_dir, features, FLAGS.latency_examples)]
   for name, path in map(_split_named, FLAGS.models):
-    rows.append(saved_model_row(name, path, features, FLAGS.latency_examples))
-  student_parameters = rows[1].parameters if len(rows) > 1 else 0  # TFLite files hold the first student's weights
+    measured.append(saved_model_row(name, path, features, FLAGS.latency_examples))
+  student_parameters = measured[1][0].parameters if len(measured) > 1 else 0  # TFLite holds the first student's
   for name, path in map(_split_named, FLAGS.tflite):
-    rows.append(tflite_row(name, path, features, FLAGS.latency_examples, FLAGS.num_threads, student_parameters))
+    measured.append(tflite_row(name, path, features, FLAGS.latency_examples, FLAGS.num_threads, student_parameters))
+  rows = [row for row, _ in measured]
+  for row, latency in zip(rows, round_robin_latencies([timed for _, timed in measured], FLAGS.latency_rounds)):
+    row.latency_ms = latency.median_ms
+    row.latency_low_ms, row.latency_high_ms = min(latency.round_medians_ms), max(latency.round_medians_ms)
   table = format_table(rows)
   print(f"\nTest split: {len(features['label_ids'])} examples, max_seq_length "
         f"{features['input_ids'].shape[1]}\n\n{table}\n")
@@ -145,6 +210,7 @@ def main(argv) -> None:
   with open(os.path.join(FLAGS.report_dir, "report.md"), "w", encoding="utf-8") as f:
     f.write(table + "\n")
   write_json(os.path.join(FLAGS.report_dir, "report.json"), {"rows": [dataclasses.asdict(r) for r in rows]})
+  plot_rows(rows, os.path.join(FLAGS.report_dir, "report.png"))
 
 
 def run() -> None:

