@@ -62,7 +62,7 @@ from keras_io_distiller import KerasIoDistiller, LogitsOnly, SavedModelLogits  #
 
 from tf_distill import teacher_cache  # noqa: E402
 from tf_distill.bert import BertClassifier, BertConfig  # noqa: E402
-from tf_distill.configs import StudentConfig  # noqa: E402
+from tf_distill.configs import BertStudentConfig  # noqa: E402
 from tf_distill.distiller import Distiller, trim_padding  # noqa: E402
 from tf_distill.export.serving import export_classifier  # noqa: E402
 from tf_distill.optimization import create_optimizer  # noqa: E402
@@ -78,7 +78,8 @@ flags.DEFINE_integer("intermediate_size", 1536, "Feed-forward size.")
 flags.DEFINE_integer("vocab_size", 30522, "Vocabulary size (30522: BERT uncased, so real MiniLM-tokenised data fits).")
 flags.DEFINE_integer("num_labels", 2, "Classifier labels.")
 flags.DEFINE_integer("student_layers", 2, "Student encoder layers.")
-flags.DEFINE_list("student_init_layers", ["1", "4"], "Teacher layer per student layer; empty for random init.")
+flags.DEFINE_list("student_init_from_layers", ["2", "5"], "Teacher layer (1..N) per student layer; empty for "
+                  "random init.")
 flags.DEFINE_integer("batch_size", 32, "Training batch size.")
 flags.DEFINE_integer("seq_len", 128, "Padded sequence length (max_seq_length).")
 flags.DEFINE_float("alpha", 0.5, "Distillation weight (tf_distill's alpha; keras.io's alpha is 1 - this).")
@@ -250,8 +251,8 @@ class Bench:
                                           {"labels": self.labels, "max_seq_length": FLAGS.seq_len},
                                           self.vocab_file, with_distill_signature=True)
     self.teacher = SavedModelTeacher(self.teacher_path)
-    init = tuple(int(x) for x in FLAGS.student_init_layers) if FLAGS.student_init_layers else None
-    self.student_config = StudentConfig(num_hidden_layers=FLAGS.student_layers, init_layers=init)
+    init = tuple(int(x) for x in FLAGS.student_init_from_layers) if FLAGS.student_init_from_layers else None
+    self.student_config = BertStudentConfig(num_hidden_layers=FLAGS.student_layers, init_from_layers=init)
     self.student_bert_config = BertConfig.from_dict({**self.teacher_config.to_dict(),
                                                      "num_hidden_layers": FLAGS.student_layers})
 
@@ -826,7 +827,7 @@ def main(argv) -> None:
   report.add(*[f"- {k}: {v}" for k, v in info.items()])
   report.add(f"- teacher: {FLAGS.teacher_layers} layers / hidden {FLAGS.hidden_size} / {FLAGS.num_heads} heads / "
              f"FFN {FLAGS.intermediate_size}, random weights, SavedModel; student: {FLAGS.student_layers} layers "
-             f"initialised from teacher layers {','.join(FLAGS.student_init_layers) or 'none (random)'}; "
+             f"initialised from teacher layers {','.join(FLAGS.student_init_from_layers) or 'none (random)'}; "
              f"word embeddings {'frozen' if FLAGS.freeze_word_embeddings else 'trained'}; alpha {FLAGS.alpha}, "
              f"T {FLAGS.temperature}; timing: median of {FLAGS.steps} after {FLAGS.warmup} warm-up calls", "")
   root = tempfile.mkdtemp(prefix="distill_bench_")
