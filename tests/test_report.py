@@ -2,6 +2,7 @@
 
 The whole program runs end to end in test_cli.py (CliPipelineTest.test_report)."""
 
+import functools
 import json
 import os
 from unittest import mock
@@ -117,7 +118,9 @@ class OutputsTest(tf.test.TestCase):
     report_dir = os.path.join(self.get_temp_dir(), "report")
     fresh(["report", "--teacher_model=t", "--models=a:a,b:b", "--tflite=", "--latency_examples=40",
            "--latency_rounds=4", f"--report_dir={report_dir}"])
+    timer = functools.partial(report.round_robin_latencies, clock=machine.clock)  # fake time only, whatever the load
     with mock.patch.object(report, "FLAGS", fresh), \
+        mock.patch.object(report, "round_robin_latencies", timer), \
         mock.patch.object(report, "latest_version_dir", lambda path: path), \
         mock.patch.object(report, "test_features", lambda *args: features), \
         mock.patch.object(report, "saved_model_row", saved_model_row):
