@@ -3,8 +3,8 @@ and of Tang et al.'s replacement when no part-of-speech tagger is installed.
 
 Three sources of the space:
   `EmbeddingNeighbours(matrix, vocab)`   any float matrix [vocab_size, dim] with its token list
-  `from_teacher(path)`                   the input word embeddings of a tf_distill teacher SavedModel, read from its
-                                         variables (no graph is loaded) with its assets.extra/vocab.txt
+  `from_teacher(path)`                   the input word embeddings of a tf_distill teacher SavedModel (its
+                                         `word_embeddings` variable) with its assets.extra/vocab.txt
   `from_glove(path)`                     a GloVe-format text file: `word v1 ... vd` per line (a word2vec text header
                                          `count dim` is accepted as the first line)
 
@@ -109,19 +109,17 @@ def from_teacher(path: str, k: int = 15) -> EmbeddingNeighbours:
   from tf_distill.export.serving import latest_version_dir, read_metadata  # pylint: disable=import-outside-toplevel
   from tf_distill.teacher import TeacherError  # pylint: disable=import-outside-toplevel
   version_dir = latest_version_dir(path)
-  variables = os.path.join(version_dir, "variables", "variables")
   vocab_file = os.path.join(version_dir, "assets.extra", "vocab.txt")
-  if not os.path.isfile(variables + ".index") or not os.path.isfile(vocab_file):
-    raise TeacherError(f"teacher model {path!r} is not a tf_distill teacher export (no variables/ or "
+  if not os.path.isfile(os.path.join(version_dir, "saved_model.pb")) or not os.path.isfile(vocab_file):
+    raise TeacherError(f"teacher model {path!r} is not a tf_distill teacher export (no saved_model.pb or "
                        "assets.extra/vocab.txt); pass a directory written by scripts/export_teacher.sh, or "
                        "--embeddings_file=GLOVE.txt")
-  reader = tf.train.load_checkpoint(variables)
-  keys = [name for name in reader.get_variable_to_shape_map()
-          if "word_embeddings" in name and name.endswith("VARIABLE_VALUE") and "OPTIMIZER_SLOT" not in name]
-  if len(keys) != 1:
-    raise TeacherError(f"teacher {version_dir} has {len(keys)} word-embedding variables ({keys}); expected one. "
-                       "Pass --embeddings_file=GLOVE.txt instead")
-  matrix = reader.get_tensor(keys[0])
+  loaded = tf.saved_model.load(version_dir)
+  found = [v for v in loaded.model.variables if "word_embeddings" in v.name] if hasattr(loaded, "model") else []
+  if len(found) != 1:
+    raise TeacherError(f"teacher {version_dir} has {len(found)} word-embedding variables "
+                       f"({[v.name for v in found]}); expected one. Pass --embeddings_file=GLOVE.txt instead")
+  matrix = found[0].numpy()
   vocab = read_vocab(vocab_file)
   lower_case = bool(read_metadata(version_dir).get("do_lower_case", True))
   if matrix.shape[0] < len(vocab):
