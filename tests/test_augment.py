@@ -5,7 +5,9 @@ check about once in 150,000 runs; the seeds are fixed, so each check is in fact 
 """
 
 import collections
+import csv
 import os
+import subprocess
 
 import tf_distill  # pylint: disable=unused-import  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
@@ -21,7 +23,7 @@ from tf_distill.augment.spec import TangSpec, TinyBertSpec, canonical
 from tf_distill.augment.tang import TangAugmenter
 from tf_distill.augment.tinybert import TinyBertAugmenter
 from tf_distill.augment.words import STOP_WORDS, is_replaceable, split_words
-from tf_distill.data.processors import InputExample
+from tf_distill.data.processors import CsvProcessor, InputExample
 
 import tiny
 
@@ -396,6 +398,49 @@ class DeterminismTest(tf.test.TestCase):
                      np.random.Generator(np.random.PCG64(np.random.SeedSequence([3, 1, 2]))).random(4).tolist())
     with self.assertRaisesRegex(ValueError, "epoch must be an integer >= 0"):
       example_rng(1, -1, 0)
+
+
+class AugmentCliTest(tf.test.TestCase):
+  """`python -m tf_distill.cli.augment` as users run it, on a tiny CSV task and a GloVe file written here."""
+
+  def _run(self, *args):
+    return subprocess.run([tiny.PYTHON, "-m", "tf_distill.cli.augment"] + list(args), env=tiny.subprocess_env(),
+                          capture_output=True, text=True, timeout=300, check=False)
+
+  def test_writes_the_augmented_file_and_refuses_bad_vectors(self):
+    root = self.get_temp_dir()
+    data_dir = tiny.write_csv_task(os.path.join(root, "task"), num_train=6)
+    glove = os.path.join(root, "glove.txt")
+    rng = np.random.default_rng(0)
+    with open(glove, "w", encoding="utf-8") as f:
+      f.writelines(w + " " + " ".join(f"{x:.3f}" for x in rng.normal(size=4)) + "\n" for w in tiny.WORDS)
+    output = os.path.join(root, "out", "train_aug.tsv")
+    result = self._run("--task_name=csv", f"--data_dir={data_dir}", "--augmentation=tang:n=4,p_ng=0.5",
+                       f"--embeddings_file={glove}", f"--output_file={output}", "--seed=7", "--pos_tagger=none")
+    self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+    self.assertIn("replacement: embedding neighbours (GloVe-format vectors", result.stdout)
+    with open(output, encoding="utf-8") as f:
+      rows = list(csv.reader(f, delimiter="\t"))
+    self.assertEqual(rows[0], ["index", "variant", "text", "label"])
+    examples = CsvProcessor("text", "label").get_train_examples(data_dir)
+    # The file holds, for each example, the original and then exactly what the library draws for (seed 7, epoch 0).
+    augmenter = build_augmenter(parse_spec("tang:n=4,p_ng=0.5"),
+                                AugmentResources(embeddings_file=glove, pos_tagger="none"))
+    expected = [[str(a.index), str(a.variant), a.text_a, a.label]
+                for a in augment_examples(augmenter, examples, seed=7, epoch=0)]
+    self.assertEqual(rows[1:], expected)
+    self.assertEqual([r[2] for r in rows[1:] if r[1] == "0"], [e.text_a for e in examples])
+    self.assertIn(f"wrote {output}: 6 examples of train, {len(expected) - 6} variants", result.stdout)
+
+    with open(glove, "a", encoding="utf-8") as f:
+      f.write("broken 1 2\n")
+    result = self._run("--task_name=csv", f"--data_dir={data_dir}", "--augmentation=tinybert",
+                       f"--embeddings_file={glove}", f"--output_file={output}")
+    self.assertEqual(result.returncode, 1)
+    self.assertEqual(result.stderr.strip().splitlines()[-1],
+                     f"error: {glove}, line {len(tiny.WORDS) + 1}: 2 values but the vectors have 4 (fix the line; a "
+                     "word must not contain spaces)")
+    self.assertNotIn("Traceback", result.stderr)
 
 
 if __name__ == "__main__":
