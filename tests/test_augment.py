@@ -443,5 +443,45 @@ class AugmentCliTest(tf.test.TestCase):
     self.assertNotIn("Traceback", result.stderr)
 
 
+class TransferSetTest(tf.test.TestCase):
+  """An augmented set labelled by the tiny exported teacher, online and through the teacher cache."""
+
+  def test_online_and_cached_labels_match_the_keras_teacher(self):
+    from tf_distill.augment.transfer import build_transfer_set  # pylint: disable=import-outside-toplevel
+    from tf_distill.data.tokenization import WordPieceTokenizer  # pylint: disable=import-outside-toplevel
+    from tf_distill.teacher import SavedModelTeacher  # pylint: disable=import-outside-toplevel
+    shared = tiny.shared_teacher()
+    teacher = SavedModelTeacher(shared.path)
+    examples = CsvProcessor("text", "label").get_train_examples(
+        tiny.write_csv_task(os.path.join(self.get_temp_dir(), "task"), num_train=5))
+    matrix = np.random.default_rng(0).normal(size=(len(tiny.WORDS), 4))
+    augmenter = TangAugmenter(TangSpec(n=3), NeighbourReplacer(EmbeddingNeighbours(matrix, tiny.WORDS, k=3)))
+    tokenizer = WordPieceTokenizer(shared.vocab_file)
+    online = build_transfer_set(augmenter, examples, tokenizer, 16, tiny.LABELS, teacher, seed=5)
+    rows = augment_examples(augmenter, examples, seed=5)
+    self.assertEqual(online.rows, rows)
+    features = tokenizer.encode([r.to_input_example() for r in rows], 16, tiny.LABELS)
+    expected = shared.model({k: tf.constant(features[k]) for k in ("input_ids", "input_mask", "segment_ids")},
+                            training=False)["logits"].numpy()
+    self.assertAllClose(online.teacher_logits, expected, atol=1e-4)
+    originals = np.array([r.variant == 0 for r in rows])
+    self.assertAllEqual(online.features["label_ids"][originals], features["label_ids"][originals])
+    self.assertAllEqual(online.features["label_ids"][~originals], -np.ones((~originals).sum()))
+    self.assertAllEqual(online.features["example_index"], np.arange(len(rows)))
+    messages = []
+    cache_dir = os.path.join(self.get_temp_dir(), "cache")
+    cached = build_transfer_set(augmenter, examples, tokenizer, 16, tiny.LABELS, teacher, seed=5,
+                                cache_dir=cache_dir, log=messages.append)
+    self.assertAllClose(cached.teacher_logits, expected, atol=1e-4)
+    again = build_transfer_set(augmenter, examples, tokenizer, 16, tiny.LABELS, teacher, seed=5,
+                               cache_dir=cache_dir, cache_mode="use", log=messages.append)
+    self.assertAllEqual(again.teacher_logits, cached.teacher_logits)
+    self.assertIn("teacher cache: using", messages[-1])
+    other = build_transfer_set(augmenter, examples, tokenizer, 16, tiny.LABELS, teacher, seed=6,
+                               cache_dir=cache_dir, log=messages.append)
+    self.assertIn("training data changed", messages[-2])  # another seed: other rows, the cache is rebuilt
+    self.assertLen(other.teacher_logits, len(other.rows))
+
+
 if __name__ == "__main__":
   tf.test.main()

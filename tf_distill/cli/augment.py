@@ -19,7 +19,7 @@ from absl import app, flags
 from tf_distill.augment import AugmentResources, build_augmenter, iter_augmented, parse_spec
 from tf_distill.augment.pos import TAGGERS
 from tf_distill.cli import common
-from tf_distill.data.processors import SPLITS, get_processor
+from tf_distill.data.processors import SPLITS, processor_for
 
 FLAGS = flags.FLAGS
 
@@ -45,13 +45,7 @@ def define_flags() -> None:
 
 def _read_examples():
   config = common.data_config_from_flags(FLAGS)
-  kwargs = {}
-  if config.task_name == "csv":
-    kwargs = dict(text_column=config.text_column, label_column=config.label_column,
-                  text_b_column=config.text_b_column, labels=list(config.labels) if config.labels else None)
-  elif config.tfds_data_dir:
-    kwargs = dict(tfds_data_dir=config.tfds_data_dir)
-  examples = get_processor(config.task_name, **kwargs).get_examples(FLAGS.split, config.data_dir)
+  examples = processor_for(config).get_examples(FLAGS.split, config.data_dir)
   return examples[:FLAGS.max_examples] if FLAGS.max_examples else examples
 
 
