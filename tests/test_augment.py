@@ -162,6 +162,19 @@ class TeacherEmbeddingsTest(tf.test.TestCase):
       self.assertEqual(space.neighbours(word), by_hand_neighbours(matrix, tiny.VOCAB, word, 5))
 
 
+class PretrainedEmbeddingsTest(tf.test.TestCase):
+
+  def test_pretrained_dir_word_embeddings(self):
+    from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
+    from tf_distill.augment.neighbours import from_pretrained_dir  # pylint: disable=import-outside-toplevel
+    path = tiny.write_pretrained_dir(os.path.join(self.get_temp_dir(), "pretrained"))
+    matrix = load_file(os.path.join(path, "model.safetensors"))["bert.embeddings.word_embeddings.weight"]
+    space = from_pretrained_dir(path, k=4)
+    for word in ("good", "Awful"):
+      expected = by_hand_neighbours(matrix, tiny.VOCAB, word.lower(), 4)
+      self.assertEqual(space.neighbours(word), [w.title() for w in expected] if word.istitle() else expected)
+
+
 class TangTest(tf.test.TestCase):
 
   def setUp(self):

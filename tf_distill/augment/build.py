@@ -43,10 +43,14 @@ def embedding_space(resources: AugmentResources, k: int) -> Optional[neighbours_
   return None
 
 
-def build_augmenter(spec: AugmentSpec, resources: AugmentResources,
-                    corpus: Sequence[str] = ()) -> Augmenter:
-  """`corpus`: the texts whose unigram counts Tang's POS replacement draws from (the training texts)."""
+def build_augmenter(spec: AugmentSpec, resources: AugmentResources, corpus: Sequence[str] = (),
+                    space: Optional[neighbours_lib.EmbeddingNeighbours] = None) -> Augmenter:
+  """`corpus`: the texts whose unigram counts Tang's POS replacement draws from (the training texts). `space`: an
+  embedding space already built (e.g. by `neighbours.from_pretrained_dir`), used instead of the resources' one."""
   resources.validate()
+  if space is not None and resources.embeddings_file:
+    raise ValueError("pass either an embedding space or embeddings_file, not both")
+  find_space = (lambda k: space) if space is not None else (lambda k: embedding_space(resources, k))
   if isinstance(spec, TangSpec):
     if resources.masked_lm_dir:
       raise ValueError("a masked LM (--masked_lm_dir) is used by tinybert augmentation only, not by tang; drop it "
@@ -57,19 +61,18 @@ def build_augmenter(spec: AugmentSpec, resources: AugmentResources,
       if tagger is not None:
         replacer = pos.PosReplacer(tagger, [split_words(text) for text in corpus])
       else:
-        space = embedding_space(resources, spec.k)
-        if space is None:
+        found = find_space(spec.k)
+        if found is None:
           raise ValueError("tang augmentation: no POS tagger is installed (pip install 'tf_distill[pos]'), so "
                            "replacement needs an embedding space: pass --teacher_model or --embeddings_file "
                            "(or p_pos=0)")
         reason = "--pos_tagger=none" if resources.pos_tagger == "none" else "no POS tagger installed"
-        replacer = pos.NeighbourReplacer(space, reason)
+        replacer = pos.NeighbourReplacer(found, reason)
     return TangAugmenter(spec, replacer)
   if isinstance(spec, TinyBertSpec):
     if resources.pos_tagger not in ("auto", "none"):
       raise ValueError(f"--pos_tagger={resources.pos_tagger} is used by tang augmentation only; tinybert uses a "
                        "masked LM and embedding neighbours")
-    space = embedding_space(resources, spec.k)
     masked_lm = MaskedLmCandidates(resources.masked_lm_dir, k=spec.k) if resources.masked_lm_dir else None
-    return TinyBertAugmenter(spec, space, masked_lm)
+    return TinyBertAugmenter(spec, find_space(spec.k), masked_lm)
   raise TypeError(f"not an augmentation spec: {spec!r}")

@@ -5,6 +5,7 @@ Three sources of the space:
   `EmbeddingNeighbours(matrix, vocab)`   any float matrix [vocab_size, dim] with its token list
   `from_teacher(path)`                   the input word embeddings of a tf_distill teacher SavedModel (its
                                          `word_embeddings` variable) with its assets.extra/vocab.txt
+  `from_pretrained_dir(path)`            the word embeddings of a Hugging Face-format BERT directory
   `from_glove(path)`                     a GloVe-format text file: `word v1 ... vd` per line (a word2vec text header
                                          `count dim` is accepted as the first line)
 
@@ -128,6 +129,19 @@ def from_teacher(path: str, k: int = 15) -> EmbeddingNeighbours:
   tokenizer = WordPieceTokenizer(vocab_file, do_lower_case=lower_case)
   return EmbeddingNeighbours(matrix[:len(vocab)], vocab, k=k, tokenize=tokenizer.tokenize, lower_case=lower_case,
                              description=f"teacher word embeddings of {version_dir}")
+
+
+def from_pretrained_dir(path: str, k: int = 15) -> EmbeddingNeighbours:
+  """The word embeddings of a Hugging Face-format BERT directory (model.safetensors, vocab.txt), as
+  `tf_distill.pretrained` reads them; a teacher fine-tuned with --freeze_word_embeddings keeps exactly these."""
+  from tf_distill import pretrained  # pylint: disable=import-outside-toplevel
+  from tf_distill.data.tokenization import WordPieceTokenizer  # pylint: disable=import-outside-toplevel
+  pretrained.check_pretrained_dir(path)
+  matrix = pretrained.load_state_dict(path)["embeddings.word_embeddings.weight"]
+  vocab_file = os.path.join(path, "vocab.txt")
+  vocab = read_vocab(vocab_file)
+  return EmbeddingNeighbours(matrix[:len(vocab)], vocab, k=k, tokenize=WordPieceTokenizer(vocab_file).tokenize,
+                             lower_case=True, description=f"pretrained word embeddings of {path}")
 
 
 def from_glove(path: str, k: int = 15, max_words: Optional[int] = None) -> EmbeddingNeighbours:
