@@ -30,6 +30,10 @@ class Augmenter(abc.ABC):
   def description(self) -> str:
     """One line saying what the rule uses (which tagger, which embedding space, which masked LM)."""
 
+  def warm(self, texts: Sequence[Sequence[str]]) -> None:
+    """Optional batched work before many texts are augmented (e.g. all their words' neighbours at once)."""
+    del texts
+
   def prepare(self, words: Sequence[str]) -> Any:
     """Per-text work done once for all draws (default: none)."""
     del words

@@ -12,6 +12,7 @@ from typing import Iterator, List, Optional, Sequence
 import numpy as np
 
 from tf_distill.augment.base import Augmenter
+from tf_distill.augment.words import split_words
 from tf_distill.data.processors import InputExample
 
 
@@ -48,6 +49,7 @@ def augment_example(augmenter: Augmenter, example: InputExample, index: int, see
 def iter_augmented(augmenter: Augmenter, examples: Sequence[InputExample], seed: int, epoch: int = 0,
                    include_original: bool = True) -> Iterator[AugmentedExample]:
   """Each example (as variant 0 when `include_original`) followed by its variants, in example order."""
+  augmenter.warm([split_words(t) for e in examples for t in (e.text_a, e.text_b) if t is not None])
   for index, example in enumerate(examples):
     if include_original:
       yield AugmentedExample(index, 0, example.text_a, example.text_b, example.label)

@@ -18,7 +18,7 @@ as in TinyBERT. Results are cached per word.
 
 import os
 import re
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
@@ -56,6 +56,8 @@ class EmbeddingNeighbours:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     self.unit = np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
     self.candidate_rows = np.array([i for i, t in enumerate(self.vocab) if _CANDIDATE.fullmatch(t)], np.int64)
+    self._candidate_unit = self.unit[self.candidate_rows]  # [candidates, dim]
+    self._candidate_position = {int(row): i for i, row in enumerate(self.candidate_rows)}
     self.k = k
     self.tokenize = tokenize
     self.lower_case = lower_case
@@ -79,18 +81,34 @@ class EmbeddingNeighbours:
   def neighbours(self, word: str) -> List[str]:
     """Up to k candidate words, most similar first (ties: lower row first); [] if the word has no vector."""
     if word not in self._cache:
-      self._cache[word] = self._neighbours(word)
+      self.precompute([word])
     return self._cache[word]
 
-  def _neighbours(self, word: str) -> List[str]:
-    query = self._query(word)
-    if query is None or not len(self.candidate_rows):
-      return []
-    key = self._key(word)
-    similarity = self.unit[self.candidate_rows] @ query
-    similarity[[i for i, row in enumerate(self.candidate_rows) if self.vocab[row] == key]] = -np.inf
-    order = np.argsort(-similarity, kind="stable")[:self.k]
-    found = [self.vocab[self.candidate_rows[i]] for i in order if np.isfinite(similarity[i])]
+  def precompute(self, words: Iterable[str], batch_size: int = 256) -> None:
+    """Finds the neighbours of the words not cached yet, `batch_size` queries per matrix product."""
+    todo = [w for w in dict.fromkeys(words) if w not in self._cache]
+    queries = []
+    for word in todo:
+      query = self._query(word)
+      if query is None or not len(self.candidate_rows):
+        self._cache[word] = []
+      else:
+        queries.append((word, query))
+    for start in range(0, len(queries), batch_size):
+      chunk = queries[start:start + batch_size]
+      similarity = np.stack([q for _, q in chunk]) @ self._candidate_unit.T  # [chunk, candidates]
+      for (word, _), row in zip(chunk, similarity):
+        self._cache[word] = self._top_k(word, row)
+
+  def _top_k(self, word: str, similarity: np.ndarray) -> List[str]:
+    own = self._candidate_position.get(self.index.get(self._key(word), -1))
+    if own is not None:
+      similarity[own] = -np.inf
+    count = min(self.k, len(similarity))
+    top = np.argpartition(-similarity, count - 1)[:count] if count < len(similarity) else np.arange(len(similarity))
+    # Most similar first; ties by lower row. Rows tied with the k-th beyond `top` are not considered (measure zero).
+    top = sorted(top, key=lambda i: (-similarity[i], i))
+    found = [self.vocab[self.candidate_rows[i]] for i in top if np.isfinite(similarity[i])]
     return [w.title() for w in found] if word.istitle() else found
 
 

@@ -38,6 +38,10 @@ class TangAugmenter(Augmenter):
     replacement = self.replacer.description if self.replacer is not None else "none (p_pos=0)"
     return f"{canonical(self.spec)}; replacement: {replacement}"
 
+  def warm(self, texts: Sequence[Sequence[str]]) -> None:
+    if hasattr(self.replacer, "neighbours"):
+      self.replacer.neighbours.precompute(w for words in texts for w in words)
+
   def prepare(self, words: Sequence[str]) -> Any:
     return self.replacer.prepare(words) if self.replacer is not None else None
 

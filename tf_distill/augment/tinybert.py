@@ -36,6 +36,9 @@ class TinyBertAugmenter(Augmenter):
     mlm = f"masked LM {self.masked_lm.model_dir} for single-piece words, " if self.masked_lm else "no masked LM, "
     return f"{canonical(self.spec)}; candidates: {mlm}embedding neighbours ({self.neighbours.description})"
 
+  def warm(self, texts: Sequence[Sequence[str]]) -> None:
+    self.neighbours.precompute(w for words in texts for w in words if is_replaceable(w))
+
   def prepare(self, words: Sequence[str]) -> Dict[int, List[str]]:
     positions = [i for i, word in enumerate(words) if is_replaceable(word)]
     candidates: Dict[int, List[str]] = {}
