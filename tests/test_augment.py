@@ -391,6 +391,14 @@ class MaskedLmTest(tf.test.TestCase):
     os.makedirs(empty)
     with self.assertRaisesRegex(MaskedLmError, r"lacks \['config.json', 'vocab.txt'\]"):
       MaskedLmCandidates(empty)
+    import transformers  # pylint: disable=import-outside-toplevel
+    headless = os.path.join(self.get_temp_dir(), "headless")
+    model = transformers.TFBertModel(self.model.config)
+    model(model.dummy_inputs)
+    model.save_pretrained(headless)
+    tiny.write_vocab(os.path.join(headless, "vocab.txt"), self.vocab)
+    with self.assertRaisesRegex(MaskedLmError, "without its MLM head"):
+      MaskedLmCandidates(headless)
 
 
 class DeterminismTest(tf.test.TestCase):

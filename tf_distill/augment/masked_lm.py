@@ -51,11 +51,17 @@ class MaskedLmCandidates:
   def _load(model_dir: str):
     import transformers  # pylint: disable=import-outside-toplevel
     try:
-      model = transformers.TFBertForMaskedLM.from_pretrained(model_dir, local_files_only=True)
+      model, info = transformers.TFBertForMaskedLM.from_pretrained(model_dir, local_files_only=True,
+                                                                   output_loading_info=True)
     except (OSError, ValueError, ImportError) as e:
       raise MaskedLmError(f"cannot load a TensorFlow BERT masked LM from {model_dir!r} ({str(e).splitlines()[0]}); "
                           "it needs TensorFlow weights (tf_model.h5, e.g. from TFBertForMaskedLM.save_pretrained) "
                           "and its MLM head") from None
+    missing = list(info.get("missing_keys") or [])
+    if missing:  # transformers would initialise them randomly: the candidates would be noise
+      raise MaskedLmError(f"{model_dir!r} lacks {len(missing)} masked-LM weights (e.g. {missing[0]}): it is a BERT "
+                          "without its MLM head; pass a BERT saved with its masked-LM head (BertForMaskedLM / "
+                          "BertForPreTraining), or leave out --masked_lm_dir to use embedding neighbours")
     return model
 
   def pieces(self, word: str) -> List[str]:
