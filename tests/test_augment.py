@@ -431,6 +431,8 @@ class AugmentCliTest(tf.test.TestCase):
   def test_writes_the_augmented_file_and_refuses_bad_vectors(self):
     root = self.get_temp_dir()
     data_dir = tiny.write_csv_task(os.path.join(root, "task"), num_train=6)
+    with open(os.path.join(data_dir, "train.csv"), "a", encoding="utf-8") as f:
+      f.write('"a ""great"" film \\ with a dull\tplot",pos\n')  # quotes and a backslash survive the TSV; a tab becomes a space
     glove = os.path.join(root, "glove.txt")
     rng = np.random.default_rng(0)
     with open(glove, "w", encoding="utf-8") as f:
@@ -447,11 +449,11 @@ class AugmentCliTest(tf.test.TestCase):
     # The file holds, for each example, the original and then exactly what the library draws for (seed 7, epoch 0).
     augmenter = build_augmenter(parse_spec("tang:n=4,p_ng=0.5"),
                                 AugmentResources(embeddings_file=glove, pos_tagger="none"))
-    expected = [[str(a.index), str(a.variant), a.text_a, a.label]
+    expected = [[str(a.index), str(a.variant), " ".join(a.text_a.split()), a.label]
                 for a in augment_examples(augmenter, examples, seed=7, epoch=0)]
     self.assertEqual(rows[1:], expected)
-    self.assertEqual([r[2] for r in rows[1:] if r[1] == "0"], [e.text_a for e in examples])
-    self.assertIn(f"wrote {output}: 6 examples of train, {len(expected) - 6} variants", result.stdout)
+    self.assertEqual([r[2] for r in rows[1:] if r[1] == "0"], [" ".join(e.text_a.split()) for e in examples])
+    self.assertIn(f"wrote {output}: 7 examples of train, {len(expected) - 7} variants", result.stdout)
 
     with open(glove, "a", encoding="utf-8") as f:
       f.write("broken 1 2\n")

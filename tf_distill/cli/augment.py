@@ -70,8 +70,9 @@ def main(argv) -> None:
   tmp = FLAGS.output_file + ".tmp"
   rows = 0
   with open(tmp, "w", encoding="utf-8", newline="") as f:
-    writer = csv.writer(f, delimiter="\t" if tsv else ",", quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL,
-                        escapechar="\\" if tsv else None, lineterminator="\n")
+    # TSV as CsvProcessor reads it: no quoting at all, so quotes and backslashes stay as they are.
+    writer = (csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, quotechar=None, lineterminator="\n") if tsv
+              else csv.writer(f, lineterminator="\n"))
     writer.writerow(header)
     for a in iter_augmented(augmenter, examples, FLAGS.seed, FLAGS.epoch, FLAGS.include_original):
       texts = [a.text_a] + ([a.text_b] if pairs else [])
