@@ -7,7 +7,9 @@ check about once in 150,000 runs; the seeds are fixed, so each check is in fact 
 import collections
 import csv
 import os
+import shutil
 import subprocess
+import tempfile
 
 import tf_distill  # pylint: disable=unused-import  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
@@ -344,7 +346,8 @@ class MaskedLmTest(tf.test.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     import transformers  # pylint: disable=import-outside-toplevel
-    cls.dir = os.path.join(tiny.tempfile.mkdtemp(prefix="tf_distill_mlm_"), "mlm")
+    cls.root = tempfile.mkdtemp(prefix="tf_distill_mlm_")
+    cls.dir = os.path.join(cls.root, "mlm")
     cls.vocab = tiny.VOCAB[:60] + ["##ly", "##er"]
     tiny.write_vocab(os.path.join(cls.dir, "vocab.txt"), cls.vocab)
     config = transformers.BertConfig(vocab_size=len(cls.vocab), hidden_size=16, num_hidden_layers=1,
@@ -353,6 +356,11 @@ class MaskedLmTest(tf.test.TestCase):
     cls.model = transformers.TFBertForMaskedLM(config)
     cls.model(cls.model.dummy_inputs)
     cls.model.save_pretrained(cls.dir)
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.root, ignore_errors=True)
+    super().tearDownClass()
 
   def test_candidates_are_top_k_at_the_mask(self):
     from tf_distill.augment.masked_lm import MaskedLmCandidates  # pylint: disable=import-outside-toplevel
