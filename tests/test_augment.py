@@ -203,6 +203,18 @@ class TangTest(tf.test.TestCase):
     assert_binomial(self, masked, trials, 0.1)
     assert_binomial(self, replaced, trials, 0.1)
 
+  def test_fallback_leaves_punctuation_and_numbers(self):
+    augmenter = TangAugmenter(TangSpec(p_mask=0.2, p_pos=0.8, p_ng=0.0), NeighbourReplacer(self.space))
+    rng = np.random.default_rng(0)
+    words = ["good", ",", "42", "movie"]
+    seen = collections.defaultdict(set)
+    for _ in range(300):
+      for i, w in enumerate(augmenter.draw(words, None, rng)):
+        seen[i].add(w)
+    self.assertEqual(seen[1], {",", "[MASK]"})
+    self.assertEqual(seen[2], {"42", "[MASK]"})
+    self.assertEqual(seen[0], set(by_hand_neighbours(self.matrix, VOCAB, "good", 3)) | {"[MASK]"})
+
   def test_ngram_lengths_and_rate(self):
     draws = self._draws(TangSpec(p_mask=0.0, p_pos=0.0, p_ng=1.0), 2000)
     lengths = collections.Counter(len(d) for d in draws)

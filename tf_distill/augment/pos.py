@@ -137,7 +137,9 @@ class PosReplacer:
 
 
 class NeighbourReplacer:
-  """The fallback replacement: one of a word's k nearest embedding neighbours, uniformly."""
+  """The fallback replacement: one of a word's k nearest embedding neighbours, uniformly. Only words made of
+  letters are replaced (candidates are words, and a tagger would swap a comma only for a comma); punctuation and
+  numbers stay (they can still be masked)."""
 
   def __init__(self, neighbours, reason: str = "no POS tagger installed"):
     self.neighbours = neighbours
@@ -148,5 +150,7 @@ class NeighbourReplacer:
 
   def replace(self, words: Sequence[str], i: int, context, rng: np.random.Generator) -> Optional[str]:
     del context
+    if not words[i].isalpha():
+      return None
     choices = self.neighbours.neighbours(words[i])
     return choices[int(rng.integers(len(choices)))] if choices else None
