@@ -427,7 +427,7 @@ class ErrorCasesTest(tf.test.TestCase):
 
   def test_unknown_tflite_variant(self):
     self.assertCleanError("tflite_variant", re.escape("--tflite takes variants from ['float32', 'int8', "
-                                                      "'full_int8'], got ['float16']"))
+                                                      "'full_int8', '16x8', 'selective'], got ['float16']"))
 
   def test_missing_teacher_model(self):
     self.assertCleanError("missing_teacher",

@@ -95,6 +95,12 @@ def define_export_flags(default_run_dir: str, default_model_name: str) -> None:
   flags.DEFINE_integer("version", None, "Version number. Default: one above the highest existing.")
 
 
+def define_max_accuracy_drop_flag() -> None:
+  from tf_distill.export.parity import MAX_ACCURACY_DROP  # pylint: disable=import-outside-toplevel
+  flags.DEFINE_float("max_accuracy_drop", MAX_ACCURACY_DROP, "Points of test accuracy a quantised TFLite file may "
+                     "lose against the Keras student; a file that loses more is not shipped.", lower_bound=0.0)
+
+
 def data_config_from_flags(FLAGS) -> DataConfig:  # pylint: disable=invalid-name
   return DataConfig(
       task_name=FLAGS.task_name, data_dir=FLAGS.data_dir, vocab_file=FLAGS.vocab_file,
