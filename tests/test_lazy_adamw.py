@@ -5,6 +5,7 @@ import numpy as np
 import tf_distill  # noqa: F401
 import tensorflow as tf
 
+from tf_distill.configs import TrainConfig
 from tf_distill.optimization import create_optimizer
 
 B1, B2, EPS = 0.9, 0.999, 1e-6
@@ -58,6 +59,12 @@ class LazyAdamWTest(tf.test.TestCase):
   def test_unknown_embedding_optimizer_is_refused(self):
     with self.assertRaisesRegex(ValueError, "embedding_optimizer must be one of"):
       create_optimizer(1e-2, 100, 0.0, 0.1, embedding_optimizer="sgd")
+
+  def test_config_refuses_lazy_with_frozen_embeddings(self):
+    with self.assertRaisesRegex(ValueError, "nothing to update with freeze_word_embeddings"):
+      TrainConfig(embedding_optimizer="lazy_adamw", freeze_word_embeddings=True).validate()
+    with self.assertRaisesRegex(ValueError, "embedding_optimizer must be adamw or lazy_adamw"):
+      TrainConfig(embedding_optimizer="lazy").validate()
 
 
 if __name__ == "__main__":
