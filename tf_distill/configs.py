@@ -58,6 +58,9 @@ class TrainConfig:
   # Keep the word-embedding matrix fixed. Adam's dense moment updates of a 30522 x 384 matrix cost about as much
   # as a transformer layer per step on CPU (bench/step_time.py, bench/RESULTS.md).
   freeze_word_embeddings: bool = False
+  # "lazy_adamw": embedding tables' sparse gradients update only the rows in the batch (optimization.LazyAdamW;
+  # untouched rows' moments are not decayed and get no weight decay). "adamw" (default): exact AdamW.
+  embedding_optimizer: str = "adamw"
   save_every_steps: int = 100  # resume checkpoint interval, in batches (plus one at every epoch end)
   distribution_strategy: str = "one_device"  # tf_distill.distribute.STRATEGIES
   mixed_precision: str = "float32"  # a Keras policy: float32, mixed_float16 or mixed_bfloat16
@@ -74,6 +77,11 @@ class TrainConfig:
                        f"{self.distribution_strategy!r}")
     if self.mixed_precision not in PRECISION_POLICIES:
       raise ValueError(f"mixed_precision must be one of {list(PRECISION_POLICIES)}, got {self.mixed_precision!r}")
+    if self.embedding_optimizer not in ("adamw", "lazy_adamw"):
+      raise ValueError(f"embedding_optimizer must be adamw or lazy_adamw, got {self.embedding_optimizer!r}")
+    if self.embedding_optimizer == "lazy_adamw" and self.freeze_word_embeddings:
+      raise ValueError("embedding_optimizer=lazy_adamw has nothing to update with freeze_word_embeddings; "
+                       "drop one of them")
     if self.max_train_examples is not None and self.max_train_examples < 1:
       raise ValueError(f"max_train_examples must be >= 1 when set, got {self.max_train_examples}")
     return self

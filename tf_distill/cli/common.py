@@ -43,6 +43,10 @@ def define_train_flags(default_output_dir: str, default_learning_rate: float, de
   flags.DEFINE_integer("max_train_examples", None, "Use only the first N training examples (quick runs).")
   flags.DEFINE_bool("freeze_word_embeddings", False, "Do not train the word-embedding matrix (much faster steps "
                     "on CPU; the other embeddings and all layers still train).")
+  flags.DEFINE_enum("embedding_optimizer", "adamw", ["adamw", "lazy_adamw"],
+                    "adamw: exact AdamW. lazy_adamw: the word-embedding table's sparse gradient updates only the "
+                    "rows in the batch (moments of other rows not decayed, no weight decay on them); faster short "
+                    "steps, different maths (bench/RESULTS.md).")
   flags.DEFINE_integer("save_every_steps", 100, "Write the resume checkpoint (<output_dir>/resume) every N batches "
                        "and at each epoch end; rerunning the same command after a crash or kill resumes from it.")
   flags.DEFINE_enum("distribution_strategy", "one_device", list(STRATEGIES),
@@ -116,7 +120,8 @@ def train_config_from_flags(FLAGS) -> TrainConfig:  # pylint: disable=invalid-na
       learning_rate=FLAGS.learning_rate, num_train_epochs=FLAGS.num_train_epochs,
       warmup_proportion=FLAGS.warmup_proportion, weight_decay=FLAGS.weight_decay, seed=FLAGS.seed,
       max_train_examples=FLAGS.max_train_examples,
-      freeze_word_embeddings=FLAGS.freeze_word_embeddings, save_every_steps=FLAGS.save_every_steps,
+      freeze_word_embeddings=FLAGS.freeze_word_embeddings, embedding_optimizer=FLAGS.embedding_optimizer,
+      save_every_steps=FLAGS.save_every_steps,
       distribution_strategy=FLAGS.distribution_strategy, mixed_precision=FLAGS.mixed_precision).validate()
 
 
