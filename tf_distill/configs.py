@@ -146,6 +146,27 @@ class StudentConfig:
 
 
 TEACHER_CACHE_MODES = ("off", "build", "use", "auto")
+TEACHER_OUTPUT_KINDS = ("logits", "probabilities", "log_probabilities")
+
+
+@dataclasses.dataclass(frozen=True)
+class ForeignTeacherConfig:
+  """How to read a teacher SavedModel tf_distill did not export (`tf_distill.foreign_teacher`). Unused (all
+  defaults) for tf_distill exports, which are recognised by their metadata."""
+  signature: str = "serving_default"
+  input_map: str = ""          # OURS=THEIRS pairs, e.g. "input_ids=input_word_ids,segment_ids=input_type_ids"
+  output: str = ""             # the output to read; "" = the only one, else the one named like output_kind
+  output_kind: str = "logits"  # logits | probabilities | log_probabilities
+  bert_config_file: Optional[str] = None  # the teacher's BERT shape, to shape the student
+
+  def validate(self) -> "ForeignTeacherConfig":
+    if self.output_kind not in TEACHER_OUTPUT_KINDS:
+      raise ValueError(f"teacher_output_kind must be one of {list(TEACHER_OUTPUT_KINDS)}, got {self.output_kind!r}")
+    return self
+
+  @property
+  def is_default(self) -> bool:
+    return self == ForeignTeacherConfig()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,8 +184,17 @@ class DistillConfig:
   alpha_schedule: str = "constant"        # constant | linear:END
   teacher_cache: str = "off"           # off | build | use | auto
   teacher_cache_dir: Optional[str] = None  # default: <output_dir>/teacher_cache
+  foreign: ForeignTeacherConfig = ForeignTeacherConfig()  # for a teacher export without tf_distill metadata
+
+  def __post_init__(self):
+    if isinstance(self.foreign, dict):  # read back from config.json
+      object.__setattr__(self, "foreign", ForeignTeacherConfig(**self.foreign))
 
   def validate(self) -> "DistillConfig":
+    self.foreign.validate()
+    if self.kd_loss == "mse" and self.foreign.output_kind != "logits":
+      raise ValueError(f"kd_loss 'mse' matches raw logits, but --teacher_output_kind={self.foreign.output_kind} "
+                       "gives them only up to a constant per example; use --kd_loss=ce or kl")
     if not 0.0 <= self.alpha <= 1.0:
       raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
     if not math.isfinite(self.temperature):
