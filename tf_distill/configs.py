@@ -239,6 +239,31 @@ class DistillConfig:
                        "(--alpha=0 and no --intermediate_matches); drop --teacher_cache or set --alpha above 0")
 
 
+@dataclasses.dataclass(frozen=True)
+class FinetunedCheckpointConfig:
+  """An already fine-tuned classifier to export as a teacher without training (`tf_distill.finetuned`): a Hugging
+  Face BertForSequenceClassification directory, or a Google BERT checkpoint as run_classifier.py writes it (which
+  needs `bert_config_file`, `vocab_file` and `labels`). Flag names follow run_classifier.py."""
+  init_checkpoint: str = ""
+  bert_config_file: Optional[str] = None
+  vocab_file: Optional[str] = None            # default: the Hugging Face directory's vocab.txt
+  labels: Optional[Tuple[str, ...]] = None    # default: the Hugging Face config's id2label
+  do_lower_case: Optional[bool] = None        # None: the directory's tokenizer_config.json, else True
+  max_seq_length: int = 128
+  task_name: Optional[str] = None             # recorded in the export's metadata (`tf_distill report` reads it)
+  text_pairs: bool = False                    # serving_text takes text and text_b
+
+  def validate(self) -> "FinetunedCheckpointConfig":
+    if not self.init_checkpoint:
+      raise ValueError("init_checkpoint is empty; pass --init_checkpoint=DIR (a Hugging Face directory) or "
+                       "--init_checkpoint=model.ckpt-N (a Google BERT checkpoint)")
+    if self.max_seq_length < 2:
+      raise ValueError(f"max_seq_length must be >= 2 ([CLS] and [SEP]), got {self.max_seq_length}")
+    if self.labels is not None and len(set(self.labels)) != len(self.labels):
+      raise ValueError(f"labels must be distinct, got {list(self.labels)}")
+    return self
+
+
 def save_json(path: str, **configs) -> None:
   """Writes the resolved configs to `path` (`output_dir/config.json`) so the run can be reproduced."""
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
