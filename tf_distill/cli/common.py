@@ -12,7 +12,8 @@ import tf_distill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loa
 
 from tf_distill import console
 from tf_distill.configs import (PRECISION_POLICIES, STUDENT_TYPES, TEACHER_CACHE_MODES, BertStudentConfig,
-                                BiLstmStudentConfig, DataConfig, DistillConfig, StudentConfig, TrainConfig)
+                                BiLstmStudentConfig, DataConfig, DistillConfig, ForeignTeacherConfig, StudentConfig,
+                                TrainConfig)
 from tf_distill.distribute import STRATEGIES, configure_cpu_replicas, make_strategy
 
 
@@ -62,6 +63,15 @@ def define_student_flags() -> None:
   flags.DEFINE_string("teacher_model", None, "Teacher SavedModel: export/teacher or export/teacher/<version>.")
   flags.DEFINE_float("temperature", 2.0, "Softmax temperature T of the soft targets.")
   flags.DEFINE_float("alpha", 0.5, "Weight of the distillation term; 0 trains on hard labels only.")
+  flags.DEFINE_string("teacher_signature", "serving_default", "A --teacher_model without tf_distill metadata "
+                      "(e.g. a run_classifier.py export): the signature to call.")
+  flags.DEFINE_string("teacher_input_map", "", "Its input names, OURS=THEIRS, e.g. input_ids=input_word_ids,"
+                      "segment_ids=input_type_ids (default: the usual names are tried).")
+  flags.DEFINE_string("teacher_output", "", "Its output to read (default: the only one, or the one named like "
+                      "--teacher_output_kind).")
+  flags.DEFINE_enum("teacher_output_kind", "logits", ["logits", "probabilities", "log_probabilities"],
+                    "What --teacher_output holds; soft targets are softmax(log p / T) for probabilities.")
+  flags.DEFINE_string("teacher_bert_config_file", None, "Its bert_config.json / config.json, to shape the student.")
   flags.DEFINE_enum("kd_loss", "ce", ["ce", "kl", "mse"], "Logits distillation loss.")
   flags.DEFINE_bool("probability_shift", False, "TextBrewer's probability shift: before the soft targets are made, "
                     "swap each example's largest teacher logit with the true label's.")
@@ -163,7 +173,11 @@ def distill_config_from_flags(FLAGS) -> DistillConfig:  # pylint: disable=invali
                        kd_loss=FLAGS.kd_loss, probability_shift=FLAGS.probability_shift, layer_map=FLAGS.layer_map,
                        intermediate_matches=FLAGS.intermediate_matches, stages=FLAGS.stages,
                        temperature_schedule=FLAGS.temperature_schedule, alpha_schedule=FLAGS.alpha_schedule,
-                       teacher_cache=FLAGS.teacher_cache, teacher_cache_dir=FLAGS.teacher_cache_dir).validate()
+                       teacher_cache=FLAGS.teacher_cache, teacher_cache_dir=FLAGS.teacher_cache_dir,
+                       foreign=ForeignTeacherConfig(
+                           signature=FLAGS.teacher_signature, input_map=FLAGS.teacher_input_map,
+                           output=FLAGS.teacher_output, output_kind=FLAGS.teacher_output_kind,
+                           bert_config_file=FLAGS.teacher_bert_config_file)).validate()
 
 
 def strategy_from_flags(FLAGS):  # pylint: disable=invalid-name
