@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
-scripts/train_teacher.sh "$@"
+scripts/train_teacher.sh --num_train_epochs=1 "$@"  # demo budget; flags/teacher.flags defaults to 3
 scripts/export_teacher.sh --output_dir=runs/teacher
 scripts/distill.sh "$@"
 scripts/distill.sh --flagfile=flags/baseline.flags "$@"
