@@ -163,6 +163,8 @@ class DistillConfig:
   alpha_schedule: str = "constant"        # constant | linear:END
   teacher_cache: str = "off"           # off | build | use | auto
   teacher_cache_dir: Optional[str] = None  # default: <output_dir>/teacher_cache
+  unlabeled_data: Optional[str] = None  # transfer-set text without labels: a .csv/.tsv/.txt file or a built-in name
+  unlabeled_ratio: Optional[float] = None  # unlabeled examples per labelled one in an epoch; None: all every epoch
 
   def validate(self) -> "DistillConfig":
     if not 0.0 <= self.alpha <= 1.0:
@@ -188,7 +190,20 @@ class DistillConfig:
                        f"temperature={self.temperature}, use --temperature=1")
     if self.teacher_cache not in TEACHER_CACHE_MODES:
       raise ValueError(f"teacher_cache must be one of {list(TEACHER_CACHE_MODES)}, got {self.teacher_cache!r}")
+    self._check_unlabeled()
     return self
+
+  def _check_unlabeled(self) -> None:
+    """Unlabeled examples add only distillation terms (tf_distill.data.unlabeled)."""
+    if self.unlabeled_ratio is not None:
+      if not self.unlabeled_data:
+        raise ValueError(f"--unlabeled_ratio={self.unlabeled_ratio} sets the share of unlabeled examples, but there "
+                         "is no --unlabeled_data; pass --unlabeled_data=FILE or drop --unlabeled_ratio")
+      _check_positive(self, "unlabeled_ratio")
+    if self.unlabeled_data and self.alpha == 0 and not self.intermediate_matches:
+      raise ValueError(f"--unlabeled_data={self.unlabeled_data} adds examples that only the distillation terms "
+                       "learn from, but --alpha=0 and no --intermediate_matches leave none; set --alpha above 0 or "
+                       "drop --unlabeled_data")
 
   def _check_teacher_use(self) -> None:
     """alpha = 0 means hard labels only; settings that shape a distillation term contradict it (so that
