@@ -5,13 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
-scripts/train_teacher.sh "$@"
+scripts/train_teacher.sh --num_train_epochs=1 "$@"  # demo budget; flags/teacher.flags defaults to 3
 scripts/export_teacher.sh --output_dir=runs/teacher
 scripts/distill.sh "$@"
 scripts/distill.sh --flagfile=flags/baseline.flags "$@"
 scripts/export_student.sh --output_dir=runs/student --model_name=student
 scripts/export_student.sh --output_dir=runs/student_baseline --model_name=student_baseline --tflite=
-scripts/report.sh --teacher_model=export/teacher \
+scripts/report.sh --teacher_model=export/teacher --no_distillation_model=student_no_distillation \
   --models=student:export/student,student_no_distillation:export/student_baseline \
   --tflite=student_tflite_int8:export/student_tflite
 echo "demo finished in $(( $(date +%s) - start )) s"

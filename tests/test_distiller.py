@@ -65,9 +65,14 @@ class DistillerTest(_TinyTeacherTestCase):
       ("alpha_half_ce", 0.5, "ce", 2.0),
       ("alpha_1_kl", 1.0, "kl", 4.0),
       ("alpha_half_mse", 0.5, "mse", 1.0),
+      ("alpha_half_ce_unlabeled", 0.5, "ce", 2.0, (1, 2, 4)),
+      ("alpha_1_kl_unlabeled", 1.0, "kl", 4.0, (0, 5)),
   )
-  def test_train_step_loss_and_update_match_numpy(self, alpha, kd_loss, t):
+  def test_train_step_loss_and_update_match_numpy(self, alpha, kd_loss, t, unlabeled=()):
+    """`unlabeled`: rows given label -1 (transfer-set text): no hard-label loss, still the distillation term."""
     features, labels = _features_and_labels()
+    labels[list(unlabeled)] = -1
+    has_label = labels >= 0
     student = self._student()
     zs = student(features, training=False)["logits"].numpy().astype(np.float64)
     zt = self.shared.model(features, training=False)["logits"].numpy().astype(np.float64)
@@ -78,9 +83,9 @@ class DistillerTest(_TinyTeacherTestCase):
     logs = distiller.train_on_batch(features, labels, return_dict=True)
 
     batch, num_labels = zs.shape
-    onehot = np.eye(num_labels)[labels]
-    hard = np.mean(-np.sum(onehot * tiny.log_softmax(zs), axis=-1))
-    grad_hard = (tiny.softmax(zs) - onehot) / batch  # d hard / d z_s
+    onehot = np.eye(num_labels)[labels] * has_label[:, None]  # an all-zero row for an unlabeled example
+    hard = np.sum(-np.sum(onehot * tiny.log_softmax(zs), axis=-1)) / batch  # mean over all rows, labelled or not
+    grad_hard = (tiny.softmax(zs) - onehot) * has_label[:, None] / batch  # d hard / d z_s
     if alpha == 0:
       kd, grad_kd = 0.0, np.zeros_like(zs)
     elif kd_loss == "ce":
@@ -99,7 +104,7 @@ class DistillerTest(_TinyTeacherTestCase):
       self.assertAllClose(logs["hard_loss"], hard, rtol=1e-5)
       self.assertAllClose(logs["kd_loss"], kd, rtol=1e-5, atol=1e-7)
     self.assertAllClose(logs["loss"], (1 - alpha) * hard + alpha * kd, rtol=1e-5)
-    self.assertAllClose(logs["accuracy"], np.mean(zs.argmax(-1) == labels))
+    self.assertAllClose(logs["accuracy"], np.mean((zs.argmax(-1) == labels)[has_label]))
     # The logits are classifier(pooled) + bias, so d loss / d bias is the column sum of d loss / d z_s.
     expected_bias = bias_before - lr * ((1 - alpha) * grad_hard + alpha * grad_kd).sum(axis=0)
     self.assertAllClose(student.classifier.bias, expected_bias, rtol=1e-4, atol=1e-6)

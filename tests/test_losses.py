@@ -54,6 +54,13 @@ class LogitsLossTest(tf.test.TestCase, parameterized.TestCase):
     # By hand for one example: logits [0, 0] and either label give log 2.
     self.assertAllClose(logits_losses.hard_cross_entropy(np.array([1]), np.zeros([1, 2], np.float32)), np.log(2.0))
 
+  def test_unlabeled_examples_add_no_hard_loss(self):
+    """Label -1 (unlabeled): that row counts 0 and the mean stays over all 4 rows."""
+    labels = np.array([0, -1, 1, -1], np.int32)
+    expected = (-log_softmax(STUDENT)[0, 0] - log_softmax(STUDENT)[2, 1]) / 4
+    self.assertAllClose(logits_losses.hard_cross_entropy(labels, STUDENT), expected, rtol=1e-6)
+    self.assertAllClose(logits_losses.hard_cross_entropy(np.full([4], -1), STUDENT), 0.0)
+
   @parameterized.named_parameters(("ce", "ce"), ("kl", "kl"))
   def test_temperature_squared_scaling_is_explicit(self, name):
     t = 4.0
@@ -103,6 +110,9 @@ class LogitsLossTest(tf.test.TestCase, parameterized.TestCase):
                          [-1.0, 5.0, 2.0],
                          [0.1, 0.5, 0.5]], np.float32)  # a tie at the top: argmax picks class 0
     self.assertAllEqual(logits_losses.probability_shift(teacher, labels), expected)
+    unlabeled = np.array([-1, 2, -1, 2])  # unlabeled rows keep the teacher's logits
+    self.assertAllEqual(logits_losses.probability_shift(teacher, unlabeled), np.where(
+        unlabeled[:, None] >= 0, expected, teacher))
 
   def test_mse_rejects_a_temperature(self):
     with self.assertRaisesRegex(ValueError, r"kd_loss 'mse' .* got temperature=2.0, use --temperature=1"):

@@ -123,6 +123,7 @@ class OutputsTest(tf.test.TestCase):
         mock.patch.object(report, "round_robin_latencies", timer), \
         mock.patch.object(report, "latest_version_dir", lambda path: path), \
         mock.patch.object(report, "test_features", lambda *args: features), \
+        mock.patch.object(report, "set_up_warnings", lambda *args: []), \
         mock.patch.object(report, "saved_model_row", saved_model_row):
       report.main([])
     self.assertCountEqual(os.listdir(report_dir), ["report.md", "report.json", "report.png"])

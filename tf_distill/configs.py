@@ -193,6 +193,8 @@ class DistillConfig:
   teacher_cache: str = "off"           # off | build | use | auto
   teacher_cache_dir: Optional[str] = None  # default: <output_dir>/teacher_cache
   foreign: ForeignTeacherConfig = ForeignTeacherConfig()  # for a teacher export without tf_distill metadata
+  unlabeled_data: Optional[str] = None  # transfer-set text without labels: a .csv/.tsv/.txt file or a built-in name
+  unlabeled_ratio: Optional[float] = None  # unlabeled examples per labelled one in an epoch; None: all every epoch
 
   def __post_init__(self):
     if isinstance(self.foreign, dict):  # read back from config.json
@@ -226,7 +228,20 @@ class DistillConfig:
                        f"temperature={self.temperature}, use --temperature=1")
     if self.teacher_cache not in TEACHER_CACHE_MODES:
       raise ValueError(f"teacher_cache must be one of {list(TEACHER_CACHE_MODES)}, got {self.teacher_cache!r}")
+    self._check_unlabeled()
     return self
+
+  def _check_unlabeled(self) -> None:
+    """Unlabeled examples add only distillation terms (tf_distill.data.unlabeled)."""
+    if self.unlabeled_ratio is not None:
+      if not self.unlabeled_data:
+        raise ValueError(f"--unlabeled_ratio={self.unlabeled_ratio} sets the share of unlabeled examples, but there "
+                         "is no --unlabeled_data; pass --unlabeled_data=FILE or drop --unlabeled_ratio")
+      _check_positive(self, "unlabeled_ratio")
+    if self.unlabeled_data and self.alpha == 0 and not self.intermediate_matches:
+      raise ValueError(f"--unlabeled_data={self.unlabeled_data} adds examples that only the distillation terms "
+                       "learn from, but --alpha=0 and no --intermediate_matches leave none; set --alpha above 0 or "
+                       "drop --unlabeled_data")
 
   def _check_teacher_use(self) -> None:
     """alpha = 0 means hard labels only; settings that shape a distillation term contradict it (so that

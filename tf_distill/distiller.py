@@ -3,6 +3,8 @@
     L = logits_weight * [(1 - alpha) * CE(y, softmax(z_s)) + alpha * KD(z_t, z_s, T)]
         + feature_weight * sum_i w_i * loss_i(teacher layer t_i, P_i(student layer s_i), mask)
 
+Examples with label -1 (unlabeled transfer-set text, `tf_distill.data.unlabeled`) take part in every term but CE,
+where they count 0 (`tf_distill.losses.logits.hard_cross_entropy`); each term is a mean over the whole batch.
 The second line is the intermediate-layer distillation (TinyBERT, BERT-PKD, DistilBERT, MobileBERT, MiniLM): one term
 per `tf_distill.layer_map.Match`, with a learned `Projection` P_i when a loss compares hidden vectors of different
 widths (owned by the distiller: checkpointed with the student for resume, never exported with it).
@@ -228,7 +230,8 @@ class Distiller(keras.Model):
     self.hard_loss_tracker.update_state(hard, sample_weight=weight)
     self.kd_loss_tracker.update_state(kd, sample_weight=weight)
     self.feature_loss_tracker.update_state(feature_term, sample_weight=weight)
-    self.accuracy.update_state(labels, logits)
+    has_label = tf.cast(labels >= 0, tf.float32)  # unlabeled transfer-set examples (label -1) are not scored
+    self.accuracy.update_state(tf.maximum(labels, 0), logits, sample_weight=has_label)
     return {m.name: m.result() for m in self.metrics}
 
   def get_config(self):

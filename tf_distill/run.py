@@ -29,6 +29,8 @@ import tf_keras as keras
 from tf_distill import console, pretrained, teacher_cache
 from tf_distill.bert import BertConfig
 from tf_distill.configs import DataConfig, DistillConfig, StudentConfig, TrainConfig
+from tf_distill.data import unlabeled
+from tf_distill.data.tokenization import WordPieceTokenizer
 from tf_distill.determinism import make_deterministic
 from tf_distill.distiller import Distiller, teacher_outputs_needed
 from tf_distill.distribute import worker_output_dir
@@ -63,6 +65,9 @@ class Run:
   def build_model(self, data: TaskData) -> Distiller:
     raise NotImplementedError
 
+  def load_data(self) -> TaskData:
+    return load_data(self.data_config, max_train_examples=self.train_config.max_train_examples)
+
   def callbacks(self, data: TaskData) -> Sequence[keras.callbacks.Callback]:
     del data
     return ()
@@ -73,7 +78,7 @@ class Run:
     self.run_dir.write_config(**self.configs())
     make_deterministic(self.train_config.seed)
     console.phase(f"{self.title}: reading {self.data_config.task_name}")
-    data = load_data(self.data_config, max_train_examples=self.train_config.max_train_examples)
+    data = self.load_data()
     model = self.build_model(data)
     self.run_dir.write_model_info(model.student, self.data_config, data.labels)
     console.phase(f"{self.title}: {'training' if do_train else 'evaluating'} -> {self.run_dir.path}")
@@ -145,6 +150,23 @@ class DistillRun(Run):
   def configs(self) -> Dict:
     return {**super().configs(), "distill": self.distill_config, "student": self.student_config}
 
+  def load_data(self) -> TaskData:
+    """The task's splits; with `distill.unlabeled_data`, its examples appended to the training split with label -1
+    (the teacher cache then covers them too)."""
+    data = super().load_data()
+    source, ratio = self.distill_config.unlabeled_data, self.distill_config.unlabeled_ratio
+    if not source:
+      return data
+    examples = unlabeled.read_unlabeled(source, self.data_config.text_column, self.data_config.text_b_column)
+    tokenizer = WordPieceTokenizer(self.data_config.vocab_file, do_lower_case=self.data_config.do_lower_case)
+    train = data.features["train"]
+    data.features["train"] = unlabeled.append_unlabeled(
+        train, tokenizer.encode(examples, self.data_config.max_seq_length, data.labels))
+    data.unlabeled_per_epoch = unlabeled.unlabeled_per_epoch(ratio, len(train["label_ids"]), len(examples), source)
+    console.info(f"unlabeled data: {len(examples)} examples from {source}, {data.unlabeled_per_epoch} per epoch with "
+                 f"the {len(train['label_ids'])} labelled")
+    return data
+
   def build_teacher(self, data: TaskData) -> Optional[TeacherSource]:
     """The source of the teacher outputs this run reads: the online SavedModel, or (--teacher_cache) the cache,
     which looks training examples up by an `example_index` column this adds to the training features. None when
@@ -176,7 +198,8 @@ class DistillRun(Run):
                        shift_probabilities=distill.probability_shift)
 
   def callbacks(self, data: TaskData) -> Sequence[keras.callbacks.Callback]:
-    num_train, max_seq_length = data.features["train"]["input_ids"].shape
-    total_steps = steps_per_epoch(num_train, max_seq_length, self.train_config.train_batch_size) * int(
+    max_seq_length = data.features["train"]["input_ids"].shape[1]
+    total_steps = steps_per_epoch(data.train_examples_per_epoch(), max_seq_length,
+                                  self.train_config.train_batch_size) * int(
         self.train_config.num_train_epochs)
     return schedule_callbacks(self.distill_config, self.stages, total_steps)

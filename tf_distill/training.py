@@ -17,7 +17,8 @@ from tf_distill.checkpointing import RunState, SaveRunState
 from tf_distill.configs import DataConfig, TrainConfig
 from tf_distill.data.pipeline import load_task_features, make_dataset
 from tf_distill.data.processors import get_processor
-from tf_distill.data.tokenization import WordPieceTokenizer
+from tf_distill.data.tokenization import NO_LABEL, WordPieceTokenizer
+from tf_distill.data.unlabeled import epoch_rows
 from tf_distill.distiller import Distiller
 from tf_distill.optimization import create_optimizer
 from tf_distill.run_dir import RunDir
@@ -27,8 +28,17 @@ Features = Dict[str, np.ndarray]
 
 @dataclasses.dataclass
 class TaskData:
+  """Encoded splits and the label list. Training rows with label -1 are unlabeled transfer-set text; each epoch
+  uses `unlabeled_per_epoch` of them (None: all; `tf_distill.data.unlabeled.epoch_rows`)."""
   features: Dict[str, Features]
   labels: List[str]
+  unlabeled_per_epoch: Optional[int] = None
+
+  def train_examples_per_epoch(self) -> int:
+    labels = self.features["train"]["label_ids"]
+    unlabeled = int(np.sum(labels == NO_LABEL))
+    per_epoch = unlabeled if self.unlabeled_per_epoch is None else min(self.unlabeled_per_epoch, unlabeled)
+    return len(labels) - unlabeled + per_epoch
 
 
 def load_data(config: DataConfig, splits: Sequence[str] = ("train", "dev", "test"),
@@ -68,10 +78,15 @@ def epoch_batches(features: Features, batch_size: int) -> int:
   return int(sum(math.ceil(count / batch_size) for count in np.bincount(bucket) if count))
 
 
-def epoch_dataset(features: Features, config: TrainConfig, epoch: int, skip_batches: int = 0) -> tf.data.Dataset:
+def epoch_dataset(features: Features, config: TrainConfig, epoch: int, skip_batches: int = 0,
+                  unlabeled_per_epoch: Optional[int] = None) -> tf.data.Dataset:
   """Training batches of one epoch, length-bucketed, in the order `epoch_seed(config.seed, epoch)` gives; the first
   `skip_batches` batches (already trained on before a resume) are left out. Its cardinality is known, so Keras'
-  progress bar shows the epoch's total."""
+  progress bar shows the epoch's total. With unlabeled rows (label -1), the epoch has all labelled rows and
+  `unlabeled_per_epoch` unlabeled ones drawn with the same seed (`tf_distill.data.unlabeled.epoch_rows`)."""
+  if unlabeled_per_epoch is not None:
+    rows = epoch_rows(features["label_ids"], unlabeled_per_epoch, epoch_seed(config.seed, epoch))
+    features = {key: value[rows] for key, value in features.items()}
   buckets = length_buckets(features["input_ids"].shape[1])
   dataset = make_dataset(features, config.train_batch_size, training=True, seed=epoch_seed(config.seed, epoch),
                          length_buckets=buckets, reshuffle_each_iteration=False)
@@ -101,9 +116,9 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunD
   word_embeddings = word_embeddings or getattr(student, "word_embeddings", None)
   if word_embeddings is not None:
     word_embeddings.trainable = not config.freeze_word_embeddings
-  num_train, max_seq_length = data.features["train"]["input_ids"].shape
+  max_seq_length = data.features["train"]["input_ids"].shape[1]
   epochs = int(config.num_train_epochs)
-  total_steps = steps_per_epoch(num_train, max_seq_length, config.train_batch_size) * epochs
+  total_steps = steps_per_epoch(data.train_examples_per_epoch(), max_seq_length, config.train_batch_size) * epochs
   with distiller.distribute_strategy.scope():
     optimizer = create_optimizer(config.learning_rate, total_steps, config.warmup_proportion, config.weight_decay,
                                  config.embedding_optimizer)
@@ -128,7 +143,8 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunD
                                         save_weights_only=True),
         *callbacks,
     ]
-    result = distiller.fit(epoch_dataset(data.features["train"], config, epoch, skip_batches=done),
+    result = distiller.fit(epoch_dataset(data.features["train"], config, epoch, skip_batches=done,
+                                         unlabeled_per_epoch=data.unlabeled_per_epoch),
                            validation_data=dev, initial_epoch=epoch, epochs=epoch + 1, callbacks=epoch_callbacks,
                            verbose=verbose)
     for key, values in result.history.items():

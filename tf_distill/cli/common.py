@@ -86,6 +86,11 @@ def define_student_flags() -> None:
   flags.DEFINE_enum("teacher_cache", "off", list(TEACHER_CACHE_MODES), "Cache the teacher's outputs on the training "
                     "data: build, use (refuse a missing or stale cache), auto (use if valid, else build), off.")
   flags.DEFINE_string("teacher_cache_dir", None, "Where the teacher cache lives. Default: <output_dir>/teacher_cache.")
+  flags.DEFINE_string("unlabeled_data", None, "Unlabeled text the teacher labels, learnt from by the distillation "
+                      "terms only: a .csv/.tsv with the task's text column(s), a .txt with one example per line, or "
+                      "rotten_tomatoes_plots (plot sentences of the embedded default's training movies).")
+  flags.DEFINE_float("unlabeled_ratio", None, "Unlabeled examples per labelled example in each epoch, drawn anew "
+                     "every epoch (seeded). Default: the whole --unlabeled_data every epoch.")
   flags.DEFINE_enum("student_type", "bert", list(STUDENT_TYPES), "Student architecture.")
   flags.DEFINE_integer("student_num_layers", 2, "Student transformer layers.")
   flags.DEFINE_integer("student_hidden_size", None, "Student width. Default: the teacher's.")
@@ -174,6 +179,7 @@ def distill_config_from_flags(FLAGS) -> DistillConfig:  # pylint: disable=invali
                        intermediate_matches=FLAGS.intermediate_matches, stages=FLAGS.stages,
                        temperature_schedule=FLAGS.temperature_schedule, alpha_schedule=FLAGS.alpha_schedule,
                        teacher_cache=FLAGS.teacher_cache, teacher_cache_dir=FLAGS.teacher_cache_dir,
+                       unlabeled_data=FLAGS.unlabeled_data, unlabeled_ratio=FLAGS.unlabeled_ratio,
                        foreign=ForeignTeacherConfig(
                            signature=FLAGS.teacher_signature, input_map=FLAGS.teacher_input_map,
                            output=FLAGS.teacher_output, output_kind=FLAGS.teacher_output_kind,

@@ -25,6 +25,7 @@ import tf_distill  # noqa: F401
 import tensorflow as tf
 
 from tf_distill.cli import common
+from tf_distill import diagnostics
 from tf_distill.configs import DataConfig
 from tf_distill.export.serving import latest_version_dir, read_metadata
 from tf_distill.export.tflite import TFLiteClassifier
@@ -49,6 +50,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_integer("latency_rounds", 5, "Round-robin rounds the latency examples are split into (at most "
                        "--latency_examples); each round times every model in turn.", lower_bound=1, **kw)
   flags.DEFINE_integer("num_threads", 2, "CPU threads for TFLite (TensorFlow uses all cores).", **kw)
+  flags.DEFINE_string("no_distillation_model", None, "Name (in --models) of the student trained without "
+                      "distillation: report warns when the teacher does not beat it on dev.", **kw)
   flags.DEFINE_string("report_dir", "export", "Where report.md, report.json and report.png are written.", **kw)
 
 
@@ -108,6 +111,16 @@ def round_robin_latencies(models: Sequence[Timed], rounds: int, clock: Callable[
                   [1000.0 * float(np.median(calls)) for calls in per_round]) for per_round in times]
 
 
+def batched_logits(predict: Callable, features: Dict[str, np.ndarray]) -> np.ndarray:
+  return np.concatenate([predict({k: tf.constant(features[k][i:i + 256]) for k in INPUT_KEYS})
+                         for i in range(0, len(features["input_ids"]), 256)])
+
+
+def saved_model_accuracy(path: str, features: Dict[str, np.ndarray]) -> float:
+  serve = tf.saved_model.load(latest_version_dir(path)).signatures["serving_default"]
+  return accuracy(batched_logits(lambda b: serve(**b)["logits"].numpy(), features), features["label_ids"])
+
+
 def saved_model_row(name: str, path: str, features: Dict[str, np.ndarray],
                     latency_examples: int) -> Tuple[Row, Timed]:
   path = latest_version_dir(path)
@@ -117,8 +130,7 @@ def saved_model_row(name: str, path: str, features: Dict[str, np.ndarray],
   def predict(batch):
     return serve(**{k: batch[k] for k in INPUT_KEYS})["logits"].numpy()
 
-  logits = np.concatenate([predict({k: tf.constant(features[k][i:i + 256]) for k in INPUT_KEYS})
-                           for i in range(0, len(features["input_ids"]), 256)])
+  logits = batched_logits(predict, features)
   parameters = sum(int(np.prod(v.shape)) for v in loaded.model.variables if not v.name.endswith("calls:0"))
   return (Row(name, accuracy(logits, features["label_ids"]), parameters, directory_bytes(path) / 2**20),
           Timed(predict, single_examples(features, latency_examples, tf.constant)))
@@ -136,12 +148,29 @@ def tflite_row(name: str, path: str, features: Dict[str, np.ndarray], latency_ex
           Timed(model, single_examples(features, latency_examples)))
 
 
-def test_features(teacher_dir: str, data_dir: Optional[str], tfds_data_dir: Optional[str]) -> Dict[str, np.ndarray]:
+def test_features(teacher_dir: str, data_dir: Optional[str], tfds_data_dir: Optional[str],
+                  split: str = "test") -> Dict[str, np.ndarray]:
   meta = read_metadata(teacher_dir)
   config = DataConfig(task_name=meta["task_name"], data_dir=data_dir, tfds_data_dir=tfds_data_dir,
                       vocab_file=os.path.join(teacher_dir, "assets.extra", "vocab.txt"),
                       max_seq_length=int(meta["max_seq_length"]), labels=tuple(meta["labels"])).validate()
-  return load_data(config, splits=("test",)).features["test"]
+  return load_data(config, splits=(split,)).features[split]
+
+
+def set_up_warnings(teacher_dir: str, features: Dict[str, np.ndarray], models: Dict[str, str],
+                    no_distillation_model: Optional[str], data_dir: Optional[str] = None,
+                    tfds_data_dir: Optional[str] = None) -> List[str]:
+  """diagnostics' warnings: [UNK]-dominated test text; a teacher no better on dev than the no-distillation student."""
+  found = [diagnostics.unk_warning(features, os.path.join(teacher_dir, "assets.extra", "vocab.txt"))]
+  if no_distillation_model:
+    if no_distillation_model not in models:
+      raise ValueError(f"--no_distillation_model={no_distillation_model} is not a name in --models "
+                       f"({', '.join(models)}); pass one of them")
+    dev = test_features(teacher_dir, data_dir, tfds_data_dir, split="dev")
+    found.append(diagnostics.teacher_warning(saved_model_accuracy(teacher_dir, dev),
+                                             saved_model_accuracy(models[no_distillation_model], dev),
+                                             no_distillation_model))
+  return [line for line in found if line]
 
 
 def format_table(rows: List[Row]) -> str:
@@ -193,6 +222,8 @@ def main(argv) -> None:
   del argv
   teacher_dir = latest_version_dir(FLAGS.teacher_model)
   features = test_features(teacher_dir, FLAGS.data_dir, FLAGS.tfds_data_dir)
+  warnings = set_up_warnings(teacher_dir, features, dict(map(_split_named, FLAGS.models)), FLAGS.no_distillation_model,
+                             FLAGS.data_dir, FLAGS.tfds_data_dir)
   measured = [saved_model_row("teacher", teacher_dir, features, FLAGS.latency_examples)]
   for name, path in map(_split_named, FLAGS.models):
     measured.append(saved_model_row(name, path, features, FLAGS.latency_examples))
@@ -204,6 +235,8 @@ def main(argv) -> None:
     row.latency_ms = latency.median_ms
     row.latency_low_ms, row.latency_high_ms = min(latency.round_medians_ms), max(latency.round_medians_ms)
   table = format_table(rows)
+  for line in warnings:
+    print(f"warning: {line}")
   print(f"\nTest split: {len(features['label_ids'])} examples, max_seq_length "
         f"{features['input_ids'].shape[1]}\n\n{table}\n")
   os.makedirs(FLAGS.report_dir, exist_ok=True)

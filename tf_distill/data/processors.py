@@ -123,7 +123,7 @@ class CsvProcessor(DataProcessor):
     if self._labels is None and split != "train":
       self._read_split(data_dir, "train")  # Infers the label list.
     path = find_split_file(data_dir, split)
-    rows = self._read_rows(path, split)
+    rows = self.read_rows(path, split)
     if self._labels is None:
       self._labels = sorted({label for _, _, _, label in rows})
     else:
@@ -134,7 +134,7 @@ class CsvProcessor(DataProcessor):
     return [InputExample(guid=f"{split}-{line}", text_a=text_a, text_b=text_b, label=label)
             for line, text_a, text_b, label in rows]
 
-  def _read_rows(self, path: str, split: str):
+  def read_rows(self, path: str, split: str):
     """Returns [(line, text_a, text_b, label)] with 1-based line numbers of where each row starts."""
     delimiter = self.delimiter or ("\t" if path.endswith(".tsv") else ",")
     quoting = csv.QUOTE_NONE if path.endswith(".tsv") else csv.QUOTE_MINIMAL
@@ -149,14 +149,14 @@ class CsvProcessor(DataProcessor):
           if not header:
             raise DataError(f"{path}, line 1: no header row (the file is empty or starts with a blank line); "
                             "the first line must name the columns")
-          _check_nul(path, 1, header)
+          check_nul(path, 1, header)
           columns = self._column_indices(path, header, split)
           line = reader.line_num + 1
           for row in reader:
             if not row or (len(row) == 1 and not row[0].strip()):  # csv yields [] for an empty line.
               blank_lines += 1
             else:
-              _check_nul(path, line, row)
+              check_nul(path, line, row)
               rows.append(self._parse_row(path, line, row, header, columns, split))
             line = reader.line_num + 1
         except csv.Error as e:
@@ -165,7 +165,7 @@ class CsvProcessor(DataProcessor):
                             "quote opened on this line is never closed. Fix the quoting") from e
           raise DataError(f"{path}, line {line}: malformed {delimiter!r}-delimited row ({e}); fix the quoting") from e
     except UnicodeDecodeError as e:
-      raise _not_utf8_error(path) from e
+      raise not_utf8_error(path) from e
     finally:
       csv.field_size_limit(field_size_limit)
     self.skipped_blank_lines[path] = blank_lines
@@ -215,12 +215,12 @@ def _nul_error(path: str, line: int) -> DataError:
                    "Re-save it as UTF-8 text")
 
 
-def _check_nul(path: str, line: int, row: List[str]) -> None:
+def check_nul(path: str, line: int, row: List[str]) -> None:
   if any("\x00" in field for field in row):
     raise _nul_error(path, line)
 
 
-def _not_utf8_error(path: str) -> DataError:
+def not_utf8_error(path: str) -> DataError:
   """A DataError naming the line of the first byte that is not UTF-8 (the decoder reads ahead in chunks, so the
   reader's own line count would point too early), or of the first NUL byte of a UTF-16/UTF-32 file."""
   with open(path, "rb") as f:

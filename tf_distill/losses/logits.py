@@ -20,21 +20,30 @@ KD_LOSSES = Registry("kd loss")
 
 
 def hard_cross_entropy(labels, student_logits):
-  """CE(y, p) = mean_b -log softmax(z_s)[b, y_b]."""
-  return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=student_logits))
+  """CE(y, p) = mean_b [y_b >= 0] * -log softmax(z_s)[b, y_b].
+
+  An example with label -1 (`tf_distill.data.tokenization.NO_LABEL`: unlabeled transfer-set text) contributes 0, and
+  the mean is still over the whole batch, so each example's loss is weighted 1 / batch size like its distillation
+  terms and the per-replica terms sum to the global batch mean under tf.distribute.
+  """
+  labels = tf.cast(labels, tf.int32)
+  per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.maximum(labels, 0), logits=student_logits)
+  return tf.reduce_mean(tf.where(labels >= 0, per_example, tf.zeros_like(per_example)))
 
 
 def probability_shift(teacher_logits, labels):
   """TextBrewer's probability shift: per example, the teacher's largest logit and the true label's logit trade places,
-  so the soft targets rank the true label first (rows the teacher gets right are unchanged)."""
+  so the soft targets rank the true label first (rows the teacher gets right, and unlabeled rows with label -1, are
+  unchanged)."""
   num_labels = tf.shape(teacher_logits)[-1]
   labels = tf.cast(labels, tf.int32)
   top_value = tf.reduce_max(teacher_logits, axis=-1, keepdims=True)
-  label_value = tf.gather(teacher_logits, labels[:, None], batch_dims=1)
+  label_value = tf.gather(teacher_logits, tf.maximum(labels, 0)[:, None], batch_dims=1)
   is_label = tf.one_hot(labels, num_labels, on_value=True, off_value=False)
   is_top = tf.one_hot(tf.argmax(teacher_logits, axis=-1, output_type=tf.int32), num_labels, on_value=True,
                       off_value=False)
-  return tf.where(is_label, top_value, tf.where(is_top, label_value, teacher_logits))
+  shifted = tf.where(is_label, top_value, tf.where(is_top, label_value, teacher_logits))
+  return tf.where(labels[:, None] >= 0, shifted, teacher_logits)
 
 
 def _per_example(temperature):
