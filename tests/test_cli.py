@@ -259,7 +259,10 @@ class EndToEndTest(tf.test.TestCase):
                                          "intermediate_matches": "",
                                          "stages": "", "temperature_schedule": "constant",
                                          "alpha_schedule": "constant", "teacher_cache": "off",
-                                         "teacher_cache_dir": None})
+                                         "teacher_cache_dir": None,
+                                         "foreign": {"signature": "serving_default", "input_map": "", "output": "",
+                                                     "output_kind": "logits", "bert_config_file": None},
+                                         "unlabeled_data": None, "unlabeled_ratio": None})
     self.assertEqual(config["student"]["type"], "bert")
     self.assertEqual(config["student"]["bert"]["init_from_layers"], [2])
     self.assertEqual(config["data"]["vocab_file"], "export/teacher/1/assets.extra/vocab.txt")  # the teacher's
