@@ -4,7 +4,8 @@
     python3 bench/embedding_optimizer_accuracy.py --teacher_model=export/teacher --seeds=1,2,3 \
         --max_train_examples=2000 --epochs=2 --output=bench/RESULTS.md
 
-Each run is `scripts/distill.sh --no-freeze_word_embeddings --embedding_optimizer=X --seed=S` plus the budget given
+With --teacher_cache_dir the runs read the teacher's logits from one shared cache (--teacher_cache=auto) instead of
+querying it online; the soft targets are the same. Each run is `scripts/distill.sh --nofreeze_word_embeddings --embedding_optimizer=X --seed=S` plus the budget given
 here (the rest of flags/distill.flags unchanged); a finished run's eval_results.json is reused. Prints a markdown
 table: mean ± sample standard deviation of the test accuracy and the mean wall time per run.
 """
@@ -27,12 +28,16 @@ def run(optimizer, seed, args):
   seconds = None
   if not os.path.isfile(results):
     command = ["scripts/distill.sh", f"--output_dir={out}", f"--seed={seed}", f"--teacher_model={args.teacher_model}",
-               "--no-freeze_word_embeddings", f"--embedding_optimizer={optimizer}",
+               "--nofreeze_word_embeddings", f"--embedding_optimizer={optimizer}",
                f"--num_train_epochs={args.epochs}"]
     if args.max_train_examples:
       command.append(f"--max_train_examples={args.max_train_examples}")
+    if args.teacher_cache_dir:  # the teacher labels the training split once for all runs (same outputs as online)
+      command += ["--teacher_cache=auto", f"--teacher_cache_dir={args.teacher_cache_dir}"]
     start = time.time()
-    subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = subprocess.run(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode:
+      sys.exit(f"{' '.join(command)} failed:\n" + "\n".join(done.stderr.strip().splitlines()[-5:]))
     seconds = time.time() - start
     print(f"{optimizer} seed {seed}: {seconds:.0f} s", file=sys.stderr)
   with open(results, encoding="utf-8") as f:
@@ -46,6 +51,7 @@ def main():
   parser.add_argument("--max_train_examples", type=int, default=2000, help="0: the whole training split")
   parser.add_argument("--epochs", type=int, default=2)
   parser.add_argument("--runs_dir", default=os.path.join("runs", "bench_embedding_optimizer"))
+  parser.add_argument("--teacher_cache_dir", help="share one teacher cache between the runs (default: online teacher)")
   parser.add_argument("--output")
   args = parser.parse_args()
   seeds = [int(s) for s in args.seeds.split(",")]
