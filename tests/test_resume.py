@@ -21,6 +21,7 @@ from tf_distill.checkpointing import RunState
 from tf_distill.configs import TrainConfig
 from tf_distill.distiller import Distiller
 from tf_distill.dropout import ResumableDropout
+from tf_distill.teacher import SavedModelTeacher
 
 import tiny
 
@@ -138,6 +139,36 @@ class FitResumeTest(tf.test.TestCase, parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, r"cannot resume from .*ckpt-1: it does not match this run's model or "
                                 r"optimizer .* Use a new --output_dir, or delete .*resume to start over"):
       RunState(os.path.join(out, "resume"), narrow, narrow.optimizer).restore()
+
+
+class UnlabeledResumeTest(tf.test.TestCase):
+  """A run whose epochs mix in a fresh draw of unlabeled rows (label -1, distillation terms only), killed and resumed:
+  the resumed epoch replays its draw, batches and teacher queries, so the weights match an uninterrupted run."""
+
+  @staticmethod
+  def _run(output_dir, callbacks=()):
+    data = _task()
+    pool = tiny.random_features(20, 12, seed=3)
+    pool["label_ids"] = np.full(20, -1, np.int32)
+    data.features["train"] = {k: np.concatenate([v, pool[k]]) for k, v in data.features["train"].items()}
+    data.unlabeled_per_epoch = 8
+    student = tiny.tiny_classifier(seed=5, num_hidden_layers=1, **DROPOUT)
+    config = TrainConfig(output_dir=output_dir, train_batch_size=4, eval_batch_size=8, learning_rate=1e-2,
+                         num_train_epochs=2, save_every_steps=3)
+    distiller = Distiller(student, SavedModelTeacher(tiny.shared_teacher().path), alpha=0.5)
+    training.fit(distiller, data, config, output_dir, callbacks=callbacks, verbose=0)
+    return student, distiller
+
+  def test_resumed_run_matches_uninterrupted_run(self):
+    reference, reference_distiller = self._run(os.path.join(self.get_temp_dir(), "whole"))
+    out = os.path.join(self.get_temp_dir(), "broken")
+    with self.assertRaises(Interrupted):
+      self._run(out, callbacks=[InterruptAt(13)])  # in the second epoch: (28 + 8) / 4 = 9 to 13 batches each
+    resumed, resumed_distiller = self._run(out)
+    self.assertEqual(int(resumed_distiller.optimizer.iterations), int(reference_distiller.optimizer.iterations))
+    expected = _weights(reference)
+    for name, value in _weights(resumed).items():
+      self.assertAllClose(value, expected[name], atol=1e-5, msg=name)
 
 
 class SigkillResumeTest(tf.test.TestCase):
