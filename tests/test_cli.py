@@ -259,7 +259,10 @@ class EndToEndTest(tf.test.TestCase):
                                          "intermediate_matches": "",
                                          "stages": "", "temperature_schedule": "constant",
                                          "alpha_schedule": "constant", "teacher_cache": "off",
-                                         "teacher_cache_dir": None})
+                                         "teacher_cache_dir": None,
+                                         "foreign": {"signature": "serving_default", "input_map": "", "output": "",
+                                                     "output_kind": "logits", "bert_config_file": None},
+                                         "unlabeled_data": None, "unlabeled_ratio": None})
     self.assertEqual(config["student"]["type"], "bert")
     self.assertEqual(config["student"]["bert"]["init_from_layers"], [2])
     self.assertEqual(config["data"]["vocab_file"], "export/teacher/1/assets.extra/vocab.txt")  # the teacher's
@@ -427,7 +430,7 @@ class ErrorCasesTest(tf.test.TestCase):
 
   def test_unknown_tflite_variant(self):
     self.assertCleanError("tflite_variant", re.escape("--tflite takes variants from ['float32', 'int8', "
-                                                      "'full_int8'], got ['float16']"))
+                                                      "'full_int8', '16x8', 'selective'], got ['float16']"))
 
   def test_missing_teacher_model(self):
     self.assertCleanError("missing_teacher",

@@ -38,6 +38,20 @@ class FitTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(summary["best_epoch"], 1)
     self.assertBetween(summary["best_dev_accuracy"], 0.0, 1.0)
 
+  def test_lazy_embedding_optimizer_leaves_unseen_rows(self):
+    student = tiny.tiny_classifier(seed=3, num_hidden_layers=1)
+    word = student.embeddings.word_embeddings.embeddings
+    before = word.numpy().copy()
+    data = _task(num_train=8, seq_len=6)
+    config = TrainConfig(output_dir=self.get_temp_dir(), train_batch_size=8, eval_batch_size=8,
+                         learning_rate=1e-2, num_train_epochs=1, embedding_optimizer="lazy_adamw")
+    training.fit(Distiller(student, alpha=0.0), data, config, self.get_temp_dir())
+    seen = np.unique(data.features["train"]["input_ids"])
+    unseen = np.setdiff1d(np.arange(len(before)), seen)
+    self.assertNotEmpty(unseen)
+    self.assertAllEqual(word.numpy()[unseen], before[unseen])  # exact AdamW would weight-decay these rows
+    self.assertFalse(np.array_equal(word.numpy()[seen], before[seen]))
+
   def test_best_weights_are_restored(self):
     student = tiny.tiny_classifier(seed=4, num_hidden_layers=1)
     config = TrainConfig(output_dir=self.get_temp_dir(), train_batch_size=8, eval_batch_size=8,

@@ -18,7 +18,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from tf_distill.cli import main as cli_main
 from tf_distill.cli import verify_export as verify_export_cli
-from tf_distill.export import serving, tflite, verify
+from tf_distill.export import parity, serving, tflite, verify
 
 import tiny
 
@@ -29,7 +29,7 @@ def _verify_cli(path):
 
 
 def _define_verify_flags_once():
-  if "quantized_tolerance" not in flags.FLAGS:
+  if "max_accuracy_drop" not in flags.FLAGS:
     verify_export_cli.define_flags()
   if not flags.FLAGS.is_parsed():
     flags.FLAGS(["test"])
@@ -60,16 +60,23 @@ class VerifyExportTest(tf.test.TestCase):
     super().setUpClass()
     cls.root = tempfile.mkdtemp(prefix="tf_distill_verify_")
     vocab = tiny.write_vocab(os.path.join(cls.root, "vocab.txt"))
-    cls.good = tiny.export_tiny_classifier(tiny.tiny_classifier(seed=11), os.path.join(cls.root, "good"), vocab,
+    model = tiny.tiny_classifier(seed=11)
+    cls.good = tiny.export_tiny_classifier(model, os.path.join(cls.root, "good"), vocab,
                                            model_name="student", with_distill_signature=False)
     cls.good_tflite = verify.tflite_dir_for(cls.good)
     float32 = tflite.convert_saved_model(cls.good, os.path.join(cls.good_tflite, "float32.tflite"))
-    # int8.tflite stands for a quantised file: a copy, checked with the quantised tolerance that parity.json widens.
+    # int8.tflite stands for a quantised file: a copy, checked on the stored examples for its accuracy.
     int8 = shutil.copyfile(float32, os.path.join(cls.good_tflite, "int8.tflite"))
     with open(os.path.join(cls.good_tflite, "parity.json"), "w", encoding="utf-8") as f:
       json.dump({"float32": {"sha256": serving.file_sha256(float32), "max_abs_logit_diff": 1e-7},
-                 "int8": {"sha256": serving.file_sha256(int8), "max_abs_logit_diff": 0.5,
-                          "accuracy_drop_points": 1.5}}, f)
+                 "int8": {"sha256": serving.file_sha256(int8), "max_abs_logit_diff": 1e-7}}, f)
+    # The stored test examples: labelled with the model's own predictions, but one of 40 flipped, so the Keras
+    # student is 97.5% right.
+    examples = tiny.random_features(40, 12, seed=13)
+    keras_logits = model(examples, training=False)["logits"].numpy()
+    examples["label_ids"] = keras_logits.argmax(-1)
+    examples["label_ids"][0] = 1 - examples["label_ids"][0]
+    parity.write_examples(cls.good_tflite, examples, keras_logits)
     cls.good_cli = _verify_cli(os.path.dirname(cls.good))  # the model directory: takes the latest version
     # Missing serving_text, and serving_default's input_ids declared int64.
     cls.bad_signatures = cls._copy("bad_signatures")
@@ -115,8 +122,8 @@ class VerifyExportTest(tf.test.TestCase):
                   "text_tokenization", "tflite:float32.tflite", "tflite:int8.tflite"):
       self.assertIn(f"[ok] {check}", stdout)
     self.assertNotIn("[FAIL]", stdout)
-    self.assertIn("(quantised, tolerance 1: the larger of 0.2 x max |logit| and twice the 0.5 that parity.json "
-                  "records; test accuracy 1.50 points below Keras at export)", stdout)
+    self.assertIn("[ok] tflite:int8.tflite: on the 40 test examples of parity_examples.npz: accuracy 97.50% vs the "
+                  "Keras student's 97.50% (labels): +0.00 points drop, threshold 1", stdout)
     self.assertIn("all 11 checks passed", stdout)
     self.assertNotRegex(stderr, r"(?m)^error:")
 
@@ -135,10 +142,10 @@ class VerifyExportTest(tf.test.TestCase):
     self.assertRegex(float32, r"^tflite:float32.tflite: float32.tflite is not the file export_student checked \(its "
                               r"sha256 differs from parity.json; vs SavedModel: max \|logit diff\| .*\): it was "
                               r"replaced, export again$")
-    self.assertRegex(full_int8, r"^tflite:full_int8.tflite: vs SavedModel: max \|logit diff\| \S+, argmax "
-                                r"agreement .* \(quantised, tolerance 0.2 x max \|logit\| = \S+\); full_int8.tflite "
-                                r"is further from the SavedModel than that: a file of another model or version, or a "
-                                r"quantisation this model does not survive. Export again$")
+    self.assertRegex(full_int8, r"^tflite:full_int8.tflite: on the 40 test examples of parity_examples.npz: accuracy "
+                                r"\d+.\d\d% vs the Keras student's 97.50% \(labels\): \+\d+.\d\d points drop, threshold "
+                                r"1; full_int8.tflite loses too much accuracy to ship: export again with another "
+                                r"quantisation \(--tflite=16x8 or selective\)$")
     self.assertRegex(int8, r"^tflite:int8.tflite: .*int8.tflite does not run \(ValueError: .*\); the file is "
                            r"truncated, corrupt or not from this model: export again$")
     self.assertTrue(all(check.ok for check in result.checks if not check.name.startswith("tflite:")))
@@ -193,7 +200,7 @@ class MainTest(tf.test.TestCase):
     with contextlib.redirect_stderr(io.StringIO()) as stderr:
       self.assertEqual(self.run_main("verify"), 1)
     self.assertEqual(stderr.getvalue(), "error: unknown command 'verify'; commands: train-teacher, export-teacher, "
-                     "distill, export-student, verify-export, report, saved_model_cli\n")
+                     "distill, export-student, verify-export, report, augment, saved_model_cli\n")
 
   def test_no_command(self):
     with contextlib.redirect_stdout(io.StringIO()) as stdout:

@@ -58,6 +58,9 @@ class TrainConfig:
   # Keep the word-embedding matrix fixed. Adam's dense moment updates of a 30522 x 384 matrix cost about as much
   # as a transformer layer per step on CPU (bench/step_time.py, bench/RESULTS.md).
   freeze_word_embeddings: bool = False
+  # "lazy_adamw": embedding tables' sparse gradients update only the rows in the batch (optimization.LazyAdamW;
+  # untouched rows' moments are not decayed and get no weight decay). "adamw" (default): exact AdamW.
+  embedding_optimizer: str = "adamw"
   save_every_steps: int = 100  # resume checkpoint interval, in batches (plus one at every epoch end)
   distribution_strategy: str = "one_device"  # tf_distill.distribute.STRATEGIES
   mixed_precision: str = "float32"  # a Keras policy: float32, mixed_float16 or mixed_bfloat16
@@ -74,6 +77,11 @@ class TrainConfig:
                        f"{self.distribution_strategy!r}")
     if self.mixed_precision not in PRECISION_POLICIES:
       raise ValueError(f"mixed_precision must be one of {list(PRECISION_POLICIES)}, got {self.mixed_precision!r}")
+    if self.embedding_optimizer not in ("adamw", "lazy_adamw"):
+      raise ValueError(f"embedding_optimizer must be adamw or lazy_adamw, got {self.embedding_optimizer!r}")
+    if self.embedding_optimizer == "lazy_adamw" and self.freeze_word_embeddings:
+      raise ValueError("embedding_optimizer=lazy_adamw has nothing to update with freeze_word_embeddings; "
+                       "drop one of them")
     if self.max_train_examples is not None and self.max_train_examples < 1:
       raise ValueError(f"max_train_examples must be >= 1 when set, got {self.max_train_examples}")
     return self
@@ -146,6 +154,27 @@ class StudentConfig:
 
 
 TEACHER_CACHE_MODES = ("off", "build", "use", "auto")
+TEACHER_OUTPUT_KINDS = ("logits", "probabilities", "log_probabilities")
+
+
+@dataclasses.dataclass(frozen=True)
+class ForeignTeacherConfig:
+  """How to read a teacher SavedModel tf_distill did not export (`tf_distill.foreign_teacher`). Unused (all
+  defaults) for tf_distill exports, which are recognised by their metadata."""
+  signature: str = "serving_default"
+  input_map: str = ""          # OURS=THEIRS pairs, e.g. "input_ids=input_word_ids,segment_ids=input_type_ids"
+  output: str = ""             # the output to read; "" = the only one, else the one named like output_kind
+  output_kind: str = "logits"  # logits | probabilities | log_probabilities
+  bert_config_file: Optional[str] = None  # the teacher's BERT shape, to shape the student
+
+  def validate(self) -> "ForeignTeacherConfig":
+    if self.output_kind not in TEACHER_OUTPUT_KINDS:
+      raise ValueError(f"teacher_output_kind must be one of {list(TEACHER_OUTPUT_KINDS)}, got {self.output_kind!r}")
+    return self
+
+  @property
+  def is_default(self) -> bool:
+    return self == ForeignTeacherConfig()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,10 +192,19 @@ class DistillConfig:
   alpha_schedule: str = "constant"        # constant | linear:END
   teacher_cache: str = "off"           # off | build | use | auto
   teacher_cache_dir: Optional[str] = None  # default: <output_dir>/teacher_cache
+  foreign: ForeignTeacherConfig = ForeignTeacherConfig()  # for a teacher export without tf_distill metadata
   unlabeled_data: Optional[str] = None  # transfer-set text without labels: a .csv/.tsv/.txt file or a built-in name
   unlabeled_ratio: Optional[float] = None  # unlabeled examples per labelled one in an epoch; None: all every epoch
 
+  def __post_init__(self):
+    if isinstance(self.foreign, dict):  # read back from config.json
+      object.__setattr__(self, "foreign", ForeignTeacherConfig(**self.foreign))
+
   def validate(self) -> "DistillConfig":
+    self.foreign.validate()
+    if self.kd_loss == "mse" and self.foreign.output_kind != "logits":
+      raise ValueError(f"kd_loss 'mse' matches raw logits, but --teacher_output_kind={self.foreign.output_kind} "
+                       "gives them only up to a constant per example; use --kd_loss=ce or kl")
     if not 0.0 <= self.alpha <= 1.0:
       raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
     if not math.isfinite(self.temperature):
@@ -222,6 +260,31 @@ class DistillConfig:
     if self.teacher_cache != "off" and not self.intermediate_matches:
       raise ValueError(f"--teacher_cache={self.teacher_cache} caches the teacher's outputs, but this run reads none "
                        "(--alpha=0 and no --intermediate_matches); drop --teacher_cache or set --alpha above 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetunedCheckpointConfig:
+  """An already fine-tuned classifier to export as a teacher without training (`tf_distill.finetuned`): a Hugging
+  Face BertForSequenceClassification directory, or a Google BERT checkpoint as run_classifier.py writes it (which
+  needs `bert_config_file`, `vocab_file` and `labels`). Flag names follow run_classifier.py."""
+  init_checkpoint: str = ""
+  bert_config_file: Optional[str] = None
+  vocab_file: Optional[str] = None            # default: the Hugging Face directory's vocab.txt
+  labels: Optional[Tuple[str, ...]] = None    # default: the Hugging Face config's id2label
+  do_lower_case: Optional[bool] = None        # None: the directory's tokenizer_config.json, else True
+  max_seq_length: int = 128
+  task_name: Optional[str] = None             # recorded in the export's metadata (`tf_distill report` reads it)
+  text_pairs: bool = False                    # serving_text takes text and text_b
+
+  def validate(self) -> "FinetunedCheckpointConfig":
+    if not self.init_checkpoint:
+      raise ValueError("init_checkpoint is empty; pass --init_checkpoint=DIR (a Hugging Face directory) or "
+                       "--init_checkpoint=model.ckpt-N (a Google BERT checkpoint)")
+    if self.max_seq_length < 2:
+      raise ValueError(f"max_seq_length must be >= 2 ([CLS] and [SEP]), got {self.max_seq_length}")
+    if self.labels is not None and len(set(self.labels)) != len(self.labels):
+      raise ValueError(f"labels must be distinct, got {list(self.labels)}")
+    return self
 
 
 def save_json(path: str, **configs) -> None:

@@ -29,9 +29,54 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
             "warmup_steps": self.warmup_steps}
 
 
+EMBEDDING_OPTIMIZERS = ("adamw", "lazy_adamw")
+
+
+class LazyAdamW(keras.optimizers.AdamW):
+  """AdamW whose sparse (IndexedSlices) gradients update only the rows they name ("lazy" Adam).
+
+  For a row r named by the gradient (duplicates summed into g_r), with t the step and lr the learning rate:
+      m_r <- b1 m_r + (1 - b1) g_r;   v_r <- b2 v_r + (1 - b2) g_r^2
+      w_r <- w_r (1 - lr wd) - lr sqrt(1 - b2^t) / (1 - b1^t) * m_r / (sqrt(v_r) + eps)
+  Rows the batch does not name are left as they are: their moments are not decayed, their weights get no update and
+  no weight decay (exact AdamW moves every row with a non-zero moment and decays every row on every step). Dense
+  gradients (every other variable, and all variables under a multi-replica strategy, whose gradients are summed
+  dense) get exactly tf-keras AdamW's update. Cost per step: O(rows in the batch) instead of O(vocab) for the table.
+  """
+
+  def _apply_weight_decay(self, variables):
+    del variables  # decay is applied inside update_step, per row for sparse gradients
+
+  def update_step(self, gradient, variable):
+    lr = tf.cast(self.learning_rate, variable.dtype)
+    decay = lr * tf.cast(self.weight_decay or 0.0, variable.dtype) if self._use_weight_decay(variable) else 0.0
+    if not isinstance(gradient, tf.IndexedSlices):
+      if self._use_weight_decay(variable):
+        variable.assign_sub(variable * decay)
+      return super().update_step(gradient, variable)
+    step = tf.cast(self.iterations + 1, variable.dtype)
+    beta_1 = tf.cast(self.beta_1, variable.dtype)
+    beta_2 = tf.cast(self.beta_2, variable.dtype)
+    key = self._index_dict[self._var_key(variable)]
+    m, v = self._momentums[key], self._velocities[key]
+    rows, position = tf.unique(gradient.indices)
+    g = tf.math.unsorted_segment_sum(gradient.values, position, tf.shape(rows)[0])
+    m_rows = beta_1 * tf.gather(m, rows) + (1 - beta_1) * g
+    v_rows = beta_2 * tf.gather(v, rows) + (1 - beta_2) * tf.square(g)
+    alpha = lr * tf.sqrt(1 - tf.pow(beta_2, step)) / (1 - tf.pow(beta_1, step))
+    w_rows = tf.gather(variable, rows) * (1 - decay) - alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon)
+    m.scatter_update(tf.IndexedSlices(m_rows, rows))
+    v.scatter_update(tf.IndexedSlices(v_rows, rows))
+    variable.scatter_update(tf.IndexedSlices(w_rows, rows))
+
+
 def create_optimizer(learning_rate: float, total_steps: int, warmup_proportion: float,
-                     weight_decay: float) -> keras.optimizers.Optimizer:
+                     weight_decay: float, embedding_optimizer: str = "adamw") -> keras.optimizers.Optimizer:
+  """BERT's AdamW; embedding_optimizer="lazy_adamw" updates embedding tables row-sparsely (see LazyAdamW)."""
+  if embedding_optimizer not in EMBEDDING_OPTIMIZERS:
+    raise ValueError(f"embedding_optimizer must be one of {list(EMBEDDING_OPTIMIZERS)}, got {embedding_optimizer!r}")
   schedule = WarmupLinearDecay(learning_rate, total_steps, int(total_steps * warmup_proportion))
-  optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=weight_decay, epsilon=1e-6)
+  optimizer_class = LazyAdamW if embedding_optimizer == "lazy_adamw" else keras.optimizers.AdamW
+  optimizer = optimizer_class(learning_rate=schedule, weight_decay=weight_decay, epsilon=1e-6)
   optimizer.exclude_from_weight_decay(var_names=["LayerNorm", "bias"])
   return optimizer

@@ -36,8 +36,10 @@ def check_pretrained_dir(path: str) -> None:
                             f"model.safetensors and vocab.txt (found {sorted(os.listdir(path))})")
 
 
-def _weight_pairs(model: BertClassifier, num_layers: int) -> List[Tuple[str, object, bool]]:
-  """(checkpoint key, variable, transpose) for every pretrained variable of the encoder and pooler."""
+def _weight_pairs(model: BertClassifier, num_layers: int,
+                  with_classifier: bool = False) -> List[Tuple[str, object, bool]]:
+  """(checkpoint key, variable, transpose) for every pretrained variable of the encoder and pooler, and with
+  `with_classifier` of the classifier (`classifier.weight` [labels, hidden], `classifier.bias`)."""
   emb = model.embeddings
   pairs = [
       ("embeddings.word_embeddings.weight", emb.word_embeddings.embeddings, False),
@@ -59,7 +61,24 @@ def _weight_pairs(model: BertClassifier, num_layers: int) -> List[Tuple[str, obj
                       ("output.LayerNorm", layer.output_layer_norm)):
       pairs.append((prefix + key + ".weight", norm.gamma, False))
       pairs.append((prefix + key + ".bias", norm.beta, False))
+  if with_classifier:
+    pairs += [("classifier.weight", model.classifier.kernel, True), ("classifier.bias", model.classifier.bias, False)]
   return pairs
+
+
+def assign_weights(model: BertClassifier, state: Dict[str, np.ndarray], source: str, config_name: str,
+                   with_classifier: bool = False) -> None:
+  """Assigns `state` (Hugging Face key names without `bert.`, PyTorch layout: dense weights [out, in]) to the
+  encoder and pooler of a built `model`, and with `with_classifier` to its classifier. `source` names where the
+  tensors came from and `config_name` the file that gave the model its shape, for the error messages."""
+  for key, variable, transpose in _weight_pairs(model, model.config.num_hidden_layers, with_classifier):
+    if key not in state:
+      raise ValueError(f"{source} has no tensor {key!r}; is it a BERT checkpoint? (it has e.g. {sorted(state)[:5]})")
+    value = state[key].T if transpose else state[key]
+    if tuple(value.shape) != tuple(variable.shape):
+      raise ValueError(f"{key} has shape {value.shape} in the checkpoint but the model expects {variable.shape}; "
+                       f"{config_name} does not match {source}")
+    variable.assign(value)
 
 
 def load_state_dict(path: str) -> Dict[str, np.ndarray]:
@@ -77,14 +96,5 @@ def build_pretrained_classifier(path: str, num_labels: int, **overrides) -> Bert
   base = BertConfig.from_json_file(os.path.join(path, "config.json"))
   config = BertConfig.from_dict({**base.to_dict(), **overrides, "num_labels": num_labels})
   model = BertClassifier(config).build_weights()
-  state = load_state_dict(path)
-  for key, variable, transpose in _weight_pairs(model, config.num_hidden_layers):
-    if key not in state:
-      raise ValueError(f"{path}/model.safetensors has no tensor {key!r}; is it a BERT checkpoint? "
-                     f"(it has e.g. {sorted(state)[:5]})")
-    value = state[key].T if transpose else state[key]
-    if tuple(value.shape) != tuple(variable.shape):
-      raise ValueError(f"{key} has shape {value.shape} in the checkpoint but the model expects {variable.shape}; "
-                       "config.json does not match model.safetensors")
-    variable.assign(value)
+  assign_weights(model, load_state_dict(path), f"{path}/model.safetensors", "config.json")
   return model

@@ -38,7 +38,8 @@ from tf_distill.layer_map import Match, parse_matches, required_layers
 from tf_distill.run_dir import RunDir
 from tf_distill.schedules import parse_stages, schedule_callbacks, temperature_fn_from_spec
 from tf_distill.students import STUDENTS, build_student
-from tf_distill.teacher import INDEX_KEY, SavedModelTeacher, TeacherSource
+from tf_distill.teacher import INDEX_KEY, TeacherSource
+from tf_distill.teacher_sources import load_teacher
 from tf_distill.training import TaskData, load_data, steps_per_epoch, train_and_evaluate
 
 
@@ -132,9 +133,9 @@ class DistillRun(Run):
     self.stages = parse_stages(distill.stages)
     if self.stages:
       train = dataclasses.replace(train, num_train_epochs=sum(n for _, n in self.stages))
-    self.teacher = SavedModelTeacher(distill.teacher_model)
+    self.teacher = load_teacher(distill, data)
     if not data.vocab_file:
-      data = dataclasses.replace(data, vocab_file=os.path.join(self.teacher.path, "assets.extra", "vocab.txt"))
+      data = dataclasses.replace(data, vocab_file=self.teacher.vocab_file)
     super().__init__(data, train, strategy)
     teacher_layers = int(self.teacher.bert_config["num_hidden_layers"])
     student_layers = self.student_config.bert.num_hidden_layers

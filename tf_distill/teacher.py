@@ -135,6 +135,11 @@ class SavedModelTeacher(TeacherSource):
                          for k in signatures[name].structured_outputs}))
 
   @property
+  def vocab_file(self) -> str:
+    """The vocab the teacher was trained with (exported next to it)."""
+    return os.path.join(self.path, "assets.extra", "vocab.txt")
+
+  @property
   def max_seq_length(self) -> int:
     return int(self.metadata["max_seq_length"])
 

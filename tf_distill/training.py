@@ -120,7 +120,8 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunD
   epochs = int(config.num_train_epochs)
   total_steps = steps_per_epoch(data.train_examples_per_epoch(), max_seq_length, config.train_batch_size) * epochs
   with distiller.distribute_strategy.scope():
-    optimizer = create_optimizer(config.learning_rate, total_steps, config.warmup_proportion, config.weight_decay)
+    optimizer = create_optimizer(config.learning_rate, total_steps, config.warmup_proportion, config.weight_decay,
+                                 config.embedding_optimizer)
     distiller.compile(optimizer=optimizer)
     optimizer.build(distiller.trainable_variables)
   state = RunState(run_dir.resume_dir, distiller, optimizer, config.save_every_steps)

@@ -12,7 +12,8 @@ import tf_distill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loa
 
 from tf_distill import console
 from tf_distill.configs import (PRECISION_POLICIES, STUDENT_TYPES, TEACHER_CACHE_MODES, BertStudentConfig,
-                                BiLstmStudentConfig, DataConfig, DistillConfig, StudentConfig, TrainConfig)
+                                BiLstmStudentConfig, DataConfig, DistillConfig, ForeignTeacherConfig, StudentConfig,
+                                TrainConfig)
 from tf_distill.distribute import STRATEGIES, configure_cpu_replicas, make_strategy
 
 
@@ -43,6 +44,10 @@ def define_train_flags(default_output_dir: str, default_learning_rate: float, de
   flags.DEFINE_integer("max_train_examples", None, "Use only the first N training examples (quick runs).")
   flags.DEFINE_bool("freeze_word_embeddings", False, "Do not train the word-embedding matrix (much faster steps "
                     "on CPU; the other embeddings and all layers still train).")
+  flags.DEFINE_enum("embedding_optimizer", "adamw", ["adamw", "lazy_adamw"],
+                    "adamw: exact AdamW. lazy_adamw: the word-embedding table's sparse gradient updates only the "
+                    "rows in the batch (moments of other rows not decayed, no weight decay on them); faster short "
+                    "steps, different maths (bench/RESULTS.md).")
   flags.DEFINE_integer("save_every_steps", 100, "Write the resume checkpoint (<output_dir>/resume) every N batches "
                        "and at each epoch end; rerunning the same command after a crash or kill resumes from it.")
   flags.DEFINE_enum("distribution_strategy", "one_device", list(STRATEGIES),
@@ -58,6 +63,15 @@ def define_student_flags() -> None:
   flags.DEFINE_string("teacher_model", None, "Teacher SavedModel: export/teacher or export/teacher/<version>.")
   flags.DEFINE_float("temperature", 2.0, "Softmax temperature T of the soft targets.")
   flags.DEFINE_float("alpha", 0.5, "Weight of the distillation term; 0 trains on hard labels only.")
+  flags.DEFINE_string("teacher_signature", "serving_default", "A --teacher_model without tf_distill metadata "
+                      "(e.g. a run_classifier.py export): the signature to call.")
+  flags.DEFINE_string("teacher_input_map", "", "Its input names, OURS=THEIRS, e.g. input_ids=input_word_ids,"
+                      "segment_ids=input_type_ids (default: the usual names are tried).")
+  flags.DEFINE_string("teacher_output", "", "Its output to read (default: the only one, or the one named like "
+                      "--teacher_output_kind).")
+  flags.DEFINE_enum("teacher_output_kind", "logits", ["logits", "probabilities", "log_probabilities"],
+                    "What --teacher_output holds; soft targets are softmax(log p / T) for probabilities.")
+  flags.DEFINE_string("teacher_bert_config_file", None, "Its bert_config.json / config.json, to shape the student.")
   flags.DEFINE_enum("kd_loss", "ce", ["ce", "kl", "mse"], "Logits distillation loss.")
   flags.DEFINE_bool("probability_shift", False, "TextBrewer's probability shift: before the soft targets are made, "
                     "swap each example's largest teacher logit with the true label's.")
@@ -100,6 +114,12 @@ def define_export_flags(default_run_dir: str, default_model_name: str) -> None:
   flags.DEFINE_integer("version", None, "Version number. Default: one above the highest existing.")
 
 
+def define_max_accuracy_drop_flag() -> None:
+  from tf_distill.export.parity import MAX_ACCURACY_DROP  # pylint: disable=import-outside-toplevel
+  flags.DEFINE_float("max_accuracy_drop", MAX_ACCURACY_DROP, "Points of test accuracy a quantised TFLite file may "
+                     "lose against the Keras student; a file that loses more is not shipped.", lower_bound=0.0)
+
+
 def data_config_from_flags(FLAGS) -> DataConfig:  # pylint: disable=invalid-name
   return DataConfig(
       task_name=FLAGS.task_name, data_dir=FLAGS.data_dir, vocab_file=FLAGS.vocab_file,
@@ -115,7 +135,8 @@ def train_config_from_flags(FLAGS) -> TrainConfig:  # pylint: disable=invalid-na
       learning_rate=FLAGS.learning_rate, num_train_epochs=FLAGS.num_train_epochs,
       warmup_proportion=FLAGS.warmup_proportion, weight_decay=FLAGS.weight_decay, seed=FLAGS.seed,
       max_train_examples=FLAGS.max_train_examples,
-      freeze_word_embeddings=FLAGS.freeze_word_embeddings, save_every_steps=FLAGS.save_every_steps,
+      freeze_word_embeddings=FLAGS.freeze_word_embeddings, embedding_optimizer=FLAGS.embedding_optimizer,
+      save_every_steps=FLAGS.save_every_steps,
       distribution_strategy=FLAGS.distribution_strategy, mixed_precision=FLAGS.mixed_precision).validate()
 
 
@@ -158,7 +179,11 @@ def distill_config_from_flags(FLAGS) -> DistillConfig:  # pylint: disable=invali
                        intermediate_matches=FLAGS.intermediate_matches, stages=FLAGS.stages,
                        temperature_schedule=FLAGS.temperature_schedule, alpha_schedule=FLAGS.alpha_schedule,
                        teacher_cache=FLAGS.teacher_cache, teacher_cache_dir=FLAGS.teacher_cache_dir,
-                       unlabeled_data=FLAGS.unlabeled_data, unlabeled_ratio=FLAGS.unlabeled_ratio).validate()
+                       unlabeled_data=FLAGS.unlabeled_data, unlabeled_ratio=FLAGS.unlabeled_ratio,
+                       foreign=ForeignTeacherConfig(
+                           signature=FLAGS.teacher_signature, input_map=FLAGS.teacher_input_map,
+                           output=FLAGS.teacher_output, output_kind=FLAGS.teacher_output_kind,
+                           bert_config_file=FLAGS.teacher_bert_config_file)).validate()
 
 
 def strategy_from_flags(FLAGS):  # pylint: disable=invalid-name

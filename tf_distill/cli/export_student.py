@@ -1,14 +1,17 @@
-"""Exports a distilled student for TF Serving (SavedModel) and TFLite (float32, dynamic-range int8, full int8).
+"""Exports a distilled student for TF Serving (SavedModel) and TFLite (float32, dynamic-range int8, full int8,
+16x8, selective).
 
     python -m tf_distill.cli.export_student --output_dir=runs/student --export_dir=export
 
 writes export/student/<version>/ (signatures serving_default and serving_text; the teacher is never exported with
-it) and export/student_tflite/<version>/{float32,int8,full_int8}.tflite, then checks them against the Keras student
-on test examples: serving_default through `saved_model_cli run`, serving_text on the examples' raw text, the TFLite
-files with the LiteRT interpreter, each with its test accuracy and the drop from the Keras student's in points.
-full_int8 calibrates on --representative_examples training examples. The figures are printed and written to
-export/student_tflite/<version>/parity.json; a float32 export further than 1e-3 from the Keras student fails
-(tf_distill.export.parity). Check an export again later with `tf_distill verify-export DIR`.
+it) and export/student_tflite/<version>/<variant>.tflite (--tflite, default float32,int8,full_int8), then checks
+them against the Keras student on the test split: serving_default through `saved_model_cli run`, serving_text on
+the examples' raw text, the TFLite files with the LiteRT interpreter, each with its test accuracy and the drop from
+the Keras student's in points. full_int8, 16x8 and selective calibrate on --representative_examples training
+examples. The figures are printed and written to export/student_tflite/<version>/parity.json. The command fails
+on a float32 export further than 1e-3 from the Keras student, and on a quantised variant more than
+--max_accuracy_drop points below it, which is then not written (tf_distill.export.parity). Check an export again
+later with `tf_distill verify-export DIR`.
 The library function is `tf_distill.export.run_export.export_student`.
 """
 
@@ -16,7 +19,7 @@ from absl import app, flags
 
 from tf_distill.cli import common
 from tf_distill.export.run_export import export_student
-from tf_distill.export.tflite import VARIANTS
+from tf_distill.export.tflite import DEFAULT_VARIANTS, VARIANTS
 from tf_distill.run_dir import RunDir
 
 FLAGS = flags.FLAGS
@@ -24,10 +27,13 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
   common.define_export_flags("runs/student", "student")
-  flags.DEFINE_list("tflite", list(VARIANTS), f"TFLite variants to write, from {list(VARIANTS)}; empty for none.")
-  flags.DEFINE_integer("parity_examples", 256, "Test examples used for the parity and accuracy checks.")
+  flags.DEFINE_list("tflite", list(DEFAULT_VARIANTS), f"TFLite variants to write, from {list(VARIANTS)}; empty for "
+                    "none.")
+  flags.DEFINE_integer("parity_examples", 0, "Test examples used for the parity and accuracy checks (the first "
+                       "ones); 0 for the whole test split.", lower_bound=0)
   flags.DEFINE_integer("representative_examples", 300, "Training examples (drawn at random, seed 0) that calibrate "
-                       "the activation ranges of the full_int8 variant.")
+                       "the activation ranges of the full_int8, 16x8 and selective variants.", lower_bound=1)
+  common.define_max_accuracy_drop_flag()
   flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps prepared datasets.")
   flags.DEFINE_string("data_dir", None, "For task csv: the directory with the train and test files.")
 
@@ -37,15 +43,16 @@ def main(argv) -> None:
   unknown = sorted(set(FLAGS.tflite) - set(VARIANTS))
   if unknown:
     raise ValueError(f"--tflite takes variants from {list(VARIANTS)}, got {unknown}")
-  if FLAGS.representative_examples < 1:
-    raise ValueError(f"--representative_examples must be >= 1, got {FLAGS.representative_examples}")
   result = export_student(RunDir(FLAGS.output_dir), FLAGS.export_dir, FLAGS.model_name, FLAGS.version,
                           tflite=FLAGS.tflite, parity_examples=FLAGS.parity_examples,
-                          representative_examples=FLAGS.representative_examples, data_dir=FLAGS.data_dir,
+                          representative_examples=FLAGS.representative_examples,
+                          max_accuracy_drop=FLAGS.max_accuracy_drop, data_dir=FLAGS.data_dir,
                           tfds_data_dir=FLAGS.tfds_data_dir)
   for line in result.lines():
     print(line)
-  result.raise_on_float32_mismatch()
+  errors = result.errors()
+  if errors:  # one line each, after the figures
+    raise SystemExit("\n".join(f"error: {error}" for error in errors))
 
 
 def run() -> None:

@@ -20,6 +20,7 @@ COMMANDS = {
     "export-student": ("tf_distill.cli.export_student", "export a student: SavedModel, TFLite, parity checks"),
     "verify-export": ("tf_distill.cli.verify_export", "check an export before it ships"),
     "report": ("tf_distill.cli.report", "compare exported models"),
+    "augment": ("tf_distill.cli.augment", "write an augmented copy of a split (Tang et al., TinyBERT rules)"),
     "saved_model_cli": (None, "TensorFlow's saved_model_cli, with the tensorflow_text ops loaded"),
 }
 

@@ -25,9 +25,7 @@ def define_flags() -> None:
   flags.DEFINE_float("atol", parity.ATOL, "Largest |logit| difference allowed between a float32 variant "
                      "(saved_model_cli run, serving_text, a float32 .tflite file) and the loaded SavedModel.")
   flags.DEFINE_alias("atol_tflite", "atol")
-  flags.DEFINE_float("quantized_tolerance", parity.QUANTIZED_TOLERANCE, "Largest |logit| difference allowed "
-                     "between a quantised .tflite file and the SavedModel, as a fraction of the SavedModel's largest "
-                     "|logit| (or twice what parity.json records for the file, when that is larger).")
+  common.define_max_accuracy_drop_flag()
 
 
 def main(argv) -> None:
@@ -35,11 +33,10 @@ def main(argv) -> None:
   if len(argv) != 2:
     raise ValueError(f"verify-export takes one export directory (e.g. export/student or export/student/1), got "
                      f"{argv[1:]}")
-  if FLAGS.atol < 0 or FLAGS.quantized_tolerance < 0:
-    raise ValueError(f"--atol (--atol_tflite) and --quantized_tolerance must be >= 0, got {FLAGS.atol} and "
-                     f"{FLAGS.quantized_tolerance}")
+  if FLAGS.atol < 0:
+    raise ValueError(f"--atol (--atol_tflite) must be >= 0, got {FLAGS.atol}")
   result = verify_export(argv[1], texts=FLAGS.text, run_cli=FLAGS.saved_model_cli, atol=FLAGS.atol,
-                         quantized_tolerance=FLAGS.quantized_tolerance)
+                         max_accuracy_drop=FLAGS.max_accuracy_drop)
   print(result, flush=True)
   if not result.ok:
     for error in result.errors:

@@ -312,3 +312,11 @@ class BbcNewsProcessor(TfdsProcessor):
 def get_processor(task_name: str, **kwargs) -> DataProcessor:
   """Builds the processor registered as `task_name` with constructor `kwargs`."""
   return TASKS.get(task_name)(**kwargs)
+
+
+def processor_for(config) -> DataProcessor:
+  """The processor of a `configs.DataConfig`: its CSV columns and labels, or its TFDS data directory."""
+  if config.task_name == "csv":
+    return get_processor("csv", text_column=config.text_column, label_column=config.label_column,
+                         text_b_column=config.text_b_column, labels=list(config.labels) if config.labels else None)
+  return get_processor(config.task_name, **({"tfds_data_dir": config.tfds_data_dir} if config.tfds_data_dir else {}))

@@ -1,17 +1,18 @@
-"""Export parity: how far an exported model's logits are from a reference, and how far is close enough.
+"""Export parity: how far an exported model is from the Keras student, and how far is close enough.
 
-One comparison and one tolerance rule, for export_student (each export against the Keras student, on test
-examples) and verify-export (each file against the SavedModel's serving_default, on sample sentences):
+One comparison and two rules, for export_student (each export against the Keras student on the test split) and
+verify-export (each file again, later):
 
   compare_logits     max |logit diff| and argmax agreement; `labelled_accuracy` and `accuracy_drop_points` add the
-                     test accuracy and its drop in points where the examples have labels.
-  tolerance          float32 variants (saved_model_cli, serving_text, float32.tflite) are allowed `atol` (ATOL);
-                     quantised ones (int8, full_int8) the larger of `quantized_tolerance` (QUANTIZED_TOLERANCE)
-                     times the reference's largest |logit| and twice the max |logit diff| that parity.json records
-                     for the file (full int8 can be that coarse on small models).
+                     test accuracy and its drop in points.
+  tolerance          float32 variants (saved_model_cli, serving_text, float32.tflite) must match the Keras logits
+                     within `atol` (ATOL).
+  accuracy_check     quantised variants (int8, full_int8, 16x8, selective) must keep the test accuracy: at most
+                     `max_drop` points (MAX_ACCURACY_DROP) below the Keras student's on the same examples. Without
+                     labels the Keras student's own predictions stand in for them, so the drop is the share of
+                     examples whose prediction changed (never less than the accuracy drop could be).
 
-export_student fails on float32 variants beyond ATOL and records the quantised variants' figures in parity.json
-without judging them (their measured diff becomes what verify-export later allows twice of).
+export_student does not write a quantised file that fails accuracy_check; verify-export rejects one.
 """
 
 import dataclasses
@@ -22,7 +23,7 @@ from typing import Dict, Optional
 import numpy as np
 
 ATOL = 1e-3  # largest |logit diff| of a float32 variant
-QUANTIZED_TOLERANCE = 0.2  # a quantised variant's, as a fraction of the reference's largest |logit|
+MAX_ACCURACY_DROP = 1.0  # points of test accuracy a quantised variant may lose against the Keras student
 FLOAT32 = "float32"
 PARITY_FILE = "parity.json"  # written by export_student next to the .tflite files, read by verify-export
 
@@ -75,32 +76,48 @@ class Tolerance:
     return parity.max_abs_logit_diff <= self.limit
 
 
-def tolerance(quantized: bool = False, reference: Optional[np.ndarray] = None, atol: float = ATOL,
-              quantized_tolerance: float = QUANTIZED_TOLERANCE, recorded: Optional[Dict] = None) -> Tolerance:
-  """The tolerance rule of the module docstring.
+def tolerance(atol: float = ATOL) -> Tolerance:
+  """A float32 variant's tolerance: max |logit diff| <= atol."""
+  return Tolerance(atol, f"tolerance {atol:g}")
 
-  Args:
-    quantized: whether the variant is quantised (`is_quantized`).
-    reference: the reference logits float32 [batch, labels]; needed for a quantised variant.
-    atol: a float32 variant's tolerance.
-    quantized_tolerance: a quantised variant's, as a fraction of the largest |reference logit|.
-    recorded: what parity.json records for the file (its `max_abs_logit_diff`, `accuracy_drop_points`), if anything.
+
+@dataclasses.dataclass(frozen=True)
+class AccuracyCheck:
+  """A quantised variant against the Keras student on the same examples.
+
+  accuracy, reference: the variant's and the Keras student's accuracy (vs labels, or vs the Keras predictions when
+  there are no labels: then reference is 1); drop_points: how far the variant is below, in points.
   """
-  if not quantized:
-    return Tolerance(atol, f"tolerance {atol:g}")
-  if reference is None:
-    raise ValueError("a quantised variant's tolerance scales with the reference logits; pass reference")
-  recorded = recorded or {}
-  recorded_diff = recorded.get("max_abs_logit_diff")
-  limit = max(quantized_tolerance * float(np.max(np.abs(reference))), 2 * (recorded_diff or 0.0))
-  if recorded_diff is None:
-    rule = f"quantised, tolerance {quantized_tolerance} x max |logit| = {limit:.3g}"
+  accuracy: float
+  reference: float
+  drop_points: float
+  max_drop: float
+  against: str  # "labels" or "Keras predictions"
+
+  @property
+  def ok(self) -> bool:
+    return self.drop_points <= self.max_drop
+
+  def __str__(self):
+    return (f"accuracy {100 * self.accuracy:.2f}% vs the Keras student's {100 * self.reference:.2f}% "
+            f"({self.against}): {self.drop_points:+.2f} points drop, threshold {self.max_drop:g}")
+
+
+def accuracy_check(logits: np.ndarray, keras_logits: np.ndarray, label_ids: Optional[np.ndarray] = None,
+                   max_drop: float = MAX_ACCURACY_DROP) -> AccuracyCheck:
+  """The accuracy rule of the module docstring. logits, keras_logits: float32 [batch, labels] of the same examples;
+  label_ids: int [batch], -1 where an example has no label (None: none has)."""
+  if max_drop < 0:
+    raise ValueError(f"the accuracy-drop threshold must be >= 0 points, got {max_drop}")
+  accuracy = reference = None
+  if label_ids is not None:
+    accuracy, reference = labelled_accuracy(logits, label_ids), labelled_accuracy(keras_logits, label_ids)
+  if accuracy is None:
+    accuracy, reference, against = float(np.mean(logits.argmax(-1) == keras_logits.argmax(-1))), 1.0, \
+        "Keras predictions"
   else:
-    rule = (f"quantised, tolerance {limit:.3g}: the larger of {quantized_tolerance} x max |logit| and twice the "
-            f"{recorded_diff:.3g} that {PARITY_FILE} records")
-  if recorded.get("accuracy_drop_points") is not None:
-    rule += f"; test accuracy {recorded['accuracy_drop_points']:.2f} points below Keras at export"
-  return Tolerance(limit, rule)
+    against = "labels"
+  return AccuracyCheck(accuracy, reference, accuracy_drop_points(accuracy, reference), max_drop, against)
 
 
 def write_report(tflite_dir: str, report: Dict) -> str:
@@ -122,3 +139,31 @@ def read_report(tflite_dir: str) -> Dict:
       return json.load(f)
   except ValueError:
     return {}
+
+
+EXAMPLES_FILE = "parity_examples.npz"  # the test examples export_student measured, with the Keras logits
+
+
+def write_examples(tflite_dir: str, features: Dict[str, np.ndarray], keras_logits: np.ndarray) -> str:
+  """Writes the examples export_student measured (int32 input_ids/input_mask/segment_ids [n, seq], label_ids [n],
+  -1 where unlabelled) and the Keras student's logits float32 [n, labels] on them, so verify-export can check the
+  TFLite files' accuracy later without the data; returns the path."""
+  path = os.path.join(tflite_dir, EXAMPLES_FILE)
+  tmp_path = path + ".tmp.npz"
+  np.savez_compressed(tmp_path, keras_logits=np.asarray(keras_logits, np.float32),
+                      **{key: np.asarray(features[key], np.int32)
+                         for key in ("input_ids", "input_mask", "segment_ids", "label_ids")})
+  os.replace(tmp_path, path)
+  return path
+
+
+def read_examples(tflite_dir: str) -> Optional[Dict[str, np.ndarray]]:
+  """What `write_examples` wrote; None when there is no readable file."""
+  path = os.path.join(tflite_dir, EXAMPLES_FILE)
+  if not os.path.isfile(path):
+    return None
+  try:
+    with np.load(path) as data:
+      return {key: data[key] for key in data.files}
+  except (OSError, ValueError):
+    return None

@@ -1,18 +1,20 @@
 """Exports the best model of a training run: `export_run` (a SavedModel, teacher or student) and `export_student`
-(the student's SavedModel and TFLite variants, each checked against the Keras student on test examples).
+(the student's SavedModel and TFLite variants, each checked against the Keras student on the test split).
 
     run = RunDir("runs/student")
     result = export_student(run, "export", "student")
     print("\\n".join(result.lines()))
-    result.raise_on_float32_mismatch()
+    result.raise_on_failure()
 
 export_student writes `<export_dir>/<model_name>/<version>/` (signatures serving_default and serving_text; the
-teacher is never exported with it) and `<export_dir>/<model_name>_tflite/<version>/{float32,int8,full_int8}.tflite`,
-then compares each with the Keras student (`tf_distill.export.parity`): serving_default through
-`saved_model_cli run`, serving_text on the examples' raw text, the TFLite files with the LiteRT interpreter, each
-with its test accuracy and the drop from the Keras student's in points. full_int8 calibrates on
-`representative_examples` training examples. The figures go to `<model_name>_tflite/<version>/parity.json`, which
-verify-export reads.
+teacher is never exported with it) and `<export_dir>/<model_name>_tflite/<version>/<variant>.tflite`, then compares
+each with the Keras student (`tf_distill.export.parity`): serving_default through `saved_model_cli run`,
+serving_text on the examples' raw text, the TFLite files with the LiteRT interpreter, each with its test accuracy
+and the drop from the Keras student's in points. The calibrated variants (full_int8, 16x8, selective) calibrate on
+`representative_examples` training examples. A quantised variant more than `max_accuracy_drop` points below the
+Keras student is not written (no file is left under its name) and `raise_on_failure` names it. The figures go to
+`<model_name>_tflite/<version>/parity.json` and the examples with the Keras logits to `parity_examples.npz`, which
+verify-export reads to check the files again.
 """
 
 import dataclasses
@@ -27,7 +29,8 @@ from tf_distill.data.processors import InputExample, get_processor
 from tf_distill.data.tokenization import WordPieceTokenizer
 from tf_distill.export import parity
 from tf_distill.export.serving import export_classifier, file_sha256, run_saved_model_cli
-from tf_distill.export.tflite import FEATURE_KEYS, FULL_INT8, VARIANTS, TFLiteClassifier, convert_saved_model, float_ops
+from tf_distill.export.tflite import (CALIBRATED, DEFAULT_VARIANTS, FEATURE_KEYS, VARIANTS, ConversionError,
+                                      TFLiteClassifier, convert_saved_model, float_ops)
 from tf_distill.run_dir import RunDir
 
 # The exports compared as float32 with the Keras student: they fail export_student beyond parity.ATOL.
@@ -70,41 +73,69 @@ class StudentExport:
   """What `export_student` wrote and measured.
 
   saved_model:    the SavedModel version directory.
-  tflite_dir:     where the .tflite files and parity.json are (written only when there are TFLite variants).
+  tflite_dir:     where the .tflite files, parity.json and parity_examples.npz are (only with TFLite variants).
   figures:        "saved_model_cli", "serving_text" and each TFLite variant -> its parity with the Keras student.
+  checks:         each quantised TFLite variant -> its accuracy check (parity.accuracy_check).
   report:         the content of parity.json (file, size, sha256, parity, accuracy and drop of each export).
   num_labelled:   the test examples with a label, on which the accuracies are measured.
-  atol:           the float32 tolerance (`raise_on_float32_mismatch`).
+  atol:           the float32 tolerance.
+  unconvertible:  the variants the TFLite converter cannot produce for this model -> why (nothing written).
   """
   saved_model: str
   tflite_dir: str
   figures: Dict[str, parity.Parity]
+  checks: Dict[str, parity.AccuracyCheck]
   report: Dict
   num_labelled: int
   atol: float = parity.ATOL
+  unconvertible: Dict[str, str] = dataclasses.field(default_factory=dict)  # variant -> the converter's refusal
+
+  @property
+  def refused(self) -> List[str]:
+    """The quantised variants not written: their accuracy dropped beyond the threshold."""
+    return [variant for variant, check in self.checks.items() if not check.ok]
 
   def lines(self) -> List[str]:
     """One line per export with its figures, then the Keras student's accuracy."""
     lines = [f"SavedModel {self.saved_model} via saved_model_cli run: {self.figures['saved_model_cli']}",
              f"SavedModel {self.saved_model} serving_text on the raw test text: {self.figures['serving_text']}"]
-    for quantization in self.figures:
-      if quantization in VARIANTS:
-        entry = self.report[quantization]
-        lines.append(f"TFLite {quantization} {entry['path']} ({entry['bytes'] / 2**20:.2f} MiB): "
-                     f"{self.figures[quantization]}; {_describe_accuracy(entry)}")
+    for variant in self.figures:
+      if variant in VARIANTS:
+        entry = self.report[variant]
+        where = (f"{entry['path']} ({entry['bytes'] / 2**20:.2f} MiB)" if entry.get("path") else
+                 f"NOT WRITTEN ({entry['bytes'] / 2**20:.2f} MiB)")
+        lines.append(f"TFLite {variant} {where}: {self.figures[variant]}; {_describe_accuracy(entry)}")
     keras_accuracy = self.report["keras_accuracy"]
     if keras_accuracy is not None:
       lines.append(f"Keras student test accuracy {100 * keras_accuracy:.2f}% on {self.num_labelled} labelled "
                    "examples")
     return lines
 
-  def raise_on_float32_mismatch(self) -> None:
-    """Raises RuntimeError when a float32 export's logits are further than `atol` from the Keras student's."""
-    checked = [self.figures[key] for key in FLOAT32_CHECKS if key in self.figures]
-    if not all(parity.tolerance(atol=self.atol).allows(p) for p in checked):
-      worst = max(p.max_abs_logit_diff for p in checked)
-      raise RuntimeError(f"exported float32 logits differ from the Keras student by {worst:.2e} (> {self.atol:g}): "
-                         f"{self.report}")
+  def errors(self) -> List[str]:
+    """One line per failure: a float32 export further than `atol` from the Keras student, a refused variant."""
+    errors = []
+    checked = [(key, self.figures[key]) for key in FLOAT32_CHECKS if key in self.figures]
+    for key, figures in checked:
+      if not parity.tolerance(self.atol).allows(figures):
+        errors.append(f"exported float32 {key} logits differ from the Keras student by "
+                      f"{figures.max_abs_logit_diff:.2e} (> {self.atol:g}): the export does not compute the model")
+    for variant in self.refused:
+      errors.append(f"TFLite {variant} not written: {self.checks[variant]}; {_fix_for(variant)}")
+    for variant, why in self.unconvertible.items():
+      errors.append(f"TFLite {why}")
+    return errors
+
+  def raise_on_failure(self) -> None:
+    """Raises RuntimeError with `errors()`, one per line, when there are any."""
+    errors = self.errors()
+    if errors:
+      raise RuntimeError("\n".join(errors))
+
+
+def _fix_for(variant: str) -> str:
+  others = [v for v in ("16x8", "selective") if v != variant]
+  return (f"try --tflite={','.join(others)} (finer or selective quantisation), calibrate on more examples "
+          "(--representative_examples), or raise --max_accuracy_drop if the loss is acceptable")
 
 
 def _describe_accuracy(entry: Dict) -> str:
@@ -122,8 +153,14 @@ def _serving_text_logits(saved_model: str, examples: List[InputExample], text_pa
   return signature(**inputs)["logits"].numpy()
 
 
+def _batched_logits(model, features: Dict[str, np.ndarray], batch_size: int = 256) -> np.ndarray:
+  return np.concatenate([model({k: features[k][i:i + batch_size] for k in FEATURE_KEYS}, training=False)
+                         ["logits"].numpy() for i in range(0, len(features["input_ids"]), batch_size)])
+
+
 def export_student(run_dir: Union[RunDir, str], export_dir: str, model_name: str, version: Optional[int] = None,
-                   tflite: Sequence[str] = VARIANTS, parity_examples: int = 256, representative_examples: int = 300,
+                   tflite: Sequence[str] = DEFAULT_VARIANTS, parity_examples: Optional[int] = None,
+                   representative_examples: int = 300, max_accuracy_drop: float = parity.MAX_ACCURACY_DROP,
                    data_dir: Optional[str] = None, tfds_data_dir: Optional[str] = None) -> StudentExport:
   """Exports a distill run's student (module docstring) and measures each export against the Keras student.
 
@@ -131,19 +168,28 @@ def export_student(run_dir: Union[RunDir, str], export_dir: str, model_name: str
     run_dir: the distill run.
     export_dir, model_name, version: as for `export_run`; the TFLite files go to `<model_name>_tflite/<version>/`.
     tflite: the TFLite variants to write, from `tflite.VARIANTS`; empty for none.
-    parity_examples: the first test examples used for the parity and accuracy figures.
-    representative_examples: training examples (drawn at random, seed 0) that calibrate full_int8.
+    parity_examples: the first test examples used for the parity and accuracy figures; None for the whole split.
+    representative_examples: training examples (drawn at random, seed 0) that calibrate the CALIBRATED variants.
+    max_accuracy_drop: points of test accuracy a quantised variant may lose against the Keras student.
     data_dir, tfds_data_dir: where the run's data is now, when it moved.
 
-  Returns the figures; call `raise_on_float32_mismatch()` on them to fail on a float32 export that does not match.
+  Returns the figures; call `raise_on_failure()` on them to fail on a float32 export that does not match or a
+  quantised variant that was refused.
   """
+  unknown = sorted(set(tflite) - set(VARIANTS))
+  if unknown:
+    raise ValueError(f"unknown TFLite variants {unknown}; use some of {list(VARIANTS)}")
+  if representative_examples < 1:
+    raise ValueError(f"representative_examples must be >= 1, got {representative_examples}")
+  if max_accuracy_drop < 0:
+    raise ValueError(f"max_accuracy_drop must be >= 0 points, got {max_accuracy_drop}")
   run_dir = RunDir(run_dir)
   config = run_dir.data_config(data_dir, tfds_data_dir)
   saved_model = export_run(run_dir, export_dir, model_name, version, with_distill_signature=False)
   tflite_dir = os.path.join(export_dir, f"{model_name}_tflite", os.path.basename(saved_model))
-  examples, features = split_examples(config, "test", parity_examples)
+  examples, features = split_examples(config, "test", parity_examples or 2**62)
   label_ids = features["label_ids"]
-  keras_logits = run_dir.load_model()({k: features[k] for k in FEATURE_KEYS}, training=False)["logits"].numpy()
+  keras_logits = _batched_logits(run_dir.load_model(), features)
   keras_accuracy = parity.labelled_accuracy(keras_logits, label_ids)
   with tempfile.TemporaryDirectory() as work_dir:
     cli_logits = run_saved_model_cli(saved_model, features, work_dir)["logits"]
@@ -151,22 +197,42 @@ def export_student(run_dir: Union[RunDir, str], export_dir: str, model_name: str
   figures = {"saved_model_cli": parity.compare_logits(keras_logits, cli_logits),
              "serving_text": parity.compare_logits(keras_logits, text_logits)}
   report = {"saved_model": saved_model, "saved_model_cli": dataclasses.asdict(figures["saved_model_cli"]),
-            "serving_text": dataclasses.asdict(figures["serving_text"]), "keras_accuracy": keras_accuracy}
+            "serving_text": dataclasses.asdict(figures["serving_text"]), "keras_accuracy": keras_accuracy,
+            "max_accuracy_drop": max_accuracy_drop}
   representative = None
-  if FULL_INT8 in tflite:
+  if any(variant in CALIBRATED for variant in tflite):
     representative = split_examples(config, "train", representative_examples, seed=0)[1]
-  for quantization in tflite:
-    path = convert_saved_model(saved_model, os.path.join(tflite_dir, f"{quantization}.tflite"), quantization,
-                               representative_features=representative)
-    logits = TFLiteClassifier(path)(features)
-    figures[quantization] = parity.compare_logits(keras_logits, logits)
+  checks, unconvertible = {}, {}
+  for variant in tflite:
+    path = os.path.join(tflite_dir, f"{variant}.tflite")
+    try:
+      candidate = convert_saved_model(saved_model, os.path.join(tflite_dir, f".{variant}.candidate.tflite"), variant,
+                                      representative_features=representative)
+    except ConversionError as e:
+      unconvertible[variant] = str(e)
+      report[variant] = {"path": None, "error": str(e)}
+      continue
+    logits = TFLiteClassifier(candidate)(features)
+    figures[variant] = parity.compare_logits(keras_logits, logits)
     accuracy = parity.labelled_accuracy(logits, label_ids)
-    entry = {"path": path, "bytes": os.path.getsize(path), "sha256": file_sha256(path),
-             **dataclasses.asdict(figures[quantization]),
+    entry = {"path": path, "bytes": os.path.getsize(candidate), "sha256": file_sha256(candidate),
+             **dataclasses.asdict(figures[variant]),
              "accuracy": accuracy, "accuracy_drop_points": parity.accuracy_drop_points(accuracy, keras_accuracy)}
-    if quantization == FULL_INT8:  # which ops, if any, had to stay float32
-      entry.update(float_ops=float_ops(path), representative_examples=len(representative["input_ids"]))
-    report[quantization] = entry
+    if variant in CALIBRATED:  # which ops, if any, stayed float32
+      entry.update(float_ops=float_ops(candidate), representative_examples=len(representative["input_ids"]))
+    if parity.is_quantized(variant):
+      checks[variant] = parity.accuracy_check(logits, keras_logits, label_ids, max_accuracy_drop)
+      entry["accepted"] = checks[variant].ok
+    if checks.get(variant) is None or checks[variant].ok:
+      os.replace(candidate, path)
+    else:  # not deployable: no file under its name, not even one left from an earlier export to this version
+      for stale in (candidate, path):
+        if os.path.exists(stale):
+          os.remove(stale)
+      entry["path"] = None
+    report[variant] = entry
   if tflite:
     parity.write_report(tflite_dir, report)
-  return StudentExport(saved_model, tflite_dir, figures, report, int(np.sum(label_ids >= 0)))
+    parity.write_examples(tflite_dir, features, keras_logits)
+  return StudentExport(saved_model, tflite_dir, figures, checks, report, int(np.sum(label_ids >= 0)),
+                       unconvertible=unconvertible)

@@ -18,10 +18,10 @@ is missing):
   text_tokenization  serving_text on the raw sentences gives the logits of serving_default on the Python
                 tokenisation: the in-graph WordPiece matches tf_distill.data.tokenization.
   tflite:<file> every .tflite in the sibling `<model>_tflite/<version>/` loads, is the file export_student
-                checked (its sha256 in parity.json, when recorded) and matches the SavedModel's serving_default
-                within the tolerance of tf_distill.export.parity: float32 files within `atol`; quantised ones
-                within `quantized_tolerance` times the largest |logit| or twice the max |logit diff| parity.json
-                records for them on the test split, whichever is larger.
+                checked (its sha256 in parity.json, when recorded), and: a float32 file matches the SavedModel's
+                serving_default within `atol`; a quantised one keeps the accuracy: on the test examples
+                export_student stored (parity_examples.npz) it is at most `max_accuracy_drop` points below the Keras
+                student's recorded logits there (tf_distill.export.parity.accuracy_check).
 Every float32 comparison (saved_model_cli, text_tokenization, float32 .tflite files) allows the same `atol`.
 """
 
@@ -198,7 +198,7 @@ def tflite_dir_for(version_dir: str) -> str:
 
 
 def verify_export(path: str, texts: Optional[Sequence[str]] = None, run_cli: bool = True,
-                  atol: float = parity.ATOL, quantized_tolerance: float = parity.QUANTIZED_TOLERANCE,
+                  atol: float = parity.ATOL, max_accuracy_drop: float = parity.MAX_ACCURACY_DROP,
                   work_dir: Optional[str] = None) -> VerifyResult:
   """Runs the checks of the module docstring on the export at `path`; never raises for a broken export.
 
@@ -208,7 +208,7 @@ def verify_export(path: str, texts: Optional[Sequence[str]] = None, run_cli: boo
     run_cli: run `saved_model_cli run` (a few seconds per signature).
     atol: tolerance of every float32 comparison: saved_model_cli, serving_text and float32 .tflite files against
       the loaded serving_default.
-    quantized_tolerance: tolerance of quantised .tflite files, as a fraction of the largest |logit|.
+    max_accuracy_drop: points of test accuracy a quantised .tflite file may lose against the Keras student.
     work_dir: where saved_model_cli writes its inputs and outputs; default a temporary directory.
   """
   version_dir = serving.latest_version_dir(path)
@@ -269,7 +269,7 @@ def verify_export(path: str, texts: Optional[Sequence[str]] = None, run_cli: boo
     except Exception as e:  # pylint: disable=broad-except
       result.check("text_tokenization", False, f"serving_text failed: {_first_line(e)}")
   if reference is not None:
-    _check_tflite(version_dir, sample["features"], reference, atol, quantized_tolerance, result)
+    _check_tflite(version_dir, sample["features"], reference, atol, max_accuracy_drop, result)
   return result
 
 
@@ -295,7 +295,7 @@ def _check_cli(version_dir: str, sample: Dict, reference: np.ndarray, with_text:
 
 
 def _check_tflite(version_dir: str, features: Dict[str, np.ndarray], reference: np.ndarray, atol: float,
-                  quantized_tolerance: float, result: VerifyResult) -> None:
+                  max_accuracy_drop: float, result: VerifyResult) -> None:
   tflite_dir = tflite_dir_for(version_dir)
   if not os.path.isdir(tflite_dir):
     result.check("tflite", True, f"no {tflite_dir}; nothing to compare")
@@ -305,12 +305,15 @@ def _check_tflite(version_dir: str, features: Dict[str, np.ndarray], reference: 
     result.check("tflite", False, f"{tflite_dir} holds no .tflite file; export again with --tflite=...")
     return
   parity_report = parity.read_report(tflite_dir)
+  examples = parity.read_examples(tflite_dir)
   for path in paths:
     file_name = os.path.basename(path)
     name = f"tflite:{file_name}"
+    quantized = parity.is_quantized(file_name)
     try:
-      logits = TFLiteClassifier(path)(features)
-      figures = compare_logits(reference, logits)
+      model = TFLiteClassifier(path)
+      figures = compare_logits(reference, model(features))
+      logits = model(examples) if quantized and examples is not None else None
     except Exception as e:  # pylint: disable=broad-except
       result.check(name, False, f"{path} does not run ({_first_line(e)}); the file is truncated, corrupt or not "
                                 "from this model: export again")
@@ -320,8 +323,16 @@ def _check_tflite(version_dir: str, features: Dict[str, np.ndarray], reference: 
       result.check(name, False, f"{file_name} is not the file export_student checked (its sha256 differs from "
                                 f"{PARITY_FILE}; vs SavedModel: {figures}): it was replaced, export again")
       continue
-    tolerance = parity.tolerance(parity.is_quantized(file_name), reference, atol, quantized_tolerance, recorded)
-    ok = tolerance.allows(figures)
-    result.check(name, ok, f"vs SavedModel: {figures} ({tolerance.rule})" + (
-        "" if ok else f"; {file_name} is further from the SavedModel than that: a file of another model or "
-                      "version, or a quantisation this model does not survive. Export again"))
+    if not quantized:
+      ok = parity.tolerance(atol).allows(figures)
+      result.check(name, ok, f"vs SavedModel: {figures} (tolerance {atol:g})" + (
+          "" if ok else f"; {file_name} does not compute this model: a file of another model or version. Export "
+                        "again"))
+    elif examples is None:
+      result.check(name, False, f"{parity.EXAMPLES_FILE} is missing from {tflite_dir}, so the accuracy of this "
+                                "quantised file cannot be checked: export again with export_student")
+    else:
+      check = parity.accuracy_check(logits, examples["keras_logits"], examples["label_ids"], max_accuracy_drop)
+      result.check(name, check.ok, f"on the {len(logits)} test examples of {parity.EXAMPLES_FILE}: {check}" + (
+          "" if check.ok else f"; {file_name} loses too much accuracy to ship: export again with another "
+                              "quantisation (--tflite=16x8 or selective)"))

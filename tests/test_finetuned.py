@@ -1,0 +1,311 @@
+"""Already fine-tuned classifiers exported as teachers (tf_distill.finetuned, export_teacher --init_checkpoint).
+
+The checkpoints are written here without the code under test: a random transformers TFBertForSequenceClassification
+saved with save_pretrained (tf_model.h5 and TF safetensors), a PyTorch-layout model.safetensors, and a Google BERT
+TF1 checkpoint with run_classifier.py's variable names, all from known numpy weights. The references are transformers'
+own TF BERT classifier on the same weights (loaded by transformers' PyTorch -> TF converter for the Google weights,
+with the tanh gelu of Google's modeling.py). Then the real programs: export_teacher on each kind, its errors as one
+line, and a Google checkpoint distilled into a tiny student end to end.
+"""
+
+import concurrent.futures
+import json
+import os
+import shutil
+import tempfile
+
+import tf_distill  # noqa: F401  pylint: disable=unused-import
+import numpy as np
+import tensorflow as tf
+from safetensors.numpy import save_file
+import transformers
+from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
+
+from tf_distill.configs import FinetunedCheckpointConfig
+from tf_distill.finetuned import CheckpointError, load_finetuned
+from tf_distill.teacher import SavedModelTeacher
+
+import tiny
+from test_cli import COMMON_TRAIN_ARGS, _describe, run_cli
+
+HF_LABELS = ["neg", "neutral", "pos"]
+SEQ = 16
+
+
+def hf_config(num_labels, hidden_act="gelu", **overrides):
+  """transformers' BertConfig of the tiny shape (tests/tiny.py), no dropout."""
+  c = tiny.tiny_config()
+  return transformers.BertConfig(
+      vocab_size=c.vocab_size, hidden_size=c.hidden_size, num_hidden_layers=c.num_hidden_layers,
+      num_attention_heads=c.num_attention_heads, intermediate_size=c.intermediate_size,
+      max_position_embeddings=c.max_position_embeddings, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+      hidden_act=hidden_act, num_labels=num_labels, **overrides)
+
+
+def hf_inputs(features):
+  return dict(input_ids=features["input_ids"], attention_mask=features["input_mask"],
+              token_type_ids=features["segment_ids"])
+
+
+def random_tf_hf_classifier(seed=0):
+  """A TFBertForSequenceClassification with every weight drawn at random (biases and LayerNorms too, so a bias or
+  gamma/beta mix-up shows), labels HF_LABELS."""
+  model = transformers.TFBertForSequenceClassification(hf_config(
+      3, id2label=dict(enumerate(HF_LABELS)), label2id={n: i for i, n in enumerate(HF_LABELS)}))
+  model(model.dummy_inputs)
+  rng = np.random.default_rng(seed)
+  for w in model.weights:
+    base = 1.0 if "gamma" in w.name else 0.0
+    w.assign(base + rng.normal(0.0, 0.2, w.shape).astype(np.float32))
+  return model
+
+
+def pt_state(seed, num_labels):
+  """BERT classifier weights under PyTorch names and layout ([out, in]); dense weights scaled up (std 0.2) so that
+  the FFN pre-activations reach the range where the two gelus differ."""
+  state = tiny.hf_state_dict(tiny.tiny_config(), seed=seed)
+  for key, value in state.items():
+    if value.ndim == 2 and "embeddings" not in key:
+      state[key] = (4.0 * value).astype(np.float32)
+  rng = np.random.default_rng(seed + 100)
+  state["classifier.weight"] = rng.normal(0.0, 1.0, [num_labels, 32]).astype(np.float32)
+  state["classifier.bias"] = rng.normal(0.0, 0.5, [num_labels]).astype(np.float32)
+  return state
+
+
+def reference_from_pt_state(state, num_labels, hidden_act):
+  """transformers' TF classifier with `state` loaded by transformers' own PyTorch -> TF name converter."""
+  model = transformers.TFBertForSequenceClassification(hf_config(num_labels, hidden_act))
+  model(model.dummy_inputs)
+  _, info = load_pytorch_state_dict_in_tf2_model(model, dict(state), allow_missing_keys=True,
+                                                 output_loading_info=True)
+  assert not info["missing_keys"] and not info["mismatched_keys"], info
+  return model
+
+
+def google_name(pt_key):
+  """PyTorch BERT key -> (Google BERT variable name, transpose), written out from modeling.py's scopes."""
+  if pt_key == "classifier.weight":
+    return "output_weights", False  # run_classifier.py keeps it [labels, hidden]
+  if pt_key == "classifier.bias":
+    return "output_bias", False
+  parts = ["bert"] + pt_key.split(".")
+  if parts[-2] in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
+    return "/".join(parts[:-1]), False
+  if "LayerNorm" in parts:
+    return "/".join(parts[:-1] + ["gamma" if parts[-1] == "weight" else "beta"]), False
+  name = "/".join(parts[:-1]).replace("encoder/layer/", "encoder/layer_")
+  return name + ("/kernel" if parts[-1] == "weight" else "/bias"), parts[-1] == "weight"
+
+
+def write_google_checkpoint(directory, state, step=7):
+  """run_classifier.py's output: model.ckpt-<step> with bert/..., output_weights, output_bias, global_step and Adam
+  slots (which a reader must skip), plus bert_config.json and vocab.txt."""
+  v1 = tf.compat.v1
+  os.makedirs(directory, exist_ok=True)
+  with tf.Graph().as_default(), v1.Session() as sess:
+    for key, value in state.items():
+      if key.endswith("position_ids"):
+        continue
+      name, transpose = google_name(key[len("bert."):] if key.startswith("bert.") else key)
+      v1.Variable(value.T if transpose else value, name=name)
+    v1.Variable(np.zeros([32, 32], np.float32), name="bert/pooler/dense/kernel/adam_m")
+    v1.train.get_or_create_global_step()
+    sess.run(v1.global_variables_initializer())
+    prefix = v1.train.Saver().save(sess, os.path.join(directory, "model.ckpt"), global_step=step)
+  c = tiny.tiny_config()
+  with open(os.path.join(directory, "bert_config.json"), "w", encoding="utf-8") as f:
+    json.dump({"attention_probs_dropout_prob": 0.1, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
+               "hidden_size": c.hidden_size, "initializer_range": 0.02, "intermediate_size": c.intermediate_size,
+               "max_position_embeddings": c.max_position_embeddings, "num_attention_heads": c.num_attention_heads,
+               "num_hidden_layers": c.num_hidden_layers, "type_vocab_size": 2, "vocab_size": c.vocab_size}, f)
+  tiny.write_vocab(os.path.join(directory, "vocab.txt"))
+  return prefix
+
+
+def write_pt_safetensors_dir(directory, state, labels):
+  """What PyTorch's BertForSequenceClassification.save_pretrained writes (model.safetensors, format pt)."""
+  os.makedirs(directory, exist_ok=True)
+  config = hf_config(len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+  config.architectures = ["BertForSequenceClassification"]
+  config.to_json_file(os.path.join(directory, "config.json"))
+  save_file(state, os.path.join(directory, "model.safetensors"), metadata={"format": "pt"})
+  tiny.write_vocab(os.path.join(directory, "vocab.txt"))
+  return directory
+
+
+class FinetunedTest(tf.test.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.work = tempfile.mkdtemp(prefix="tf_distill_finetuned_")
+    cls.features = tiny.random_features(5, SEQ, seed=11, segment_b=True)
+    # Hugging Face, TF save_pretrained: tf_model.h5 and (safe_serialization) model.safetensors in TF names.
+    cls.hf_model = random_tf_hf_classifier()
+    cls.hf_reference = cls.hf_model(**hf_inputs(cls.features), output_hidden_states=True, training=False)
+    for name, safe in (("hf_h5", False), ("hf_tf_safetensors", True)):
+      cls.hf_model.save_pretrained(cls.path(name), safe_serialization=safe)
+      tiny.write_vocab(cls.path(name, "vocab.txt"))
+    # Hugging Face, PyTorch layout.
+    cls.pt_state = pt_state(seed=3, num_labels=2)
+    write_pt_safetensors_dir(cls.path("hf_pt"), cls.pt_state, ["neg", "pos"])
+    # Google BERT, run_classifier.py: 2 labels, the same kind of weights.
+    cls.google_state = pt_state(seed=5, num_labels=2)
+    cls.google_prefix = write_google_checkpoint(cls.path("google"), cls.google_state)
+    cls.google_flags = [f"--init_checkpoint={cls.google_prefix}", f"--bert_config_file={cls.path('google')}/"
+                        "bert_config.json", f"--vocab_file={cls.path('google', 'vocab.txt')}", "--labels=neg,pos",
+                        f"--max_seq_length={SEQ}", "--task_name=csv"]
+    # Bad inputs: an encoder without a classifier, a directory without vocab.txt.
+    tiny.write_pretrained_dir(cls.path("encoder_only"))
+    shutil.copytree(cls.path("hf_tf_safetensors"), cls.path("no_vocab"))
+    os.remove(cls.path("no_vocab", "vocab.txt"))
+    tiny.write_csv_task(cls.path("data"))
+    runs = {
+        "export_hf": ["--init_checkpoint=hf_h5", "--export_dir=export", "--model_name=hf_teacher",
+                      f"--max_seq_length={SEQ}"],
+        "export_google": cls.google_flags + ["--export_dir=export", "--model_name=google_teacher"],
+        "no_classifier": ["--init_checkpoint=encoder_only", "--labels=neg,pos", "--export_dir=bad"],
+        "label_count": [f if not f.startswith("--labels") else "--labels=neg,neutral,pos" for f in cls.google_flags]
+                       + ["--export_dir=bad"],
+        "no_vocab": ["--init_checkpoint=no_vocab", "--export_dir=bad"],
+        "with_output_dir": ["--init_checkpoint=hf_h5", "--output_dir=runs/teacher", "--export_dir=bad"],
+    }
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+      futures = {name: pool.submit(run_cli, "export_teacher", args, cls.work) for name, args in runs.items()}
+      cls.results = {name: future.result() for name, future in futures.items()}
+    for name in ("export_hf", "export_google"):
+      if cls.results[name].returncode != 0:
+        raise AssertionError(f"{name} failed: {_describe(cls.results[name])}")
+    # End to end: the exported Google checkpoint teaches a 1-layer student for one epoch of the tiny CSV task.
+    cls.results["distill"] = run_cli("distill", [
+        "--teacher_model=export/google_teacher", "--data_dir=data", "--output_dir=runs/student",
+        "--student_num_layers=1", "--student_init_from_layers=2", "--alpha=0.5", "--temperature=2"]
+        + COMMON_TRAIN_ARGS, cls.work)
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.work, ignore_errors=True)
+    super().tearDownClass()
+
+  @classmethod
+  def path(cls, *parts):
+    return os.path.join(cls.work, *parts)
+
+  def assertCleanError(self, name, message):
+    result = self.results[name]
+    self.assertEqual(result.returncode, 1, _describe(result))
+    self.assertNotIn("Traceback (most recent call last)", result.stderr)
+    self.assertRegex(result.stderr.strip().splitlines()[-1], "^error: " + message)
+
+  # Hugging Face directories.
+
+  def test_hf_export_has_both_signatures_and_matches_transformers(self):
+    self.assertIn("exported teacher to export/hf_teacher/1", self.results["export_hf"].stdout)
+    teacher = SavedModelTeacher(self.path("export", "hf_teacher"), required_outputs=("logits", "hidden_states"))
+    self.assertEqual(teacher.labels, HF_LABELS)
+    self.assertEqual(teacher.max_seq_length, SEQ)
+    self.assertEqual(teacher.metadata["signatures"], ["distill", "serving_default", "serving_text"])
+    out = teacher(self.features)
+    self.assertGreater(np.abs(self.hf_reference.logits.numpy()).max(), 0.5)  # O(1) logits, not all near 0
+    self.assertAllClose(out["logits"], self.hf_reference.logits, atol=1e-4)
+    for layer in range(2):  # the distill signature's per-layer outputs are transformers' hidden states
+      self.assertAllClose(out["hidden_states"][layer], self.hf_reference.hidden_states[layer + 1], atol=1e-4)
+
+  def test_hf_tf_safetensors_matches_transformers(self):
+    loaded = load_finetuned(FinetunedCheckpointConfig(init_checkpoint=self.path("hf_tf_safetensors"),
+                                                      max_seq_length=SEQ))
+    self.assertEqual(loaded.labels, HF_LABELS)
+    self.assertTrue(loaded.source.endswith("model.safetensors"))
+    self.assertAllClose(loaded.model(self.features, training=False)["logits"], self.hf_reference.logits, atol=1e-4)
+
+  def test_hf_pytorch_safetensors_matches_transformers(self):
+    reference = reference_from_pt_state(self.pt_state, 2, "gelu")(**hf_inputs(self.features), training=False)
+    loaded = load_finetuned(FinetunedCheckpointConfig(init_checkpoint=self.path("hf_pt"), max_seq_length=SEQ))
+    self.assertEqual(loaded.labels, ["neg", "pos"])
+    self.assertEqual(loaded.model.config.hidden_act, "gelu")
+    self.assertAllClose(loaded.model(self.features, training=False)["logits"], reference.logits, atol=1e-4)
+
+  # Google BERT checkpoints.
+
+  def test_google_checkpoint_has_run_classifier_names(self):
+    names = dict(tf.train.list_variables(self.google_prefix))
+    self.assertEqual(names["output_weights"], [2, 32])
+    self.assertEqual(names["output_bias"], [2])
+    self.assertIn("bert/encoder/layer_1/attention/self/query/kernel", names)
+    self.assertIn("bert/embeddings/word_embeddings", names)
+
+  def test_google_export_matches_transformers_with_the_tanh_gelu(self):
+    self.assertIn("exported teacher to export/google_teacher/1", self.results["export_google"].stdout)
+    inputs = hf_inputs(self.features)
+    reference = reference_from_pt_state(self.google_state, 2, "gelu_new")(**inputs, training=False).logits
+    erf_gelu = reference_from_pt_state(self.google_state, 2, "gelu")(**inputs, training=False).logits
+    self.assertGreater(np.abs(reference - erf_gelu).max(), 1e-3)  # the comparison tells the two gelus apart
+    teacher = SavedModelTeacher(self.path("export", "google_teacher"))
+    self.assertEqual(teacher.labels, ["neg", "pos"])
+    self.assertEqual(teacher.bert_config["hidden_act"], "gelu_new")
+    self.assertAllClose(teacher(self.features)["logits"], reference, atol=1e-4)
+
+  def test_google_checkpoint_directory_takes_the_latest_checkpoint(self):
+    loaded = load_finetuned(FinetunedCheckpointConfig(
+        init_checkpoint=self.path("google"), bert_config_file=self.path("google", "bert_config.json"),
+        vocab_file=self.path("google", "vocab.txt"), labels=("neg", "pos"), max_seq_length=SEQ))
+    self.assertEqual(loaded.source, f"google_checkpoint:{self.google_prefix}")
+
+  # Errors.
+
+  def test_cli_errors_are_one_line(self):
+    self.assertCleanError("no_classifier", r".*has no classifier weights .* not a fine-tuned classifier")
+    self.assertCleanError("label_count", r"the classifier of .* has 2 outputs but there are 3 labels")
+    self.assertCleanError("no_vocab", r".*no_vocab has no vocab.txt; pass .* --vocab_file")
+    self.assertCleanError("with_output_dir", r"--init_checkpoint exports .* pass one of them")
+
+  def test_library_errors(self):
+    google = dict(init_checkpoint=self.google_prefix, bert_config_file=self.path("google", "bert_config.json"),
+                  vocab_file=self.path("google", "vocab.txt"), labels=("neg", "pos"), max_seq_length=SEQ)
+    pytorch_only = self.path("pytorch_only")
+    os.makedirs(pytorch_only)
+    shutil.copy(self.path("hf_pt", "config.json"), pytorch_only)
+    with open(os.path.join(pytorch_only, "pytorch_model.bin"), "wb") as f:
+      f.write(b"\x80\x02")
+    cases = [
+        ({"init_checkpoint": pytorch_only}, "pytorch_model.bin, a pickle that needs PyTorch"),
+        ({"init_checkpoint": self.path("hf_h5"), "labels": ("a", "b", "c")}, "contradicts .*id2label"),
+        ({"init_checkpoint": self.path("hf_h5"), "bert_config_file": "x.json"}, "--bert_config_file is for Google"),
+        ({**google, "bert_config_file": None}, "records no bert_config; pass --bert_config_file"),
+        ({**google, "vocab_file": None}, "records no vocab; pass --vocab_file"),
+        ({**google, "labels": None}, "records no labels; pass --labels"),
+        ({**google, "init_checkpoint": self.path("nothing")}, "neither a Hugging Face directory"),
+        ({**google, "max_seq_length": 64}, "beyond the model's 32 position embeddings"),
+    ]
+    for fields, message in cases:
+      with self.subTest(message=message), self.assertRaisesRegex(CheckpointError, message):
+        load_finetuned(FinetunedCheckpointConfig(**{"max_seq_length": SEQ, **fields}))
+
+  def test_config_with_fewer_layers_than_the_checkpoint_is_refused(self):
+    short = self.path("short_config.json")
+    with open(self.path("google", "bert_config.json"), encoding="utf-8") as f:
+      config = {**json.load(f), "num_hidden_layers": 1}
+    with open(short, "w", encoding="utf-8") as f:
+      json.dump(config, f)
+    with self.assertRaisesRegex(CheckpointError, r"encoder layers \[1\] beyond the config's num_hidden_layers=1"):
+      load_finetuned(FinetunedCheckpointConfig(init_checkpoint=self.google_prefix, bert_config_file=short,
+                                               vocab_file=self.path("google", "vocab.txt"), labels=("neg", "pos"),
+                                               max_seq_length=SEQ))
+
+  # End to end.
+
+  def test_google_checkpoint_distils_into_a_student(self):
+    result = self.results["distill"]
+    self.assertEqual(result.returncode, 0, _describe(result))
+    with open(self.path("runs", "student", "eval_results.json"), encoding="utf-8") as f:
+      results = json.load(f)
+    self.assertGreater(results["history"]["kd_loss"][0], 0.0)  # the teacher was queried
+    self.assertBetween(results["test_accuracy"], 0.0, 1.0)
+    with open(self.path("runs", "student", "config.json"), encoding="utf-8") as f:
+      config = json.load(f)
+    self.assertEqual(config["data"]["vocab_file"], "export/google_teacher/1/assets.extra/vocab.txt")
+
+
+if __name__ == "__main__":
+  tf.test.main()
