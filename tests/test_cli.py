@@ -75,6 +75,13 @@ class FlagsToConfigTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual((config.teacher_model, config.temperature, config.alpha, config.kd_loss),
                      ("export/teacher", 4.0, 0.3, "kl"))
 
+  @flagsaver.flagsaver(teacher_model="export/teacher", augmentation="tinybert:n=4", augmentation_mode="per_epoch",
+                       embeddings_file="glove.txt")
+  def test_distill_config_augmentation(self):
+    config = common.distill_config_from_flags(FLAGS)
+    self.assertEqual((config.augmentation, config.augmentation_mode, config.embeddings_file, config.masked_lm_dir,
+                      config.pos_tagger), ("tinybert:n=4", "per_epoch", "glove.txt", None, "auto"))
+
   @parameterized.named_parameters(
       ("alpha", dict(alpha=1.5), r"alpha must be in \[0, 1\], got 1.5"),
       ("temperature", dict(temperature=0.0), r"temperature must be > 0, got 0.0"),
@@ -262,7 +269,9 @@ class EndToEndTest(tf.test.TestCase):
                                          "teacher_cache_dir": None,
                                          "foreign": {"signature": "serving_default", "input_map": "", "output": "",
                                                      "output_kind": "logits", "bert_config_file": None},
-                                         "unlabeled_data": None, "unlabeled_ratio": None})
+                                         "unlabeled_data": None, "unlabeled_ratio": None,
+                                         "augmentation": "", "augmentation_mode": "fixed", "embeddings_file": None,
+                                         "masked_lm_dir": None, "pos_tagger": "auto"})
     self.assertEqual(config["student"]["type"], "bert")
     self.assertEqual(config["student"]["bert"]["init_from_layers"], [2])
     self.assertEqual(config["data"]["vocab_file"], "export/teacher/1/assets.extra/vocab.txt")  # the teacher's

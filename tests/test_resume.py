@@ -19,8 +19,10 @@ import tf_keras as keras
 from tf_distill import training
 from tf_distill.checkpointing import RunState
 from tf_distill.configs import TrainConfig
+from tf_distill.data.unlabeled import epoch_rows
 from tf_distill.distiller import Distiller
 from tf_distill.dropout import ResumableDropout
+from tf_distill.teacher import SavedModelTeacher
 
 import tiny
 
@@ -138,6 +140,53 @@ class FitResumeTest(tf.test.TestCase, parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, r"cannot resume from .*ckpt-1: it does not match this run's model or "
                                 r"optimizer .* Use a new --output_dir, or delete .*resume to start over"):
       RunState(os.path.join(out, "resume"), narrow, narrow.optimizer).restore()
+
+
+def _distill(data, output_dir, callbacks=()):
+  """Distils the tiny shared teacher into a 1-layer student with dropout on `data` for 2 epochs."""
+  student = tiny.tiny_classifier(seed=5, num_hidden_layers=1, **DROPOUT)
+  config = TrainConfig(output_dir=output_dir, train_batch_size=4, eval_batch_size=8, learning_rate=1e-2,
+                       num_train_epochs=2, save_every_steps=3)
+  distiller = Distiller(student, SavedModelTeacher(tiny.shared_teacher().path), alpha=0.5)
+  training.fit(distiller, data, config, output_dir, callbacks=callbacks, verbose=0)
+  return student, distiller
+
+
+class DistillResumeTest(tf.test.TestCase):
+  """Runs whose epochs differ in their rows (a fresh draw of unlabeled rows, per-epoch augmented variants; label -1,
+  distillation terms only), killed and resumed: the resumed epoch replays its rows, batches and teacher queries, so
+  the weights match an uninterrupted run."""
+
+  def _assert_resumes(self, data_fn, crash_after):
+    reference, reference_distiller = _distill(data_fn(), os.path.join(self.get_temp_dir(), "whole"))
+    out = os.path.join(self.get_temp_dir(), "broken")
+    with self.assertRaises(Interrupted):
+      _distill(data_fn(), out, callbacks=[InterruptAt(crash_after)])
+    resumed, resumed_distiller = _distill(data_fn(), out)
+    self.assertEqual(int(resumed_distiller.optimizer.iterations), int(reference_distiller.optimizer.iterations))
+    expected = _weights(reference)
+    for name, value in _weights(resumed).items():
+      self.assertAllClose(value, expected[name], atol=1e-5, msg=name)
+
+  def test_unlabeled_rows(self):
+    def data_fn():
+      data = _task()
+      pool = tiny.random_features(20, 12, seed=3)
+      pool["label_ids"] = np.full(20, -1, np.int32)
+      data.features["train"] = {k: np.concatenate([v, pool[k]]) for k, v in data.features["train"].items()}
+      data.unlabeled_per_epoch = 8
+      return data
+    self._assert_resumes(data_fn, 13)  # in the second epoch: (28 + 8) / 4 = 9 to 13 batches each
+
+  def test_per_epoch_augmentation(self):
+    import test_augment_distill  # pylint: disable=import-outside-toplevel
+    work = self.get_temp_dir()
+    test_augment_distill.write_task(work)
+    data = test_augment_distill.augmented_run(work, mode="per_epoch").load_data()
+    self.assertEqual(sorted(set(data.row_epochs.tolist())), [-1, 0, 1])
+    first = epoch_rows(data.features["train"]["label_ids"], None, 0, data.row_epochs, epoch=0)
+    batches = training.epoch_batches({k: v[first] for k, v in data.features["train"].items()}, 4)
+    self._assert_resumes(lambda: data, batches + 2)  # two batches into the second epoch, which has other rows
 
 
 class SigkillResumeTest(tf.test.TestCase):

@@ -4,18 +4,23 @@ built-in Rotten Tomatoes plot sentences, and a DistillRun whose teacher cache co
 import bz2
 import csv
 import os
+import subprocess
 
 import tf_distill  # pylint: disable=unused-import  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
+import tf_keras as keras
 
 from tf_distill import training
 from tf_distill.configs import BertStudentConfig, DataConfig, DistillConfig, StudentConfig, TrainConfig
 from tf_distill.data import tfds_builders, unlabeled
+from tf_distill.data.pipeline import make_dataset
 from tf_distill.data.processors import DataError
+from tf_distill.distiller import Distiller
 from tf_distill.run import DistillRun
+from tf_distill.teacher import SavedModelTeacher
 
 import tiny
 
@@ -146,6 +151,53 @@ class RottenTomatoesPlotsTest(tf.test.TestCase):
       self.assertTrue(any(sentence in plot for plot in plots["train"]), sentence)
       self.assertNotIn(sentence, reviews)
     self.assertIn("Blueberry is stationed in the little town of Palomito as sheriff.", sentences)
+
+
+def mixed_fit(teacher_path, strategy):
+  """Student weights after one epoch of distillation (alpha 0.5) on 7 examples, 3 of them unlabeled, in batches of 5
+  then 2: under mirrored on two CPU devices the first batch splits 3/2 and the second gives one replica only an
+  unlabeled example."""
+  features = tiny.random_features(7, 16, seed=21)
+  features["label_ids"] = np.array([0, -1, 1, -1, 1, 0, -1], np.int32)
+  with strategy.scope():
+    student = tiny.tiny_classifier(seed=3, num_hidden_layers=1)
+    distiller = Distiller(student, SavedModelTeacher(teacher_path), alpha=0.5)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.5))
+  distiller.fit(make_dataset(features, 5, training=False), epochs=1, verbose=0)
+  return {v.name: v.numpy() for v in student.weights}
+
+
+MIRRORED_FIT = """
+import sys
+import numpy as np
+from tf_distill.distribute import configure_cpu_replicas, make_strategy
+configure_cpu_replicas(2)
+import test_unlabeled
+strategy = make_strategy("mirrored")
+np.savez(sys.argv[2], replicas=strategy.num_replicas_in_sync, **test_unlabeled.mixed_fit(sys.argv[1], strategy))
+"""
+
+
+class MirroredTest(tf.test.TestCase):
+
+  def test_mirrored_mixed_batches_match_one_device(self):
+    """Each replica's masked hard term is scaled by its share of the global batch, so two replicas take the step
+    of one device (the one-device step itself is checked against numpy in test_distiller)."""
+    teacher = tiny.shared_teacher().path
+    output = os.path.join(self.get_temp_dir(), "mirrored.npz")
+    env = tiny.subprocess_env()
+    env["PYTHONPATH"] += os.pathsep + os.path.dirname(os.path.abspath(__file__))
+    result = subprocess.run([tiny.PYTHON, "-c", MIRRORED_FIT, teacher, output], env=env, capture_output=True,
+                            text=True, timeout=600, check=False)
+    self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+    mirrored = dict(np.load(output))
+    self.assertEqual(int(mirrored.pop("replicas")), 2)
+    one = mixed_fit(teacher, tf.distribute.get_strategy())
+    self.assertCountEqual(mirrored, one)
+    for name, value in mirrored.items():
+      self.assertAllClose(value, one[name], atol=2e-5, msg=name)
+    initial = tiny.tiny_classifier(seed=3, num_hidden_layers=1).classifier.bias
+    self.assertNotAllClose(one[initial.name], initial.numpy())  # the step changed the weights
 
 
 class DistillRunTest(tf.test.TestCase):

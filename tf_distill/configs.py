@@ -154,6 +154,7 @@ class StudentConfig:
 
 
 TEACHER_CACHE_MODES = ("off", "build", "use", "auto")
+AUGMENTATION_MODES = ("fixed", "per_epoch")
 TEACHER_OUTPUT_KINDS = ("logits", "probabilities", "log_probabilities")
 
 
@@ -195,6 +196,11 @@ class DistillConfig:
   foreign: ForeignTeacherConfig = ForeignTeacherConfig()  # for a teacher export without tf_distill metadata
   unlabeled_data: Optional[str] = None  # transfer-set text without labels: a .csv/.tsv/.txt file or a built-in name
   unlabeled_ratio: Optional[float] = None  # unlabeled examples per labelled one in an epoch; None: all every epoch
+  augmentation: str = ""               # tf_distill.augment.spec grammar, e.g. "tang:n=20"; "" for none
+  augmentation_mode: str = "fixed"     # fixed (one set, every epoch) | per_epoch (fresh variants each epoch)
+  embeddings_file: Optional[str] = None  # GloVe-format vectors for neighbours; default: the teacher's embeddings
+  masked_lm_dir: Optional[str] = None  # tinybert: HF-format BERT with its MLM head
+  pos_tagger: str = "auto"             # tang: auto | spacy | nltk | none
 
   def __post_init__(self):
     if isinstance(self.foreign, dict):  # read back from config.json
@@ -229,7 +235,28 @@ class DistillConfig:
     if self.teacher_cache not in TEACHER_CACHE_MODES:
       raise ValueError(f"teacher_cache must be one of {list(TEACHER_CACHE_MODES)}, got {self.teacher_cache!r}")
     self._check_unlabeled()
+    self._check_augmentation()
     return self
+
+  def _check_augmentation(self) -> None:
+    """Augmented variants carry no label: like unlabeled text they add only distillation terms (tf_distill.augment)."""
+    if self.augmentation_mode not in AUGMENTATION_MODES:
+      raise ValueError(f"augmentation_mode must be one of {list(AUGMENTATION_MODES)}, got {self.augmentation_mode!r}")
+    if not self.augmentation:
+      given = [f"--{name}={value}" for name, value in (
+          ("augmentation_mode", None if self.augmentation_mode == "fixed" else self.augmentation_mode),
+          ("embeddings_file", self.embeddings_file), ("masked_lm_dir", self.masked_lm_dir),
+          ("pos_tagger", None if self.pos_tagger == "auto" else self.pos_tagger)) if value]
+      if given:
+        raise ValueError(f"{' '.join(given)} configures augmentation, but there is no --augmentation; pass "
+                         "--augmentation=SPEC (e.g. tang:n=20) or drop it")
+      return
+    from tf_distill.augment.spec import parse_spec  # pylint: disable=import-outside-toplevel
+    parse_spec(self.augmentation)
+    if self.alpha == 0 and not self.intermediate_matches:
+      raise ValueError(f"--augmentation={self.augmentation} adds variants that only the distillation terms learn "
+                       "from, but --alpha=0 and no --intermediate_matches leave none; set --alpha above 0 or drop "
+                       "--augmentation")
 
   def _check_unlabeled(self) -> None:
     """Unlabeled examples add only distillation terms (tf_distill.data.unlabeled)."""

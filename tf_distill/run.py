@@ -27,9 +27,11 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tf_distill import console, pretrained, teacher_cache
+from tf_distill.augment import AugmentResources, build_augmenter, parse_spec, training_rows
 from tf_distill.bert import BertConfig
 from tf_distill.configs import DataConfig, DistillConfig, StudentConfig, TrainConfig
 from tf_distill.data import unlabeled
+from tf_distill.data.processors import processor_for
 from tf_distill.data.tokenization import WordPieceTokenizer
 from tf_distill.determinism import make_deterministic
 from tf_distill.distiller import Distiller, teacher_outputs_needed
@@ -40,7 +42,7 @@ from tf_distill.schedules import parse_stages, schedule_callbacks, temperature_f
 from tf_distill.students import STUDENTS, build_student
 from tf_distill.teacher import INDEX_KEY, TeacherSource
 from tf_distill.teacher_sources import load_teacher
-from tf_distill.training import TaskData, load_data, steps_per_epoch, train_and_evaluate
+from tf_distill.training import TaskData, load_data, total_train_steps, train_and_evaluate
 
 
 class Run:
@@ -151,21 +153,46 @@ class DistillRun(Run):
     return {**super().configs(), "distill": self.distill_config, "student": self.student_config}
 
   def load_data(self) -> TaskData:
-    """The task's splits; with `distill.unlabeled_data`, its examples appended to the training split with label -1
-    (the teacher cache then covers them too)."""
+    """The task's splits; with `distill.unlabeled_data`, its examples appended to the training split with label -1,
+    then with `distill.augmentation` the variants of the training examples, label -1 too (the teacher cache then
+    covers both). `--unlabeled_ratio` counts unlabeled text per labelled example only; variants come on top."""
     data = super().load_data()
-    source, ratio = self.distill_config.unlabeled_data, self.distill_config.unlabeled_ratio
-    if not source:
-      return data
-    examples = unlabeled.read_unlabeled(source, self.data_config.text_column, self.data_config.text_b_column)
     tokenizer = WordPieceTokenizer(self.data_config.vocab_file, do_lower_case=self.data_config.do_lower_case)
+    if self.distill_config.unlabeled_data:
+      self._add_unlabeled(data, tokenizer)
+    if self.distill_config.augmentation:
+      self._add_augmented(data, tokenizer)
+    return data
+
+  def _add_unlabeled(self, data: TaskData, tokenizer: WordPieceTokenizer) -> None:
+    source, ratio = self.distill_config.unlabeled_data, self.distill_config.unlabeled_ratio
+    examples = unlabeled.read_unlabeled(source, self.data_config.text_column, self.data_config.text_b_column)
     train = data.features["train"]
     data.features["train"] = unlabeled.append_unlabeled(
         train, tokenizer.encode(examples, self.data_config.max_seq_length, data.labels))
     data.unlabeled_per_epoch = unlabeled.unlabeled_per_epoch(ratio, len(train["label_ids"]), len(examples), source)
     console.info(f"unlabeled data: {len(examples)} examples from {source}, {data.unlabeled_per_epoch} per epoch with "
                  f"the {len(train['label_ids'])} labelled")
-    return data
+
+  def _add_augmented(self, data: TaskData, tokenizer: WordPieceTokenizer) -> None:
+    """Variants of the (first max_train_examples) training examples (`tf_distill.augment.training_rows`)."""
+    distill, train = self.distill_config, data.features["train"]
+    examples = processor_for(self.data_config).get_examples("train", self.data_config.data_dir)
+    examples = examples[:self.train_config.max_train_examples or None]
+    resources = AugmentResources(teacher_model=self.teacher.path, embeddings_file=distill.embeddings_file,
+                                 masked_lm_dir=distill.masked_lm_dir, pos_tagger=distill.pos_tagger)
+    corpus = [text for e in examples for text in (e.text_a, e.text_b) if text is not None]
+    augmenter = build_augmenter(parse_spec(distill.augmentation), resources, corpus,
+                                teacher_variables=getattr(self.teacher, "variables", None))
+    epochs = int(self.train_config.num_train_epochs)
+    variants, tags = training_rows.variant_rows(augmenter, examples, tokenizer, self.data_config.max_seq_length,
+                                                data.labels, self.train_config.seed, distill.augmentation_mode, epochs)
+    data.row_epochs = np.concatenate([unlabeled.row_tags(train["label_ids"], data.row_epochs), tags])
+    data.features["train"] = {key: np.concatenate([train[key], variants[key]]) for key in train}
+    per_epoch = (f"{len(tags) / epochs:.0f} per epoch, fresh each epoch" if distill.augmentation_mode == "per_epoch"
+                 else "the same in every epoch")
+    console.info(f"augmentation: {augmenter.description}; {len(tags)} variants of {len(examples)} training "
+                 f"examples, {per_epoch}")
 
   def build_teacher(self, data: TaskData) -> Optional[TeacherSource]:
     """The source of the teacher outputs this run reads: the online SavedModel, or (--teacher_cache) the cache,
@@ -198,8 +225,5 @@ class DistillRun(Run):
                        shift_probabilities=distill.probability_shift)
 
   def callbacks(self, data: TaskData) -> Sequence[keras.callbacks.Callback]:
-    max_seq_length = data.features["train"]["input_ids"].shape[1]
-    total_steps = steps_per_epoch(data.train_examples_per_epoch(), max_seq_length,
-                                  self.train_config.train_batch_size) * int(
-        self.train_config.num_train_epochs)
+    total_steps = total_train_steps(data, int(self.train_config.num_train_epochs), self.train_config.train_batch_size)
     return schedule_callbacks(self.distill_config, self.stages, total_steps)

@@ -18,7 +18,7 @@ from tf_distill.configs import DataConfig, TrainConfig
 from tf_distill.data.pipeline import load_task_features, make_dataset
 from tf_distill.data.processors import get_processor
 from tf_distill.data.tokenization import NO_LABEL, WordPieceTokenizer
-from tf_distill.data.unlabeled import epoch_rows
+from tf_distill.data.unlabeled import DRAWN, EVERY_EPOCH, epoch_rows, row_tags
 from tf_distill.distiller import Distiller
 from tf_distill.optimization import create_optimizer
 from tf_distill.run_dir import RunDir
@@ -28,17 +28,20 @@ Features = Dict[str, np.ndarray]
 
 @dataclasses.dataclass
 class TaskData:
-  """Encoded splits and the label list. Training rows with label -1 are unlabeled transfer-set text; each epoch
-  uses `unlabeled_per_epoch` of them (None: all; `tf_distill.data.unlabeled.epoch_rows`)."""
+  """Encoded splits and the label list. Training rows with label -1 carry no label (unlabeled text, augmented
+  variants). `row_epochs` (int32 [n_train], `tf_distill.data.unlabeled.row_tags`) says which epochs use each row:
+  EVERY_EPOCH, DRAWN (unlabeled text: `unlabeled_per_epoch` of them each epoch, None: all) or one epoch e >= 0
+  (per-epoch augmentation variants); None: label -1 rows are DRAWN, the others EVERY_EPOCH."""
   features: Dict[str, Features]
   labels: List[str]
   unlabeled_per_epoch: Optional[int] = None
+  row_epochs: Optional[np.ndarray] = None
 
-  def train_examples_per_epoch(self) -> int:
-    labels = self.features["train"]["label_ids"]
-    unlabeled = int(np.sum(labels == NO_LABEL))
-    per_epoch = unlabeled if self.unlabeled_per_epoch is None else min(self.unlabeled_per_epoch, unlabeled)
-    return len(labels) - unlabeled + per_epoch
+  def train_examples_per_epoch(self, epoch: int = 0) -> int:
+    tags = row_tags(self.features["train"]["label_ids"], self.row_epochs)
+    drawn = int(np.sum(tags == DRAWN))
+    per_epoch = drawn if self.unlabeled_per_epoch is None else min(self.unlabeled_per_epoch, drawn)
+    return int(np.sum((tags == EVERY_EPOCH) | (tags == epoch))) + per_epoch
 
 
 def load_data(config: DataConfig, splits: Sequence[str] = ("train", "dev", "test"),
@@ -79,13 +82,15 @@ def epoch_batches(features: Features, batch_size: int) -> int:
 
 
 def epoch_dataset(features: Features, config: TrainConfig, epoch: int, skip_batches: int = 0,
-                  unlabeled_per_epoch: Optional[int] = None) -> tf.data.Dataset:
+                  unlabeled_per_epoch: Optional[int] = None,
+                  row_epochs: Optional[np.ndarray] = None) -> tf.data.Dataset:
   """Training batches of one epoch, length-bucketed, in the order `epoch_seed(config.seed, epoch)` gives; the first
   `skip_batches` batches (already trained on before a resume) are left out. Its cardinality is known, so Keras'
   progress bar shows the epoch's total. With unlabeled rows (label -1), the epoch has all labelled rows and
-  `unlabeled_per_epoch` unlabeled ones drawn with the same seed (`tf_distill.data.unlabeled.epoch_rows`)."""
-  if unlabeled_per_epoch is not None:
-    rows = epoch_rows(features["label_ids"], unlabeled_per_epoch, epoch_seed(config.seed, epoch))
+  `unlabeled_per_epoch` unlabeled ones drawn with the same seed, and with `row_epochs` only this epoch's
+  per-epoch rows (`tf_distill.data.unlabeled.epoch_rows`)."""
+  if unlabeled_per_epoch is not None or row_epochs is not None:
+    rows = epoch_rows(features["label_ids"], unlabeled_per_epoch, epoch_seed(config.seed, epoch), row_epochs, epoch)
     features = {key: value[rows] for key, value in features.items()}
   buckets = length_buckets(features["input_ids"].shape[1])
   dataset = make_dataset(features, config.train_batch_size, training=True, seed=epoch_seed(config.seed, epoch),
@@ -98,6 +103,13 @@ def epoch_dataset(features: Features, config: TrainConfig, epoch: int, skip_batc
 def steps_per_epoch(num_train: int, max_seq_length: int, batch_size: int) -> int:
   """Upper bound of the batches in an epoch: bucketing leaves at most one partial batch per bucket."""
   return math.ceil(num_train / batch_size) + len(length_buckets(max_seq_length))
+
+
+def total_train_steps(data: TaskData, epochs: int, batch_size: int) -> int:
+  """Upper bound of the training batches over `epochs` epochs (the LR schedule's length), epoch by epoch."""
+  max_seq_length = data.features["train"]["input_ids"].shape[1]
+  return sum(steps_per_epoch(data.train_examples_per_epoch(epoch), max_seq_length, batch_size)
+             for epoch in range(epochs))
 
 
 def fit(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunDir,
@@ -116,9 +128,8 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunD
   word_embeddings = word_embeddings or getattr(student, "word_embeddings", None)
   if word_embeddings is not None:
     word_embeddings.trainable = not config.freeze_word_embeddings
-  max_seq_length = data.features["train"]["input_ids"].shape[1]
   epochs = int(config.num_train_epochs)
-  total_steps = steps_per_epoch(data.train_examples_per_epoch(), max_seq_length, config.train_batch_size) * epochs
+  total_steps = total_train_steps(data, epochs, config.train_batch_size)
   with distiller.distribute_strategy.scope():
     optimizer = create_optimizer(config.learning_rate, total_steps, config.warmup_proportion, config.weight_decay,
                                  config.embedding_optimizer)
@@ -144,7 +155,8 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunD
         *callbacks,
     ]
     result = distiller.fit(epoch_dataset(data.features["train"], config, epoch, skip_batches=done,
-                                         unlabeled_per_epoch=data.unlabeled_per_epoch),
+                                         unlabeled_per_epoch=data.unlabeled_per_epoch,
+                                         row_epochs=data.row_epochs),
                            validation_data=dev, initial_epoch=epoch, epochs=epoch + 1, callbacks=epoch_callbacks,
                            verbose=verbose)
     for key, values in result.history.items():

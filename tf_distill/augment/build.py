@@ -35,22 +35,25 @@ class AugmentResources:
     return self
 
 
-def embedding_space(resources: AugmentResources, k: int) -> Optional[neighbours_lib.EmbeddingNeighbours]:
+def embedding_space(resources: AugmentResources, k: int,
+                    teacher_variables=None) -> Optional[neighbours_lib.EmbeddingNeighbours]:
   if resources.embeddings_file:
     return neighbours_lib.from_glove(resources.embeddings_file, k=k)
   if resources.teacher_model:
-    return neighbours_lib.from_teacher(resources.teacher_model, k=k)
+    return neighbours_lib.from_teacher(resources.teacher_model, k=k, variables=teacher_variables)
   return None
 
 
 def build_augmenter(spec: AugmentSpec, resources: AugmentResources, corpus: Sequence[str] = (),
-                    space: Optional[neighbours_lib.EmbeddingNeighbours] = None) -> Augmenter:
+                    space: Optional[neighbours_lib.EmbeddingNeighbours] = None,
+                    teacher_variables=None) -> Augmenter:
   """`corpus`: the texts whose unigram counts Tang's POS replacement draws from (the training texts). `space`: an
-  embedding space already built (e.g. by `neighbours.from_pretrained_dir`), used instead of the resources' one."""
+  embedding space already built (e.g. by `neighbours.from_pretrained_dir`), used instead of the resources' one.
+  `teacher_variables`: the variables of `resources.teacher_model` already loaded (read only if its space is used)."""
   resources.validate()
   if space is not None and resources.embeddings_file:
     raise ValueError("pass either an embedding space or embeddings_file, not both")
-  find_space = (lambda k: space) if space is not None else (lambda k: embedding_space(resources, k))
+  find_space = (lambda k: space) if space is not None else (lambda k: embedding_space(resources, k, teacher_variables))
   if isinstance(spec, TangSpec):
     if resources.masked_lm_dir:
       raise ValueError("a masked LM (--masked_lm_dir) is used by tinybert augmentation only, not by tang; drop it "

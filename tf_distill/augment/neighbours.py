@@ -121,8 +121,10 @@ def read_vocab(path: str) -> List[str]:
   return [line.strip() for line in lines]
 
 
-def from_teacher(path: str, k: int = 15) -> EmbeddingNeighbours:
-  """The input word embeddings of the tf_distill teacher SavedModel `path` (model dir: its latest version)."""
+def from_teacher(path: str, k: int = 15, variables: Optional[Sequence] = None) -> EmbeddingNeighbours:
+  """The input word embeddings of the tf_distill teacher SavedModel `path` (model dir: its latest version).
+  `variables`: the model variables of that SavedModel already loaded (`SavedModelTeacher.variables`), so it is not
+  loaded a second time."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from tf_distill.data.tokenization import WordPieceTokenizer  # pylint: disable=import-outside-toplevel
   from tf_distill.export.serving import latest_version_dir, read_metadata  # pylint: disable=import-outside-toplevel
@@ -133,8 +135,10 @@ def from_teacher(path: str, k: int = 15) -> EmbeddingNeighbours:
     raise TeacherError(f"teacher model {path!r} is not a tf_distill teacher export (no saved_model.pb or "
                        "assets.extra/vocab.txt); pass a directory written by scripts/export_teacher.sh, or "
                        "--embeddings_file=GLOVE.txt")
-  loaded = tf.saved_model.load(version_dir)
-  found = [v for v in loaded.model.variables if "word_embeddings" in v.name] if hasattr(loaded, "model") else []
+  if variables is None:
+    loaded = tf.saved_model.load(version_dir)
+    variables = loaded.model.variables if hasattr(loaded, "model") else []
+  found = [v for v in variables if "word_embeddings" in v.name]
   if len(found) != 1:
     raise TeacherError(f"teacher {version_dir} has {len(found)} word-embedding variables "
                        f"({[v.name for v in found]}); expected one. Pass --embeddings_file=GLOVE.txt instead")

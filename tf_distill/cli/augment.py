@@ -17,7 +17,6 @@ import os
 from absl import app, flags
 
 from tf_distill.augment import AugmentResources, build_augmenter, iter_augmented, parse_spec
-from tf_distill.augment.pos import TAGGERS
 from tf_distill.cli import common
 from tf_distill.data.processors import SPLITS, processor_for
 
@@ -27,20 +26,13 @@ FLAGS = flags.FLAGS
 def define_flags() -> None:
   common.define_data_flags()  # the task; its tokenisation flags do not matter here
   flags.DEFINE_enum("split", "train", list(SPLITS), "Which split to augment.")
-  flags.DEFINE_string("augmentation", None, "Rule and parameters: tang:n=20,p_mask=0.1,p_pos=0.1,p_ng=0.25 or "
-                      "tinybert:n=20,p=0.4,k=15 (left-out parameters keep these defaults).")
   flags.DEFINE_string("output_file", None, "The augmented file to write: .tsv or .csv.")
   flags.DEFINE_integer("seed", 42, "Augmentation seed.", lower_bound=0)
   flags.DEFINE_integer("epoch", 0, "Epoch whose variants to write (0: a fixed augmented set).", lower_bound=0)
   flags.DEFINE_integer("max_examples", None, "Augment only the first N examples.", lower_bound=1)
   flags.DEFINE_bool("include_original", True, "Write each original example (variant 0) before its variants.")
   flags.DEFINE_string("teacher_model", None, "Teacher SavedModel whose input word embeddings give the neighbours.")
-  flags.DEFINE_string("embeddings_file", None, "GloVe-format word vectors for the neighbours, instead of the "
-                      "teacher's embeddings.")
-  flags.DEFINE_string("masked_lm_dir", None, "tinybert: Hugging Face-format BERT with its MLM head (TensorFlow "
-                      "weights) for the candidates of single-piece words.")
-  flags.DEFINE_enum("pos_tagger", "auto", list(TAGGERS), "tang: part-of-speech tagger for the replacement; auto "
-                    "uses one if installed (pip install 'tf_distill[pos]'), else embedding neighbours.")
+  common.define_augmentation_flags()
 
 
 def _read_examples():

@@ -11,9 +11,9 @@ from absl import flags
 import tf_distill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 from tf_distill import console
-from tf_distill.configs import (PRECISION_POLICIES, STUDENT_TYPES, TEACHER_CACHE_MODES, BertStudentConfig,
-                                BiLstmStudentConfig, DataConfig, DistillConfig, ForeignTeacherConfig, StudentConfig,
-                                TrainConfig)
+from tf_distill.configs import (AUGMENTATION_MODES, PRECISION_POLICIES, STUDENT_TYPES, TEACHER_CACHE_MODES,
+                                BertStudentConfig, BiLstmStudentConfig, DataConfig, DistillConfig, ForeignTeacherConfig,
+                                StudentConfig, TrainConfig)
 from tf_distill.distribute import STRATEGIES, configure_cpu_replicas, make_strategy
 
 
@@ -91,6 +91,10 @@ def define_student_flags() -> None:
                       "rotten_tomatoes_plots (plot sentences of the embedded default's training movies).")
   flags.DEFINE_float("unlabeled_ratio", None, "Unlabeled examples per labelled example in each epoch, drawn anew "
                      "every epoch (seeded). Default: the whole --unlabeled_data every epoch.")
+  define_augmentation_flags()
+  flags.DEFINE_enum("augmentation_mode", "fixed", list(AUGMENTATION_MODES), "fixed: N variants per training "
+                    "example made once and used every epoch (teacher-labelled once with --teacher_cache); per_epoch: "
+                    "fresh variants for every epoch, all made before training starts.")
   flags.DEFINE_enum("student_type", "bert", list(STUDENT_TYPES), "Student architecture.")
   flags.DEFINE_integer("student_num_layers", 2, "Student transformer layers.")
   flags.DEFINE_integer("student_hidden_size", None, "Student width. Default: the teacher's.")
@@ -105,6 +109,19 @@ def define_student_flags() -> None:
   flags.DEFINE_integer("bilstm_embedding_size", 300, "BiLSTM student: word-embedding width.")
   flags.DEFINE_integer("bilstm_lstm_units", 300, "BiLSTM student: LSTM units per direction.")
   flags.DEFINE_integer("bilstm_hidden_units", 400, "BiLSTM student: ReLU layer units.")
+
+
+def define_augmentation_flags() -> None:
+  """--augmentation and the resources its rules may use (tf_distill distill and tf_distill augment)."""
+  from tf_distill.augment.pos import TAGGERS  # pylint: disable=import-outside-toplevel
+  flags.DEFINE_string("augmentation", None, "Rule and parameters: tang:n=20,p_mask=0.1,p_pos=0.1,p_ng=0.25 or "
+                      "tinybert:n=20,p=0.4,k=15 (left-out parameters keep these defaults).")
+  flags.DEFINE_string("embeddings_file", None, "GloVe-format word vectors for the neighbours, instead of the "
+                      "teacher's embeddings.")
+  flags.DEFINE_string("masked_lm_dir", None, "tinybert: Hugging Face-format BERT with its MLM head (TensorFlow "
+                      "weights) for the candidates of single-piece words.")
+  flags.DEFINE_enum("pos_tagger", "auto", list(TAGGERS), "tang: part-of-speech tagger for the replacement; auto "
+                    "uses one if installed (pip install 'tf_distill[pos]'), else embedding neighbours.")
 
 
 def define_export_flags(default_run_dir: str, default_model_name: str) -> None:
@@ -180,6 +197,9 @@ def distill_config_from_flags(FLAGS) -> DistillConfig:  # pylint: disable=invali
                        temperature_schedule=FLAGS.temperature_schedule, alpha_schedule=FLAGS.alpha_schedule,
                        teacher_cache=FLAGS.teacher_cache, teacher_cache_dir=FLAGS.teacher_cache_dir,
                        unlabeled_data=FLAGS.unlabeled_data, unlabeled_ratio=FLAGS.unlabeled_ratio,
+                       augmentation=FLAGS.augmentation or "", augmentation_mode=FLAGS.augmentation_mode,
+                       embeddings_file=FLAGS.embeddings_file, masked_lm_dir=FLAGS.masked_lm_dir,
+                       pos_tagger=FLAGS.pos_tagger,
                        foreign=ForeignTeacherConfig(
                            signature=FLAGS.teacher_signature, input_map=FLAGS.teacher_input_map,
                            output=FLAGS.teacher_output, output_kind=FLAGS.teacher_output_kind,

@@ -113,14 +113,29 @@ def unlabeled_per_epoch(ratio: Optional[float], num_labelled: int, num_unlabeled
   return count
 
 
-def epoch_rows(label_ids: np.ndarray, per_epoch: Optional[int], seed: int) -> np.ndarray:
-  """Row indices (ascending) of one epoch: every labelled row plus `per_epoch` of the unlabeled rows (label -1),
-  chosen without replacement by `np.random.default_rng(seed)`; all rows when `per_epoch` is None or covers them."""
-  unlabeled = np.flatnonzero(label_ids == NO_LABEL)
-  if per_epoch is None or per_epoch >= len(unlabeled):
-    return np.arange(len(label_ids))
-  chosen = np.random.default_rng(seed).choice(unlabeled, size=per_epoch, replace=False)
-  return np.sort(np.concatenate([np.flatnonzero(label_ids != NO_LABEL), chosen]))
+EVERY_EPOCH = -1  # row tag: a row of every epoch (labelled rows, a fixed augmented set)
+DRAWN = -2        # row tag: unlabeled text, of which `per_epoch` rows are drawn each epoch
+# Any other tag e >= 0: a row of epoch e only (per-epoch augmentation variants, tf_distill.augment.training_rows).
+
+
+def row_tags(label_ids: np.ndarray, row_epochs: Optional[np.ndarray] = None) -> np.ndarray:
+  """Each training row's tag: `row_epochs` when given, else DRAWN for label -1 rows and EVERY_EPOCH for the rest."""
+  if row_epochs is not None:
+    return np.asarray(row_epochs)
+  return np.where(label_ids == NO_LABEL, DRAWN, EVERY_EPOCH).astype(np.int32)
+
+
+def epoch_rows(label_ids: np.ndarray, per_epoch: Optional[int], seed: int, row_epochs: Optional[np.ndarray] = None,
+               epoch: int = 0) -> np.ndarray:
+  """Row indices (ascending) of epoch `epoch`: every EVERY_EPOCH row and every row tagged `epoch` (`row_tags`), plus
+  `per_epoch` of the DRAWN rows, chosen without replacement by `np.random.default_rng(seed)` (all of them when
+  `per_epoch` is None or covers them). Without `row_epochs`, the label -1 rows are the DRAWN ones."""
+  tags = row_tags(label_ids, row_epochs)
+  drawn = np.flatnonzero(tags == DRAWN)
+  kept = np.flatnonzero((tags == EVERY_EPOCH) | (tags == epoch))
+  if per_epoch is not None and per_epoch < len(drawn):
+    drawn = np.random.default_rng(seed).choice(drawn, size=per_epoch, replace=False)
+  return np.sort(np.concatenate([kept, drawn]))
 
 
 def append_unlabeled(train: Dict[str, np.ndarray], unlabeled: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:

@@ -1,0 +1,164 @@
+"""What the transfer set adds (issue 12's table): test accuracy of the 2-layer BERT student and the BiLSTM trained
+without distillation / distilled on the labelled data / + unlabeled text / + augmentation, over seeds, per task.
+
+    python3 bench/transfer_sets.py --tasks=rotten_tomatoes,bbc_news --seeds=1,2,3 --output=bench/TRANSFER_SETS.md
+    # smoke run at a tiny budget:
+    python3 bench/transfer_sets.py --work_dir=/tmp/transfer_smoke --tasks=rotten_tomatoes --seeds=1 \\
+        --students=bert2 --max_train_examples=64 --teacher_max_train_examples=64 --teacher_epochs=1 --epochs=1 \\
+        --augmentation=tang:n=2 --unlabeled_ratio=0.5
+
+Per task, the teacher is fine-tuned and exported first if `<work_dir>/<task>/teacher` has no eval_results.json
+(scripts/train_teacher.sh, flags/teacher.flags, then scripts/export_teacher.sh). Each student run is
+`scripts/distill.sh` with the student's preset (bert2: flags/distill.flags, bilstm: flags/bilstm.flags) and:
+- no distillation: `--alpha=0` (the BiLSTM also `--kd_loss=ce`), the twin of flags/baseline.flags;
+- distillation: the preset as it is;
+- + unlabeled text: `--unlabeled_data=rotten_tomatoes_plots` (4,546 plot sentences of the training movies) for
+  Rotten Tomatoes; BBC News has no unlabeled set in the packaged corpora, so its row is n/a;
+- + augmentation: `--augmentation=SPEC --augmentation_mode=MODE --teacher_cache=auto`.
+A run whose eval_results.json exists is reused, so an interrupted bench continues where it stopped. The table gives
+the mean ± sample sd of test accuracy over the seeds, its share of the teacher's and the gain over the twin.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STUDENTS = {"bert2": "flags/distill.flags", "bilstm": "flags/bilstm.flags"}
+CONFIGS = ("no distillation", "distillation", "+ unlabeled text", "+ augmentation")
+UNLABELED = {"rotten_tomatoes": "rotten_tomatoes_plots"}
+TASK_TITLES = {"rotten_tomatoes": "Rotten Tomatoes", "bbc_news": "BBC News"}
+
+
+def _run(command, log_path):
+  os.makedirs(os.path.dirname(log_path), exist_ok=True)
+  start = time.time()
+  with open(log_path, "w", encoding="utf-8") as log:
+    result = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, check=False)
+  if result.returncode:
+    raise SystemExit(f"error: {' '.join(command)} failed (exit {result.returncode}); see {log_path}")
+  print(f"{os.path.basename(os.path.dirname(log_path))}/{os.path.basename(log_path)}: {time.time() - start:.0f} s",
+        file=sys.stderr)
+
+
+def _test_accuracy(run_dir):
+  with open(os.path.join(REPO, run_dir, "eval_results.json"), encoding="utf-8") as f:
+    return json.load(f)["test_accuracy"]
+
+
+def teacher(task, args):
+  """The task's teacher export (trained and exported if missing) and its test accuracy."""
+  run_dir = os.path.join(args.work_dir, task, "teacher")
+  export_root = os.path.join(args.work_dir, task, "export")
+  if not os.path.isfile(os.path.join(REPO, run_dir, "eval_results.json")):
+    command = ["scripts/train_teacher.sh", f"--task_name={task}", f"--output_dir={run_dir}"] + _common(args)
+    if args.teacher_epochs:
+      command.append(f"--num_train_epochs={args.teacher_epochs}")
+    if args.teacher_max_train_examples:
+      command.append(f"--max_train_examples={args.teacher_max_train_examples}")
+    _run(command, os.path.join(REPO, run_dir + ".log"))
+  if not os.path.isdir(os.path.join(REPO, export_root, "teacher")):
+    _run(["scripts/export_teacher.sh", f"--output_dir={run_dir}", f"--export_dir={export_root}"],
+         os.path.join(REPO, export_root + ".log"))
+  return os.path.join(export_root, "teacher"), _test_accuracy(run_dir)
+
+
+def _common(args):
+  return [f"--max_seq_length={args.max_seq_length}"] if args.max_seq_length else []
+
+
+def student_flags(task, student, config, args):
+  """The distill.sh flags of one table cell (module docstring); None when the cell is n/a."""
+  flags = [f"--flagfile={STUDENTS[student]}", f"--task_name={task}", f"--num_train_epochs={args.epochs}"]
+  if args.max_train_examples:
+    flags.append(f"--max_train_examples={args.max_train_examples}")
+  if config == "no distillation":
+    return flags + ["--alpha=0"] + (["--kd_loss=ce"] if student == "bilstm" else [])
+  if config == "+ unlabeled text":
+    if task not in UNLABELED:
+      return None
+    flags.append(f"--unlabeled_data={UNLABELED[task]}")
+    if args.unlabeled_ratio:
+      flags.append(f"--unlabeled_ratio={args.unlabeled_ratio}")
+  if config == "+ augmentation":
+    flags += [f"--augmentation={args.augmentation}", f"--augmentation_mode={args.augmentation_mode}",
+              "--teacher_cache=auto"]
+  return flags
+
+
+def student_accuracy(task, student, config, seed, teacher_model, args):
+  flags = student_flags(task, student, config, args)
+  if flags is None:
+    return None
+  name = f"{student}_{config.replace('+ ', 'plus_').replace(' ', '_')}_s{seed}"
+  run_dir = os.path.join(args.work_dir, task, name)
+  if not os.path.isfile(os.path.join(REPO, run_dir, "eval_results.json")):
+    _run(["scripts/distill.sh", *flags, f"--teacher_model={teacher_model}", f"--seed={seed}",
+          f"--output_dir={run_dir}"] + _common(args), os.path.join(REPO, run_dir + ".log"))
+  return _test_accuracy(run_dir)
+
+
+def _mean_sd(values):
+  mean = statistics.mean(values)
+  sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+  return mean, sd
+
+
+def task_table(task, args, seeds):
+  teacher_model, teacher_accuracy = teacher(task, args)
+  lines = [f"**{TASK_TITLES.get(task, task)}**: teacher (all-MiniLM-L6-v2 fine-tuned) test accuracy "
+           f"{teacher_accuracy:.4f}.", "",
+           "| student | transfer set | test accuracy | % of teacher | vs no distillation | seeds |",
+           "|---|---|---|---|---|---|"]
+  for student in args.students.split(","):
+    twin = None
+    for config in CONFIGS:
+      values = [student_accuracy(task, student, config, seed, teacher_model, args) for seed in seeds]
+      if values[0] is None:
+        lines.append(f"| {student} | {config} | n/a (no unlabeled set for this task) | | | |")
+        continue
+      mean, sd = _mean_sd(values)
+      twin = mean if config == "no distillation" else twin
+      spread = f" ± {sd:.4f}" if len(values) > 1 else ""
+      gain = "" if config == "no distillation" else f"{100 * (mean - twin):+.2f} points"
+      lines.append(f"| {student} | {config} | {mean:.4f}{spread} | {100 * mean / teacher_accuracy:.1f}% | {gain} | "
+                   f"{len(values)} |")
+  return "\n".join(lines)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--tasks", default="rotten_tomatoes,bbc_news")
+  parser.add_argument("--students", default="bert2,bilstm")
+  parser.add_argument("--seeds", default="1,2,3")
+  parser.add_argument("--work_dir", default="runs/bench_transfer", help="Runs go to <work_dir>/<task>/...")
+  parser.add_argument("--max_train_examples", type=int, default=None, help="Students: first N training examples.")
+  parser.add_argument("--epochs", type=int, default=3, help="Student epochs.")
+  parser.add_argument("--teacher_epochs", type=int, default=None, help="Default: flags/teacher.flags' 3.")
+  parser.add_argument("--teacher_max_train_examples", type=int, default=None)
+  parser.add_argument("--max_seq_length", type=int, default=None, help="Default: flags/common.flags' 64.")
+  parser.add_argument("--augmentation", default="tang:n=20")
+  parser.add_argument("--augmentation_mode", default="fixed", choices=["fixed", "per_epoch"])
+  parser.add_argument("--unlabeled_ratio", type=float, default=None, help="Default: all unlabeled text each epoch.")
+  parser.add_argument("--output", help="Markdown file to write the tables and the command to.")
+  args = parser.parse_args()
+  seeds = [int(s) for s in args.seeds.split(",")]
+  command = "python3 bench/transfer_sets.py " + " ".join(sys.argv[1:])
+  budget = (f"Students: {args.epochs} epochs on {args.max_train_examples or 'all'} training examples; "
+            f"augmentation {args.augmentation} ({args.augmentation_mode}); unlabeled ratio "
+            f"{args.unlabeled_ratio or 'all'}; seeds {args.seeds}; mean ± sample sd.")
+  tables = "\n\n".join(task_table(task, args, seeds) for task in args.tasks.split(","))
+  text = f"Command: `{command}`\n\n{budget}\n\n{tables}\n"
+  print(text)
+  if args.output:
+    with open(os.path.join(REPO, args.output) if not os.path.isabs(args.output) else args.output, "w",
+              encoding="utf-8") as f:
+      f.write(text)
+
+
+if __name__ == "__main__":
+  main()
