@@ -30,6 +30,7 @@ class LazyAdamWTest(tf.test.TestCase):
     table = tf.Variable(w0, name="word_embeddings")
     # lr schedule: total 100 steps, no warm-up -> lr(step) = 1e-2 * (100 - step) / 100
     optimizer = create_optimizer(1e-2, 100, 0.0, 0.1, embedding_optimizer=embedding_optimizer)
+    self.assertTrue(optimizer.jit_compile)  # the XLA-compiled update is the one checked here
     w, m, v = w0.astype(np.float64), np.zeros((6, 3)), np.zeros((6, 3))
     for t, ids in enumerate(([1, 3, 3], [0, 1], [5, 5, 5, 2]), start=1):
       values = rng.normal(size=(len(ids), 3)).astype(np.float32)

@@ -3,6 +3,7 @@
 import tf_distill  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
+from tf_keras.src.utils import tf_utils
 
 
 class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -72,11 +73,18 @@ class LazyAdamW(keras.optimizers.AdamW):
 
 def create_optimizer(learning_rate: float, total_steps: int, warmup_proportion: float,
                      weight_decay: float, embedding_optimizer: str = "adamw") -> keras.optimizers.Optimizer:
-  """BERT's AdamW; embedding_optimizer="lazy_adamw" updates embedding tables row-sparsely (see LazyAdamW)."""
+  """BERT's AdamW; embedding_optimizer="lazy_adamw" updates embedding tables row-sparsely (see LazyAdamW).
+
+  The update of each variable is XLA-compiled (`jit_compile`), on the CPU too: tf-keras turns it off without a GPU,
+  but on a CPU it fuses the dense AdamW update of a 30522 x 384 embedding table (both moments, weight decay) into one
+  pass, about 3x faster (bench/optimizer_update.py), with the same arithmetic (weights within 1e-8 of the unfused
+  update; tests/test_lazy_adamw.py checks both optimizers against AdamW in numpy).
+  """
   if embedding_optimizer not in EMBEDDING_OPTIMIZERS:
     raise ValueError(f"embedding_optimizer must be one of {list(EMBEDDING_OPTIMIZERS)}, got {embedding_optimizer!r}")
   schedule = WarmupLinearDecay(learning_rate, total_steps, int(total_steps * warmup_proportion))
   optimizer_class = LazyAdamW if embedding_optimizer == "lazy_adamw" else keras.optimizers.AdamW
   optimizer = optimizer_class(learning_rate=schedule, weight_decay=weight_decay, epsilon=1e-6)
   optimizer.exclude_from_weight_decay(var_names=["LayerNorm", "bias"])
+  optimizer.jit_compile = tf_utils.can_jit_compile()
   return optimizer
