@@ -261,7 +261,8 @@ class EndToEndTest(tf.test.TestCase):
     self.assertGreater(results["history"]["kd_loss"][0], 0.0)  # the teacher was queried
     self.assertEqual(_read_json(self.path("runs/student", "model_config.json"))["num_hidden_layers"], 1)
     config = _read_json(self.path("runs/student", "config.json"))
-    self.assertEqual(config["distill"], {"teacher_model": "export/teacher", "temperature": 2.0, "alpha": 0.5,
+    self.assertEqual(config["distill"], {"teacher_model": "export/teacher", "teacher_weights": None,
+                                         "intermediate_teacher": None, "temperature": 2.0, "alpha": 0.5,
                                          "kd_loss": "ce", "probability_shift": False, "layer_map": "uniform",
                                          "intermediate_matches": "",
                                          "stages": "", "temperature_schedule": "constant",

@@ -267,7 +267,8 @@ class DistillConfig:
                          "list several (--teacher_model=export/t1,export/t2) or drop it")
       return
     from tf_distill.ensemble import check_members  # pylint: disable=import-outside-toplevel
-    check_members(len(paths), self.teacher_weights, self.intermediate_teacher or 1)
+    intermediate = 1 if self.intermediate_teacher is None else self.intermediate_teacher
+    check_members(len(paths), self.teacher_weights, intermediate)
 
   def _check_augmentation(self) -> None:
     """Augmented variants carry no label: like unlabeled text they add only distillation terms (tf_distill.augment)."""

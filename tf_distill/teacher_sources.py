@@ -33,5 +33,6 @@ def load_teacher(distill: DistillConfig, data: DataConfig) -> TeacherSource:
   if len(paths) < 2:
     return load_one(distill.teacher_model, distill, data)
   foreign = any(os.path.isdir(p) and not is_tf_distill_export(p) for p in paths)
+  intermediate = 1 if distill.intermediate_teacher is None else distill.intermediate_teacher
   return EnsembleTeacher([load_one(p, distill, data, foreign_flags_used=foreign) for p in paths],
-                         distill.teacher_weights, distill.intermediate_teacher or 1)
+                         distill.teacher_weights, intermediate)
