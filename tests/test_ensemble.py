@@ -198,21 +198,12 @@ class EnsembleTest(tf.test.TestCase, parameterized.TestCase):
     self.assertGreater(summary["history"]["kd_loss"][0], 0.0)
 
 
-def _define_flags_once():
-  if "student_num_layers" not in FLAGS:
-    common.define_data_flags()
-    common.define_train_flags("runs/test", default_learning_rate=1e-4, default_epochs=3)
-    common.define_student_flags()
-  if not FLAGS.is_parsed():
-    FLAGS.mark_as_parsed()
-
-
 class EnsembleFlagsTest(tf.test.TestCase, parameterized.TestCase):
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    _define_flags_once()
+    tiny.define_distill_flags_once()
 
   @flagsaver.flagsaver(teacher_model="export/t1,export/t2,export/t3", teacher_weights=["0.5", "0.25", "0.25"],
                        intermediate_teacher=3)
