@@ -92,7 +92,8 @@ class EnsembleTeacher(TeacherSource):
 
   def __str__(self) -> str:
     members = ", ".join(f"{w:.4g} x {m}" for w, m in zip(self.weights, self.members))
-    return f"ensemble of {len(self.members)} teachers ({members}; intermediates from teacher {self.intermediate_teacher})"
+    return (f"ensemble of {len(self.members)} teachers ({members}; intermediates from teacher "
+            f"{self.intermediate_teacher})")
 
   @property
   def labels(self) -> Sequence[str]:

@@ -200,15 +200,17 @@ def _float_list(values, flag_name):
   try:
     return tuple(float(v) for v in values)
   except ValueError as e:
-    raise ValueError(f"--{flag_name} takes comma-separated numbers such as 0.5,0.25,0.25; got {','.join(values)}") from e
+    raise ValueError(f"--{flag_name} takes comma-separated numbers such as 0.5,0.25,0.25; got "
+                     f"{','.join(values)}") from e
 
 
 def distill_config_from_flags(FLAGS) -> DistillConfig:  # pylint: disable=invalid-name
   weights = FLAGS.teacher_weights
   return DistillConfig(teacher_model=FLAGS.teacher_model or "",
                        teacher_weights=_float_list(weights, "teacher_weights") if weights else None,
-                       intermediate_teacher=FLAGS.intermediate_teacher, temperature=FLAGS.temperature, alpha=FLAGS.alpha,
-                       kd_loss=FLAGS.kd_loss, probability_shift=FLAGS.probability_shift, layer_map=FLAGS.layer_map,
+                       intermediate_teacher=FLAGS.intermediate_teacher, temperature=FLAGS.temperature,
+                       alpha=FLAGS.alpha, kd_loss=FLAGS.kd_loss, probability_shift=FLAGS.probability_shift,
+                       layer_map=FLAGS.layer_map,
                        intermediate_matches=FLAGS.intermediate_matches, stages=FLAGS.stages,
                        temperature_schedule=FLAGS.temperature_schedule, alpha_schedule=FLAGS.alpha_schedule,
                        teacher_cache=FLAGS.teacher_cache, teacher_cache_dir=FLAGS.teacher_cache_dir,
