@@ -52,22 +52,12 @@ def _read_json(path):
     return json.load(f)
 
 
-def _define_flags_once():
-  """The shared flags of train_teacher and distill, defined once in this process's global FLAGS."""
-  if "student_num_layers" not in FLAGS:
-    common.define_data_flags()
-    common.define_train_flags("runs/test", default_learning_rate=1e-4, default_epochs=3)
-    common.define_student_flags()
-  if not FLAGS.is_parsed():
-    FLAGS.mark_as_parsed()
-
-
 class FlagsToConfigTest(tf.test.TestCase, parameterized.TestCase):
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    _define_flags_once()
+    tiny.define_distill_flags_once()
 
   @flagsaver.flagsaver(teacher_model="export/teacher", temperature=4.0, alpha=0.3, kd_loss="kl")
   def test_distill_config(self):
@@ -261,7 +251,8 @@ class EndToEndTest(tf.test.TestCase):
     self.assertGreater(results["history"]["kd_loss"][0], 0.0)  # the teacher was queried
     self.assertEqual(_read_json(self.path("runs/student", "model_config.json"))["num_hidden_layers"], 1)
     config = _read_json(self.path("runs/student", "config.json"))
-    self.assertEqual(config["distill"], {"teacher_model": "export/teacher", "temperature": 2.0, "alpha": 0.5,
+    self.assertEqual(config["distill"], {"teacher_model": "export/teacher", "teacher_weights": None,
+                                         "intermediate_teacher": None, "temperature": 2.0, "alpha": 0.5,
                                          "kd_loss": "ce", "probability_shift": False, "layer_map": "uniform",
                                          "intermediate_matches": "",
                                          "stages": "", "temperature_schedule": "constant",

@@ -211,6 +211,18 @@ def shared_teacher() -> ExportedTeacher:
   return _SHARED["teacher"]
 
 
+def define_distill_flags_once() -> None:
+  """The shared flags of train_teacher and distill, defined once in this process's global FLAGS (for flagsaver)."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  from tf_distill.cli import common  # pylint: disable=import-outside-toplevel
+  if "student_num_layers" not in flags.FLAGS:
+    common.define_data_flags()
+    common.define_train_flags("runs/test", default_learning_rate=1e-4, default_epochs=3)
+    common.define_student_flags()
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+
+
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
   x = np.asarray(x, np.float64)
   e = np.exp(x - x.max(axis=axis, keepdims=True))

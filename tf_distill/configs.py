@@ -181,7 +181,9 @@ class ForeignTeacherConfig:
 @dataclasses.dataclass(frozen=True)
 class DistillConfig:
   """What to distil from: the teacher SavedModel, the logits objective, intermediate matches and schedules."""
-  teacher_model: str = ""
+  teacher_model: str = ""              # one SavedModel, or comma-separated ones: an ensemble (tf_distill.ensemble)
+  teacher_weights: Optional[Tuple[float, ...]] = None  # one per ensemble member (normalised); None: equal
+  intermediate_teacher: Optional[int] = None  # 1-based member serving intermediates and the BERT shape; None: 1
   temperature: float = 2.0
   alpha: float = 0.5
   kd_loss: str = "ce"
@@ -205,6 +207,13 @@ class DistillConfig:
   def __post_init__(self):
     if isinstance(self.foreign, dict):  # read back from config.json
       object.__setattr__(self, "foreign", ForeignTeacherConfig(**self.foreign))
+    if isinstance(self.teacher_weights, list):
+      object.__setattr__(self, "teacher_weights", tuple(self.teacher_weights))
+
+  @property
+  def teacher_models(self) -> Tuple[str, ...]:
+    """The SavedModel directories of `teacher_model`: one, or an ensemble's members in order."""
+    return tuple(p.strip() for p in self.teacher_model.split(",")) if self.teacher_model else ()
 
   def validate(self) -> "DistillConfig":
     self.foreign.validate()
@@ -227,6 +236,7 @@ class DistillConfig:
       if not all(math.isfinite(x) for x in numbers):
         raise ValueError(f"--{name}={spec!r} needs finite numbers, e.g. linear:1.0")
     self._check_teacher_use()
+    self._check_ensemble()
     if (self.alpha > 0 or self.intermediate_matches) and not self.teacher_model:
       raise ValueError(f"alpha={self.alpha} needs a teacher: pass --teacher_model=DIR (a teacher SavedModel)")
     if self.kd_loss == "mse" and (self.temperature != 1.0 or self.temperature_schedule != "constant"):
@@ -237,6 +247,28 @@ class DistillConfig:
     self._check_unlabeled()
     self._check_augmentation()
     return self
+
+  def _check_ensemble(self) -> None:
+    """--teacher_weights and --intermediate_teacher describe the members of a --teacher_model=a,b,... ensemble."""
+    paths = self.teacher_models
+    if any(not p for p in paths):
+      raise ValueError(f"--teacher_model={self.teacher_model} has an empty entry; list teacher SavedModels separated "
+                       "by single commas, e.g. --teacher_model=export/t1,export/t2")
+    repeated = sorted({p for p in paths if paths.count(p) > 1})
+    if repeated:
+      raise ValueError(f"--teacher_model lists {repeated} more than once; list each teacher once and give it a "
+                       "larger --teacher_weights instead")
+    if len(paths) < 2:
+      given = [f"--{name}={value}" for name, value in (
+          ("teacher_weights", ",".join(map(str, self.teacher_weights or ())) or None),
+          ("intermediate_teacher", self.intermediate_teacher)) if value is not None]
+      if given:
+        raise ValueError(f"{' '.join(given)} describes a teacher ensemble, but --teacher_model names one teacher; "
+                         "list several (--teacher_model=export/t1,export/t2) or drop it")
+      return
+    from tf_distill.ensemble import check_members  # pylint: disable=import-outside-toplevel
+    intermediate = 1 if self.intermediate_teacher is None else self.intermediate_teacher
+    check_members(len(paths), self.teacher_weights, intermediate)
 
   def _check_augmentation(self) -> None:
     """Augmented variants carry no label: like unlabeled text they add only distillation terms (tf_distill.augment)."""

@@ -204,7 +204,7 @@ class DistillRun(Run):
     if mode == "off":
       return self.teacher
     train = data.features["train"]
-    key = teacher_cache.cache_key(self.teacher.path, self.data_config.vocab_file, self.data_config.max_seq_length,
+    key = teacher_cache.cache_key(self.teacher, self.data_config.vocab_file, self.data_config.max_seq_length,
                                   teacher_cache.features_fingerprint(train))
     outputs = tuple(sorted({"logits", *self.teacher_outputs}))  # logits always: the cache then serves any alpha
     layers = [layer - 1 for layer in required_layers(self.matches, "teacher")] or None

@@ -1,9 +1,9 @@
 """Teachers: the one `TeacherSource` interface, and the tf_distill SavedModel queried online for soft labels and
 intermediates.
 
-Every source of teacher outputs (this online SavedModel, the cache in `tf_distill.teacher_cache`; later ensembles
-and foreign exports) answers `source(features, outputs)` with the same dict for a batch, so the distiller cannot tell
-them apart:
+Every source of teacher outputs (this online SavedModel, the cache in `tf_distill.teacher_cache`, a foreign export in
+`tf_distill.foreign_teacher`, an ensemble in `tf_distill.ensemble`) answers `source(features, outputs)` with the same
+dict for a batch, so the distiller cannot tell them apart:
 
   features  input_ids, input_mask, segment_ids: int32 [batch, seq] (seq: the batch's longest real sequence), and
             example_index: int64 [batch] where the training data carries it (a cache looks examples up by it)

@@ -55,7 +55,7 @@ def build_transfer_set(augmenter: Augmenter, examples: Sequence[InputExample], t
                        cache_dir: Optional[str] = None, cache_mode: str = "auto", batch_size: int = 64,
                        log: Callable[[str], None] = print) -> TransferSet:
   """Augments `examples` (seed, epoch), tokenises every row and has `teacher` label it (module docstring).
-  `teacher` is a `SavedModelTeacher` when `cache_dir` is given (the cache is keyed by its files)."""
+  With `cache_dir`, the cache is keyed by `teacher`'s files (`teacher_cache.teacher_fingerprint`)."""
   rows = augment_examples(augmenter, examples, seed, epoch, include_original=True)
   features = tokenizer.encode([row.to_input_example(epoch) for row in rows], max_seq_length, labels)
   features["label_ids"] = np.where([row.variant == 0 for row in rows], features["label_ids"], NO_LABEL).astype(
@@ -64,7 +64,7 @@ def build_transfer_set(augmenter: Augmenter, examples: Sequence[InputExample], t
   if cache_dir is None:
     return TransferSet(rows, features, teacher_logits(teacher, features, batch_size))
   from tf_distill import teacher_cache  # pylint: disable=import-outside-toplevel
-  key = teacher_cache.cache_key(teacher.path, tokenizer.vocab_file, max_seq_length,
+  key = teacher_cache.cache_key(teacher, tokenizer.vocab_file, max_seq_length,
                                 teacher_cache.features_fingerprint(features))
   cache = teacher_cache.resolve(cache_mode, cache_dir, key, teacher, features, batch_size=batch_size, log=log)
   return TransferSet(rows, features, np.asarray(cache.logits, np.float32))

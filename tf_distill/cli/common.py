@@ -60,7 +60,13 @@ def define_train_flags(default_output_dir: str, default_learning_rate: float, de
 
 
 def define_student_flags() -> None:
-  flags.DEFINE_string("teacher_model", None, "Teacher SavedModel: export/teacher or export/teacher/<version>.")
+  flags.DEFINE_string("teacher_model", None, "Teacher SavedModel: export/teacher or export/teacher/<version>; "
+                      "several, comma-separated, distil from their ensemble (weighted mean of their logits).")
+  flags.DEFINE_list("teacher_weights", None, "Ensemble: one weight per --teacher_model, e.g. 0.5,0.25,0.25 "
+                    "(normalised to sum 1). Default: equal.")
+  flags.DEFINE_integer("intermediate_teacher", None, "Ensemble: the --teacher_model (1-based) whose hidden states, "
+                       "attention and embeddings the intermediate matches read and whose shape the student takes. "
+                       "Default: 1.")
   flags.DEFINE_float("temperature", 2.0, "Softmax temperature T of the soft targets.")
   flags.DEFINE_float("alpha", 0.5, "Weight of the distillation term; 0 trains on hard labels only.")
   flags.DEFINE_string("teacher_signature", "serving_default", "A --teacher_model without tf_distill metadata "
@@ -190,9 +196,21 @@ def student_config_from_flags(FLAGS) -> StudentConfig:  # pylint: disable=invali
   return StudentConfig(type=FLAGS.student_type, bert=bert, bilstm=bilstm).validate()
 
 
+def _float_list(values, flag_name):
+  try:
+    return tuple(float(v) for v in values)
+  except ValueError as e:
+    raise ValueError(f"--{flag_name} takes comma-separated numbers such as 0.5,0.25,0.25; got "
+                     f"{','.join(values)}") from e
+
+
 def distill_config_from_flags(FLAGS) -> DistillConfig:  # pylint: disable=invalid-name
-  return DistillConfig(teacher_model=FLAGS.teacher_model or "", temperature=FLAGS.temperature, alpha=FLAGS.alpha,
-                       kd_loss=FLAGS.kd_loss, probability_shift=FLAGS.probability_shift, layer_map=FLAGS.layer_map,
+  weights = FLAGS.teacher_weights
+  return DistillConfig(teacher_model=FLAGS.teacher_model or "",
+                       teacher_weights=_float_list(weights, "teacher_weights") if weights else None,
+                       intermediate_teacher=FLAGS.intermediate_teacher, temperature=FLAGS.temperature,
+                       alpha=FLAGS.alpha, kd_loss=FLAGS.kd_loss, probability_shift=FLAGS.probability_shift,
+                       layer_map=FLAGS.layer_map,
                        intermediate_matches=FLAGS.intermediate_matches, stages=FLAGS.stages,
                        temperature_schedule=FLAGS.temperature_schedule, alpha_schedule=FLAGS.alpha_schedule,
                        teacher_cache=FLAGS.teacher_cache, teacher_cache_dir=FLAGS.teacher_cache_dir,

@@ -1,6 +1,7 @@
 """What a teacher cache depends on: the teacher SavedModel, the vocab, max_seq_length and the tokenised data.
 
-A cache is keyed by the teacher SavedModel (sha256 over saved_model.pb and variables/), the vocab file's sha256,
+A cache is keyed by the teacher SavedModel (sha256 over saved_model.pb and variables/; for a teacher ensemble, its
+`fingerprint()` over every member's, the weights and the intermediate member), the vocab file's sha256,
 max_seq_length and a fingerprint of the tokenised training features; `CacheKey.differences` names every field that
 differs from a manifest's. Which outputs are stored is not part of the key: a cache serves any subset of them.
 """
@@ -9,11 +10,12 @@ import dataclasses
 import hashlib
 import json
 import os
-from typing import Iterable, List, Mapping, Tuple
+from typing import Iterable, List, Mapping, Tuple, Union
 
 import numpy as np
 
 from tf_distill.data.tokenization import FEATURE_KEYS
+from tf_distill.teacher import TeacherSource
 from tf_distill.teacher_cache.manifest import FORMAT_VERSION, CacheError
 
 
@@ -37,7 +39,8 @@ class CacheKey:
   def differences(self, stored: Mapping) -> List[str]:
     """Human-readable reasons why a cache built under `stored` (a manifest's key fields) cannot serve this key."""
     reasons = {
-        "teacher_sha256": "teacher changed (the teacher SavedModel's saved_model.pb/variables hash differs)",
+        "teacher_sha256": "teacher changed (the teacher SavedModel's saved_model.pb/variables hash, or an "
+                          "ensemble's members, weights or intermediate teacher, differ)",
         "vocab_sha256": "vocab changed (the vocab file's sha256 differs)",
         "max_seq_length": "max_seq_length differs",
         "data_fingerprint": "training data changed (the tokenised training features differ)",
@@ -66,8 +69,15 @@ def _hash_files(paths: Iterable[Tuple[str, str]]) -> str:
   return digest.hexdigest()
 
 
-def teacher_fingerprint(teacher_path: str) -> str:
-  """sha256 over a SavedModel's saved_model.pb and every file under variables/ (names included)."""
+def teacher_fingerprint(teacher: Union[str, TeacherSource]) -> str:
+  """sha256 over a SavedModel's saved_model.pb and every file under variables/ (names included).
+
+  `teacher`: the SavedModel directory, or a teacher source: its `fingerprint()` where it has one (an ensemble),
+  else its `path`'s.
+  """
+  if not isinstance(teacher, str):
+    return teacher.fingerprint() if hasattr(teacher, "fingerprint") else teacher_fingerprint(teacher.path)
+  teacher_path = teacher
   graph = os.path.join(teacher_path, "saved_model.pb")
   if not os.path.isfile(graph):
     raise CacheError(f"{teacher_path!r} is not a SavedModel (no saved_model.pb); pass the teacher version directory")
@@ -96,12 +106,14 @@ def features_fingerprint(features: Mapping[str, np.ndarray]) -> str:
   return digest.hexdigest()
 
 
-def cache_key(teacher_path: str, vocab_file: str, max_seq_length: int, data_fingerprint: str) -> CacheKey:
-  """The key of a cache of `teacher_path`'s outputs on the data fingerprinted by `data_fingerprint`.
+def cache_key(teacher: Union[str, TeacherSource], vocab_file: str, max_seq_length: int,
+              data_fingerprint: str) -> CacheKey:
+  """The key of a cache of `teacher`'s outputs (a SavedModel directory or a teacher source, as
+  `teacher_fingerprint` takes) on the data fingerprinted by `data_fingerprint`.
 
   Which outputs are stored is not part of the key: a cache serves any request for a subset of its outputs.
   """
   if not os.path.isfile(vocab_file):
     raise CacheError(f"vocab file {vocab_file!r} does not exist; pass the --vocab_file the data was tokenised with")
-  return CacheKey(teacher_sha256=teacher_fingerprint(teacher_path), vocab_sha256=_hash_files([("", vocab_file)]),
+  return CacheKey(teacher_sha256=teacher_fingerprint(teacher), vocab_sha256=_hash_files([("", vocab_file)]),
                   max_seq_length=int(max_seq_length), data_fingerprint=str(data_fingerprint))
