@@ -2,6 +2,8 @@
 writes it (input_ids/input_mask/segment_ids/label_ids -> probabilities only) and a Keras export with the TF2 input
 names. Both are built here from known numpy weights; the soft targets are checked against numpy."""
 
+import dataclasses
+import json
 import os
 import shutil
 import tempfile
@@ -11,8 +13,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tf_distill.configs import DataConfig, DistillConfig, ForeignTeacherConfig
+from tf_distill.configs import (BertStudentConfig, DataConfig, DistillConfig, ForeignTeacherConfig, StudentConfig,
+                                TrainConfig)
 from tf_distill.foreign_teacher import ForeignSavedModelTeacher
+from tf_distill.run import DistillRun
 from tf_distill.teacher import TeacherError
 from tf_distill.teacher_sources import load_teacher
 from tests import tiny
@@ -149,6 +153,32 @@ class ForeignTeacherTest(tf.test.TestCase):
       self.tf1_teacher(input_map="input_ids=ids")
     with self.assertRaisesRegex(TeacherError, r"no output 'logits'; it has \['probabilities'\]"):
       self.tf1_teacher(output="logits")
+
+  def test_augmentation_with_a_foreign_teacher_uses_the_embeddings_file(self):
+    """A foreign teacher has no tf_distill variables: augmentation reads --embeddings_file, and without it names it."""
+    work = tempfile.mkdtemp(dir=self.root)
+    data_dir = tiny.write_csv_task(os.path.join(work, "data"), num_train=6, num_dev=4, num_test=4)
+    bert_config = os.path.join(work, "bert_config.json")
+    with open(bert_config, "w", encoding="utf-8") as f:
+      json.dump(dataclasses.asdict(tiny.tiny_config()), f)
+    glove = os.path.join(work, "glove.txt")
+    with open(glove, "w", encoding="utf-8") as f:
+      f.write("".join(f"{word} {i % 3} {i % 5} 1\n" for i, word in enumerate(tiny.VOCAB[5:])))
+    foreign = ForeignTeacherConfig(output_kind="probabilities", bert_config_file=bert_config)
+
+    def run(embeddings_file):
+      return DistillRun(DataConfig(task_name="csv", data_dir=data_dir, labels=tiny.LABELS, vocab_file=self.vocab,
+                                   max_seq_length=12),
+                        TrainConfig(output_dir=os.path.join(work, "run"), train_batch_size=4, num_train_epochs=1),
+                        DistillConfig(teacher_model=os.path.dirname(self.tf1_path), foreign=foreign,
+                                      augmentation="tang:n=2,p_mask=0.3,p_pos=0.5,p_ng=0", embeddings_file=embeddings_file),
+                        StudentConfig(bert=BertStudentConfig(num_hidden_layers=1)))
+
+    labels = run(glove).load_data().features["train"]["label_ids"]
+    self.assertEqual(int(np.sum(labels >= 0)), 6)
+    self.assertGreater(int(np.sum(labels == -1)), 0)  # the variants, teacher-labelled only
+    with self.assertRaisesRegex(TeacherError, "--embeddings_file"):
+      run(None).load_data()
 
   def test_mse_refused_for_probability_outputs(self):
     with self.assertRaisesRegex(ValueError, r"kd_loss 'mse' matches raw logits, but "

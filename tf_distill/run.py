@@ -40,7 +40,7 @@ from tf_distill.layer_map import Match, parse_matches, required_layers
 from tf_distill.run_dir import RunDir
 from tf_distill.schedules import parse_stages, schedule_callbacks, temperature_fn_from_spec
 from tf_distill.students import STUDENTS, build_student
-from tf_distill.teacher import INDEX_KEY, TeacherSource
+from tf_distill.teacher import INDEX_KEY, TeacherError, TeacherSource
 from tf_distill.teacher_sources import load_teacher
 from tf_distill.training import TaskData, load_data, total_train_steps, train_and_evaluate
 
@@ -182,8 +182,12 @@ class DistillRun(Run):
     resources = AugmentResources(teacher_model=self.teacher.path, embeddings_file=distill.embeddings_file,
                                  masked_lm_dir=distill.masked_lm_dir, pos_tagger=distill.pos_tagger)
     corpus = [text for e in examples for text in (e.text_a, e.text_b) if text is not None]
+    try:
+      teacher_variables = self.teacher.variables
+    except TeacherError:  # a foreign teacher: its space is read only without --embeddings_file, which then names it
+      teacher_variables = None
     augmenter = build_augmenter(parse_spec(distill.augmentation), resources, corpus,
-                                teacher_variables=getattr(self.teacher, "variables", None))
+                                teacher_variables=teacher_variables)
     epochs = int(self.train_config.num_train_epochs)
     variants, tags = training_rows.variant_rows(augmenter, examples, tokenizer, self.data_config.max_seq_length,
                                                 data.labels, self.train_config.seed, distill.augmentation_mode, epochs)
