@@ -2,6 +2,7 @@
 writes it (input_ids/input_mask/segment_ids/label_ids -> probabilities only) and a Keras export with the TF2 input
 names. Both are built here from known numpy weights; the soft targets are checked against numpy."""
 
+import json
 import os
 import shutil
 import tempfile
@@ -11,8 +12,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tf_distill.configs import DataConfig, DistillConfig, ForeignTeacherConfig
+from tf_distill.configs import BertStudentConfig, DataConfig, DistillConfig, ForeignTeacherConfig, StudentConfig
 from tf_distill.foreign_teacher import ForeignSavedModelTeacher
+from tf_distill.students import build_student
 from tf_distill.teacher import TeacherError
 from tf_distill.teacher_sources import load_teacher
 from tests import tiny
@@ -149,6 +151,17 @@ class ForeignTeacherTest(tf.test.TestCase):
       self.tf1_teacher(input_map="input_ids=ids")
     with self.assertRaisesRegex(TeacherError, r"no output 'logits'; it has \['probabilities'\]"):
       self.tf1_teacher(output="logits")
+
+  def test_shapes_an_uninitialised_bert_student_and_refuses_an_initialised_one(self):
+    config_file = os.path.join(self.root, "bert_config.json")
+    with open(config_file, "w", encoding="utf-8") as f:
+      json.dump(tiny.tiny_config().to_dict(), f)
+    teacher = ForeignSavedModelTeacher(ForeignTeacherConfig(output_kind="probabilities"), self.tf1_path, tiny.LABELS,
+                                       self.vocab, bert_config_file=config_file)
+    student = build_student(StudentConfig(bert=BertStudentConfig(num_hidden_layers=1)), teacher)
+    self.assertEqual((student.config.num_hidden_layers, student.config.hidden_size), (1, 32))
+    with self.assertRaisesRegex(TeacherError, "no tf_distill variable names to initialise a student from"):
+      build_student(StudentConfig(bert=BertStudentConfig(num_hidden_layers=1, init_from_layers=(2,))), teacher)
 
   def test_mse_refused_for_probability_outputs(self):
     with self.assertRaisesRegex(ValueError, r"kd_loss 'mse' matches raw logits, but "
