@@ -39,6 +39,7 @@ setup(
             "tf_distill_train_teacher=tf_distill.cli.train_teacher:run",
             "tf_distill_export_teacher=tf_distill.cli.export_teacher:run",
             "tf_distill_distill=tf_distill.cli.distill:run",
+            "tf_distill_chain=tf_distill.cli.chain:run",
             "tf_distill_export_student=tf_distill.cli.export_student:run",
             "tf_distill_report=tf_distill.cli.report:run",
             "tf_distill_augment=tf_distill.cli.augment:run",

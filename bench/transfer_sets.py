@@ -20,34 +20,15 @@ the mean ± sample sd of test accuracy over the seeds, its share of the teacher'
 """
 
 import argparse
-import json
 import os
-import statistics
-import subprocess
 import sys
-import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench_runs import REPO, mean_sd as _mean_sd, run_logged as _run, test_accuracy as _test_accuracy
+
 STUDENTS = {"bert2": "flags/distill.flags", "bilstm": "flags/bilstm.flags"}
 CONFIGS = ("no distillation", "distillation", "+ unlabeled text", "+ augmentation")
 UNLABELED = {"rotten_tomatoes": "rotten_tomatoes_plots"}
 TASK_TITLES = {"rotten_tomatoes": "Rotten Tomatoes", "bbc_news": "BBC News"}
-
-
-def _run(command, log_path):
-  os.makedirs(os.path.dirname(log_path), exist_ok=True)
-  start = time.time()
-  with open(log_path, "w", encoding="utf-8") as log:
-    result = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, check=False)
-  if result.returncode:
-    raise SystemExit(f"error: {' '.join(command)} failed (exit {result.returncode}); see {log_path}")
-  print(f"{os.path.basename(os.path.dirname(log_path))}/{os.path.basename(log_path)}: {time.time() - start:.0f} s",
-        file=sys.stderr)
-
-
-def _test_accuracy(run_dir):
-  with open(os.path.join(REPO, run_dir, "eval_results.json"), encoding="utf-8") as f:
-    return json.load(f)["test_accuracy"]
 
 
 def teacher(task, args):
@@ -100,12 +81,6 @@ def student_accuracy(task, student, config, seed, teacher_model, args):
     _run(["scripts/distill.sh", *flags, f"--teacher_model={teacher_model}", f"--seed={seed}",
           f"--output_dir={run_dir}"] + _common(args), os.path.join(REPO, run_dir + ".log"))
   return _test_accuracy(run_dir)
-
-
-def _mean_sd(values):
-  mean = statistics.mean(values)
-  sd = statistics.stdev(values) if len(values) > 1 else float("nan")
-  return mean, sd
 
 
 def task_table(task, args, seeds):

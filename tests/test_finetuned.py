@@ -23,6 +23,7 @@ from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf
 
 from tf_distill.configs import FinetunedCheckpointConfig
 from tf_distill.finetuned import CheckpointError, load_finetuned
+from tf_distill.run_dir import RunDir
 from tf_distill.teacher import SavedModelTeacher
 
 import tiny
@@ -165,6 +166,8 @@ class FinetunedTest(tf.test.TestCase):
         "export_hf": ["--init_checkpoint=hf_h5", "--export_dir=export", "--model_name=hf_teacher",
                       f"--max_seq_length={SEQ}"],
         "export_google": cls.google_flags + ["--export_dir=export", "--model_name=google_teacher"],
+        # The README's Hugging Face path: a PyTorch-layout directory (labels neg, pos from its config) -> teacher.
+        "export_hf_pt": ["--init_checkpoint=hf_pt", "--export_dir=export", f"--max_seq_length={SEQ}"],
         "no_classifier": ["--init_checkpoint=encoder_only", "--labels=neg,pos", "--export_dir=bad"],
         "label_count": [f if not f.startswith("--labels") else "--labels=neg,neutral,pos" for f in cls.google_flags]
                        + ["--export_dir=bad"],
@@ -174,14 +177,18 @@ class FinetunedTest(tf.test.TestCase):
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
       futures = {name: pool.submit(run_cli, "export_teacher", args, cls.work) for name, args in runs.items()}
       cls.results = {name: future.result() for name, future in futures.items()}
-    for name in ("export_hf", "export_google"):
+    for name in ("export_hf", "export_google", "export_hf_pt"):
       if cls.results[name].returncode != 0:
         raise AssertionError(f"{name} failed: {_describe(cls.results[name])}")
-    # End to end: the exported Google checkpoint teaches a 1-layer student for one epoch of the tiny CSV task.
-    cls.results["distill"] = run_cli("distill", [
-        "--teacher_model=export/google_teacher", "--data_dir=data", "--output_dir=runs/student",
-        "--student_num_layers=1", "--student_init_from_layers=2", "--alpha=0.5", "--temperature=2"]
-        + COMMON_TRAIN_ARGS, cls.work)
+    # End to end: each exported checkpoint teaches a 1-layer student for one epoch of the tiny CSV task, without
+    # fine-tuning again (the Hugging Face one as README's "Distil a classifier you already fine-tuned" says).
+    student_args = ["--data_dir=data", "--student_num_layers=1", "--student_init_from_layers=2", "--alpha=0.5",
+                    "--temperature=2"] + COMMON_TRAIN_ARGS
+    distills = {"distill": ["--teacher_model=export/google_teacher", "--output_dir=runs/student"],
+                "distill_hf": ["--teacher_model=export/teacher", "--output_dir=runs/hf_student"]}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+      futures = {name: pool.submit(run_cli, "distill", args + student_args, cls.work) for name, args in distills.items()}
+      cls.results.update({name: future.result() for name, future in futures.items()})
 
   @classmethod
   def tearDownClass(cls):
@@ -305,6 +312,22 @@ class FinetunedTest(tf.test.TestCase):
     with open(self.path("runs", "student", "config.json"), encoding="utf-8") as f:
       config = json.load(f)
     self.assertEqual(config["data"]["vocab_file"], "export/google_teacher/1/assets.extra/vocab.txt")
+
+  def test_hugging_face_directory_distils_into_a_student(self):
+    self.assertIn("exported teacher to export/teacher/1 (signatures: serving_default, distill) from hf_pt",
+                  self.results["export_hf_pt"].stdout)
+    result = self.results["distill_hf"]
+    self.assertEqual(result.returncode, 0, _describe(result))
+    student = RunDir(self.path("runs", "hf_student"))
+    results = student.read_eval_results()
+    self.assertGreater(results["history"]["kd_loss"][0], 0.0)
+    self.assertBetween(results["test_accuracy"], 0.0, 1.0)
+    self.assertEqual(student.labels, ["neg", "pos"])  # the Hugging Face config's id2label, in its order
+    self.assertEqual(student.read_model_config()["num_hidden_layers"], 1)
+    # The student started from teacher layer 2 of the Hugging Face weights: its untrained twin built the same way
+    # has that layer's query kernel (PyTorch [out, in] transposed), so training moved it only by lr-sized steps.
+    kernel, = [w for w in student.load_model().weights if "layer_0/query/kernel" in w.name]
+    self.assertAllClose(kernel, self.pt_state["bert.encoder.layer.1.attention.self.query.weight"].T, atol=0.05)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from tf_distill.configs import (BertStudentConfig, DataConfig, DistillConfig, Fo
                                 TrainConfig)
 from tf_distill.foreign_teacher import ForeignSavedModelTeacher
 from tf_distill.run import DistillRun
+from tf_distill.students import build_student
 from tf_distill.teacher import TeacherError
 from tf_distill.teacher_sources import load_teacher
 from tests import tiny
@@ -111,6 +112,13 @@ class ForeignTeacherTest(tf.test.TestCase):
     config = ForeignTeacherConfig(output_kind="probabilities", **kw)
     return ForeignSavedModelTeacher(config, os.path.dirname(self.tf1_path), tiny.LABELS, self.vocab)
 
+  @staticmethod
+  def write_bert_config(directory):
+    path = os.path.join(directory, "bert_config.json")
+    with open(path, "w", encoding="utf-8") as f:
+      json.dump(dataclasses.asdict(tiny.tiny_config()), f)
+    return path
+
   def test_tf1_probabilities_export_soft_targets(self):
     teacher = self.tf1_teacher()
     out = teacher({k: tf.constant(v) for k, v in self.features.items()}, ("logits", "probabilities"))
@@ -158,9 +166,7 @@ class ForeignTeacherTest(tf.test.TestCase):
     """A foreign teacher has no tf_distill variables: augmentation reads --embeddings_file, and without it names it."""
     work = tempfile.mkdtemp(dir=self.root)
     data_dir = tiny.write_csv_task(os.path.join(work, "data"), num_train=6, num_dev=4, num_test=4)
-    bert_config = os.path.join(work, "bert_config.json")
-    with open(bert_config, "w", encoding="utf-8") as f:
-      json.dump(dataclasses.asdict(tiny.tiny_config()), f)
+    bert_config = self.write_bert_config(work)
     glove = os.path.join(work, "glove.txt")
     with open(glove, "w", encoding="utf-8") as f:
       f.write("".join(f"{word} {i % 3} {i % 5} 1\n" for i, word in enumerate(tiny.VOCAB[5:])))
@@ -179,6 +185,15 @@ class ForeignTeacherTest(tf.test.TestCase):
     self.assertGreater(int(np.sum(labels == -1)), 0)  # the variants, teacher-labelled only
     with self.assertRaisesRegex(TeacherError, "--embeddings_file"):
       run(None).load_data()
+
+  def test_shapes_an_uninitialised_bert_student_and_refuses_an_initialised_one(self):
+    config_file = self.write_bert_config(self.root)
+    teacher = ForeignSavedModelTeacher(ForeignTeacherConfig(output_kind="probabilities"), self.tf1_path, tiny.LABELS,
+                                       self.vocab, bert_config_file=config_file)
+    student = build_student(StudentConfig(bert=BertStudentConfig(num_hidden_layers=1)), teacher)
+    self.assertEqual((student.config.num_hidden_layers, student.config.hidden_size), (1, 32))
+    with self.assertRaisesRegex(TeacherError, "no tf_distill variable names to initialise a student from"):
+      build_student(StudentConfig(bert=BertStudentConfig(num_hidden_layers=1, init_from_layers=(2,))), teacher)
 
   def test_mse_refused_for_probability_outputs(self):
     with self.assertRaisesRegex(ValueError, r"kd_loss 'mse' matches raw logits, but "

@@ -115,6 +115,17 @@ class TeacherRun(Run):
       return Distiller(model, alpha=0.0)
 
 
+def check_student_settings(train: TrainConfig, distill: DistillConfig, student: StudentConfig) -> None:
+  """Raises ValueError when the student type cannot take the training or distillation settings (no teacher needed)."""
+  student_type = STUDENTS.get(student.type)
+  if train.mixed_precision != "float32" and not student_type.mixed_precision:
+    raise ValueError(f"--mixed_precision={train.mixed_precision} is not supported by the {student.type} student; "
+                     "train it in float32")
+  if distill.intermediate_matches and not student_type.intermediate_outputs:
+    raise ValueError(f"--intermediate_matches needs a student with hidden states and attention (bert); the "
+                     f"{student.type} student takes logits losses only: drop --intermediate_matches")
+
+
 class DistillRun(Run):
   """Distils a teacher SavedModel into a student: the configs say which teacher, which student and which losses.
 
@@ -125,13 +136,7 @@ class DistillRun(Run):
                strategy: Optional[tf.distribute.Strategy] = None):
     self.distill_config = distill.validate()
     self.student_config = student.validate()
-    student_type = STUDENTS.get(self.student_config.type)
-    if train.mixed_precision != "float32" and not student_type.mixed_precision:
-      raise ValueError(f"--mixed_precision={train.mixed_precision} is not supported by the "
-                       f"{self.student_config.type} student; train it in float32")
-    if distill.intermediate_matches and not student_type.intermediate_outputs:
-      raise ValueError(f"--intermediate_matches needs a student with hidden states and attention (bert); the "
-                       f"{self.student_config.type} student takes logits losses only: drop --intermediate_matches")
+    check_student_settings(train, distill, student)
     self.stages = parse_stages(distill.stages)
     if self.stages:
       train = dataclasses.replace(train, num_train_epochs=sum(n for _, n in self.stages))

@@ -163,7 +163,8 @@ def train_config_from_flags(FLAGS) -> TrainConfig:  # pylint: disable=invalid-na
       distribution_strategy=FLAGS.distribution_strategy, mixed_precision=FLAGS.mixed_precision).validate()
 
 
-def _int_list(values, flag_name):
+def layer_numbers(values, flag_name):
+  """A list flag of layer numbers ("2,5") -> (2, 5); a non-number is refused naming the flag."""
   try:
     return tuple(int(v) for v in values)
   except ValueError as e:
@@ -190,7 +191,7 @@ def student_config_from_flags(FLAGS) -> StudentConfig:  # pylint: disable=invali
   bert = BertStudentConfig(
       num_hidden_layers=FLAGS.student_num_layers, hidden_size=FLAGS.student_hidden_size,
       num_attention_heads=FLAGS.student_num_heads, intermediate_size=FLAGS.student_intermediate_size,
-      init_from_layers=_int_list(init, "student_init_from_layers") if init else None)
+      init_from_layers=layer_numbers(init, "student_init_from_layers") if init else None)
   bilstm = BiLstmStudentConfig(embedding_size=FLAGS.bilstm_embedding_size, lstm_units=FLAGS.bilstm_lstm_units,
                                hidden_units=FLAGS.bilstm_hidden_units)
   return StudentConfig(type=FLAGS.student_type, bert=bert, bilstm=bilstm).validate()

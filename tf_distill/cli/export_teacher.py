@@ -1,5 +1,6 @@
 """Exports a teacher as a SavedModel with `serving_default` and `distill` signatures: the best model of a
-train_teacher run, or a classifier already fine-tuned elsewhere (`--init_checkpoint`), without training again.
+train_teacher run, of a distill run with a BERT student (which then teaches a smaller one: a teacher-assistant chain,
+see `tf_distill chain`), or a classifier already fine-tuned elsewhere (`--init_checkpoint`), without training again.
 
     python -m tf_distill.cli.export_teacher --output_dir=runs/teacher --export_dir=export
     python -m tf_distill.cli.export_teacher --init_checkpoint=hf_dir --export_dir=export      # Hugging Face

@@ -32,6 +32,7 @@ from tf_distill.export.serving import export_classifier, file_sha256, run_saved_
 from tf_distill.export.tflite import (CALIBRATED, DEFAULT_VARIANTS, FEATURE_KEYS, VARIANTS, ConversionError,
                                       TFLiteClassifier, convert_saved_model, float_ops)
 from tf_distill.run_dir import RunDir
+from tf_distill.students import STUDENTS
 
 # The exports compared as float32 with the Keras student: they fail export_student beyond parity.ATOL.
 FLOAT32_CHECKS = ("saved_model_cli", "serving_text", parity.FLOAT32)
@@ -42,11 +43,27 @@ def export_run(run_dir: Union[RunDir, str], export_dir: str, model_name: str, ve
   """Exports the best model of a train_teacher/distill run to `<export_dir>/<model_name>/<version>/` (the next free
   version when `version` is None) and returns that directory.
 
+  With `with_distill_signature` the export is a teacher (serving_default and distill, with the model's per-layer
+  outputs and its BERT config in the metadata): a distilled BERT student exports as the teacher of a next, smaller
+  student (a teacher-assistant chain, `tf_distill.chain`). A BiLSTM run is refused: it has no intermediates.
+
   serving_text tokenises as the run did: lower-casing and sentence pairs come from the run's config.json.
   """
   run_dir = RunDir(run_dir)
+  if with_distill_signature:
+    _check_can_teach(run_dir)
   return export_classifier(run_dir.load_model(), export_dir, model_name, run_dir.export_metadata(),
                            run_dir.vocab_file, with_distill_signature=with_distill_signature, version=version)
+
+
+def _check_can_teach(run_dir: RunDir) -> None:
+  """A teacher export shapes and teaches the next student with BERT's hidden states and attention; a run whose
+  model has none (the BiLSTM) is refused before anything is written."""
+  model_type = run_dir.read_model_config().get("model_type", "bert")
+  if not STUDENTS.get(model_type).intermediate_outputs:
+    raise ValueError(f"{run_dir.path} holds a {model_type} student, which has no BERT hidden states or attention "
+                     "to teach the next student with; only a BERT run exports as a teacher: export it with "
+                     "export_student")
 
 
 def split_examples(config: DataConfig, split: str, num_examples: int,

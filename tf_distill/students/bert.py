@@ -68,6 +68,8 @@ def build_bert_student(teacher_config: Dict, student: BertStudentConfig, teacher
 
 
 STUDENTS.register("bert")(StudentType(
-    build=lambda config, teacher: build_bert_student(teacher.bert_config, config, teacher.variables),
+    # Only an initialised student reads the teacher's variables: a foreign teacher has none to offer.
+    build=lambda config, teacher: build_bert_student(
+        teacher.bert_config, config, teacher.variables if config.init_from_layers is not None else None),
     from_model_config=lambda values: BertClassifier(BertConfig.from_dict(values)).build_weights(),
     intermediate_outputs=True, mixed_precision=True))

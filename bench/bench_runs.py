@@ -1,0 +1,44 @@
+"""What the bench scripts that drive scripts/*.sh share: running one command with its log, reading a finished run's
+test accuracy (a run with eval_results.json is reused), and mean ± sample sd over seeds."""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_logged(command, log_path):
+  """Runs `command` in the repository root, its output to `log_path`; a failure stops the bench naming the log."""
+  os.makedirs(os.path.dirname(log_path), exist_ok=True)
+  start = time.time()
+  with open(log_path, "w", encoding="utf-8") as log:
+    result = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, check=False)
+  if result.returncode:
+    raise SystemExit(f"error: {' '.join(command)} failed (exit {result.returncode}); see {log_path}")
+  print(f"{os.path.basename(os.path.dirname(log_path))}/{os.path.basename(log_path)}: {time.time() - start:.0f} s",
+        file=sys.stderr)
+
+
+def is_finished(run_dir):
+  return os.path.isfile(os.path.join(REPO, run_dir, "eval_results.json"))
+
+
+def test_accuracy(run_dir):
+  with open(os.path.join(REPO, run_dir, "eval_results.json"), encoding="utf-8") as f:
+    return json.load(f)["test_accuracy"]
+
+
+def mean_sd(values):
+  """(mean, sample sd) of `values`; sd is nan for one value."""
+  mean = statistics.mean(values)
+  sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+  return mean, sd
+
+
+def mean_sd_text(values):
+  mean, sd = mean_sd(values)
+  return f"{mean:.4f}" + (f" ± {sd:.4f}" if len(values) > 1 else "")
