@@ -9,8 +9,10 @@
 Both final students start from the same teacher lineage: the direct one from teacher layer --direct_init (default
 1), the chain's from assistant layer --student_init (default 1), itself from teacher layer 1 (--assistant_init
 1,3,5). Every stage distils with flags/chain.flags' (and flags/distill.flags') soft CE at T=2, alpha=0.5, for
---epochs epochs on --max_train_examples. A run whose eval_results.json exists is reused, so an interrupted bench
-continues where it stopped. The table gives mean ± sample sd of test accuracy over the seeds.
+--epochs epochs on --max_train_examples. The teacher's outputs are cached once (`--teacher_cache=auto`) and shared
+by the direct runs and the chains' first stage; each assistant is cached in its own run. A run whose
+eval_results.json exists is reused, so an interrupted bench continues where it stopped. The table gives mean ±
+sample sd of test accuracy over the seeds.
 """
 
 import argparse
@@ -22,7 +24,8 @@ from bench_runs import is_finished, mean_sd, mean_sd_text, run_logged, test_accu
 
 def common_flags(args, seed):
   flags = [f"--teacher_model={args.teacher_model}", f"--seed={seed}", f"--num_train_epochs={args.epochs}",
-           f"--task_name={args.task_name}", "--student_num_layers=1"]
+           f"--task_name={args.task_name}", "--student_num_layers=1", "--teacher_cache=auto",
+           f"--teacher_cache_dir={os.path.join(args.runs_dir, 'teacher_cache')}"]
   flags += [f"--{name}={getattr(args, name)}" for name in ("max_train_examples", "data_dir", "max_seq_length")
             if getattr(args, name)]
   return flags
