@@ -42,3 +42,11 @@ def mean_sd(values):
 def mean_sd_text(values):
   mean, sd = mean_sd(values)
   return f"{mean:.4f}" + (f" ± {sd:.4f}" if len(values) > 1 else "")
+
+
+def publish(text, output=None):
+  """Prints the table text and, with `output`, writes it there (relative to the repository root)."""
+  print(text)
+  if output:
+    with open(os.path.join(REPO, output), "w", encoding="utf-8") as f:
+      f.write(text)

@@ -20,14 +20,14 @@ import argparse
 import os
 import sys
 
-from bench_runs import REPO, is_finished, mean_sd, mean_sd_text, run_logged, test_accuracy
+from bench_runs import REPO, is_finished, mean_sd, mean_sd_text, publish, run_logged, test_accuracy
 
 sys.path.insert(0, REPO)  # this checkout's tf_distill, for the teachers' own test accuracy
 
 
 def data_flags(args):
-  return [f"--task_name={args.task_name}"] + [f"--{name}={getattr(args, name)}" for name in ("data_dir", "max_seq_length")
-                                             if getattr(args, name)]
+  given = [name for name in ("data_dir", "max_seq_length") if getattr(args, name)]
+  return [f"--task_name={args.task_name}"] + [f"--{name}={getattr(args, name)}" for name in given]
 
 
 def fine_tuned_teachers(args):
@@ -123,10 +123,7 @@ def main():
       f"epochs on {args.max_train_examples or 'all'} training examples, seeds {args.seeds}, mean ± sample sd.", "",
       "| teacher | teacher test accuracy | student test accuracy | student vs best member's |", "|---|---|---|---|",
       *rows, ""])
-  print(text)
-  if args.output:
-    with open(args.output, "w", encoding="utf-8") as f:
-      f.write(text)
+  publish(text, args.output)
 
 
 if __name__ == "__main__":

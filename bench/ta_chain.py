@@ -19,7 +19,7 @@ import argparse
 import os
 import sys
 
-from bench_runs import is_finished, mean_sd, mean_sd_text, run_logged, test_accuracy
+from bench_runs import is_finished, mean_sd, mean_sd_text, publish, run_logged, test_accuracy
 
 
 def common_flags(args, seed):
@@ -80,10 +80,7 @@ def main():
       f"| 1-layer | teacher -> {layers}-layer assistant -> student (chain) | {mean_sd_text(chained)} | "
       f"{gain:+.2f} points | {len(seeds)} |",
       f"| 1-layer | teacher -> student (direct) | {mean_sd_text(direct)} | | {len(seeds)} |", ""])
-  print(text)
-  if args.output:
-    with open(args.output, "w", encoding="utf-8") as f:
-      f.write(text)
+  publish(text, args.output)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import argparse
 import os
 import sys
 
-from bench_runs import REPO, mean_sd as _mean_sd, run_logged as _run, test_accuracy as _test_accuracy
+from bench_runs import REPO, mean_sd as _mean_sd, publish, run_logged as _run, test_accuracy as _test_accuracy
 
 STUDENTS = {"bert2": "flags/distill.flags", "bilstm": "flags/bilstm.flags"}
 CONFIGS = ("no distillation", "distillation", "+ unlabeled text", "+ augmentation")
@@ -128,11 +128,7 @@ def main():
             f"{args.unlabeled_ratio or 'all'}; seeds {args.seeds}; mean ± sample sd.")
   tables = "\n\n".join(task_table(task, args, seeds) for task in args.tasks.split(","))
   text = f"Command: `{command}`\n\n{budget}\n\n{tables}\n"
-  print(text)
-  if args.output:
-    with open(os.path.join(REPO, args.output) if not os.path.isabs(args.output) else args.output, "w",
-              encoding="utf-8") as f:
-      f.write(text)
+  publish(text, args.output)
 
 
 if __name__ == "__main__":
