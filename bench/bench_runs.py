@@ -32,6 +32,19 @@ def test_accuracy(run_dir):
     return json.load(f)["test_accuracy"]
 
 
+def fine_tuned_teacher(run_dir, export_dir, train_flags):
+  """Fine-tunes a teacher into `run_dir` (`scripts/train_teacher.sh` with `train_flags`, unless finished) and exports it
+  under `export_dir` (unless there); returns the export, `export_dir`/teacher. Logs: `run_dir`.log, `export_dir`.log."""
+  if not is_finished(run_dir):
+    run_logged(["scripts/train_teacher.sh", *train_flags, f"--output_dir={run_dir}"],
+               os.path.join(REPO, run_dir + ".log"))
+  export = os.path.join(export_dir, "teacher")
+  if not os.path.isdir(os.path.join(REPO, export)):
+    run_logged(["scripts/export_teacher.sh", f"--output_dir={run_dir}", f"--export_dir={export_dir}"],
+               os.path.join(REPO, export_dir + ".log"))
+  return export
+
+
 def mean_sd(values):
   """(mean, sample sd) of `values`; sd is nan for one value."""
   mean = statistics.mean(values)

@@ -20,7 +20,8 @@ import argparse
 import os
 import sys
 
-from bench_runs import REPO, is_finished, mean_sd, mean_sd_text, publish, run_logged, test_accuracy
+from bench_runs import (REPO, fine_tuned_teacher, is_finished, mean_sd, mean_sd_text, publish, run_logged,
+                        test_accuracy)
 
 sys.path.insert(0, REPO)  # this checkout's tf_distill, for the teachers' own test accuracy
 
@@ -34,19 +35,10 @@ def fine_tuned_teachers(args):
   """Export paths of the teachers: --teachers, or one fine-tuned and exported per --teacher_seeds seed."""
   if args.teachers:
     return args.teachers.split(",")
-  exports = []
-  for seed in args.teacher_seeds.split(","):
-    run_dir = os.path.join(args.runs_dir, f"teacher_s{seed}")
-    export_dir = os.path.join(args.runs_dir, f"export_s{seed}")
-    log = os.path.join(args.runs_dir, f"teacher_s{seed}.log")
-    if not is_finished(run_dir):
-      run_logged(["scripts/train_teacher.sh", *data_flags(args), f"--seed={seed}",
-                  f"--num_train_epochs={args.teacher_epochs}", f"--output_dir={run_dir}"], log)
-    if not os.path.isdir(os.path.join(REPO, export_dir, "teacher")):
-      run_logged(["scripts/export_teacher.sh", f"--output_dir={run_dir}", f"--export_dir={export_dir}"],
-                 log.replace(".log", "_export.log"))
-    exports.append(os.path.join(export_dir, "teacher"))
-  return exports
+  return [fine_tuned_teacher(os.path.join(args.runs_dir, f"teacher_s{seed}"),
+                             os.path.join(args.runs_dir, f"export_s{seed}"),
+                             [*data_flags(args), f"--seed={seed}", f"--num_train_epochs={args.teacher_epochs}"])
+          for seed in args.teacher_seeds.split(",")]
 
 
 def teacher_accuracies(args, exports):

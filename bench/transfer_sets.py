@@ -23,7 +23,8 @@ import argparse
 import os
 import sys
 
-from bench_runs import REPO, mean_sd as _mean_sd, publish, run_logged as _run, test_accuracy as _test_accuracy
+from bench_runs import (REPO, fine_tuned_teacher, mean_sd as _mean_sd, publish, run_logged as _run,
+                        test_accuracy as _test_accuracy)
 
 STUDENTS = {"bert2": "flags/distill.flags", "bilstm": "flags/bilstm.flags"}
 CONFIGS = ("no distillation", "distillation", "+ unlabeled text", "+ augmentation")
@@ -35,17 +36,12 @@ def teacher(task, args):
   """The task's teacher export (trained and exported if missing) and its test accuracy."""
   run_dir = os.path.join(args.work_dir, task, "teacher")
   export_root = os.path.join(args.work_dir, task, "export")
-  if not os.path.isfile(os.path.join(REPO, run_dir, "eval_results.json")):
-    command = ["scripts/train_teacher.sh", f"--task_name={task}", f"--output_dir={run_dir}"] + _common(args)
-    if args.teacher_epochs:
-      command.append(f"--num_train_epochs={args.teacher_epochs}")
-    if args.teacher_max_train_examples:
-      command.append(f"--max_train_examples={args.teacher_max_train_examples}")
-    _run(command, os.path.join(REPO, run_dir + ".log"))
-  if not os.path.isdir(os.path.join(REPO, export_root, "teacher")):
-    _run(["scripts/export_teacher.sh", f"--output_dir={run_dir}", f"--export_dir={export_root}"],
-         os.path.join(REPO, export_root + ".log"))
-  return os.path.join(export_root, "teacher"), _test_accuracy(run_dir)
+  flags = [f"--task_name={task}"] + _common(args)
+  if args.teacher_epochs:
+    flags.append(f"--num_train_epochs={args.teacher_epochs}")
+  if args.teacher_max_train_examples:
+    flags.append(f"--max_train_examples={args.teacher_max_train_examples}")
+  return fine_tuned_teacher(run_dir, export_root, flags), _test_accuracy(run_dir)
 
 
 def _common(args):
