@@ -41,6 +41,8 @@ def teacher(task, args):
     flags.append(f"--num_train_epochs={args.teacher_epochs}")
   if args.teacher_max_train_examples:
     flags.append(f"--max_train_examples={args.teacher_max_train_examples}")
+  if args.teacher_seed is not None:
+    flags.append(f"--seed={args.teacher_seed}")
   return fine_tuned_teacher(run_dir, export_root, flags), _test_accuracy(run_dir)
 
 
@@ -111,6 +113,7 @@ def main():
   parser.add_argument("--epochs", type=int, default=3, help="Student epochs.")
   parser.add_argument("--teacher_epochs", type=int, default=None, help="Default: flags/teacher.flags' 3.")
   parser.add_argument("--teacher_max_train_examples", type=int, default=None)
+  parser.add_argument("--teacher_seed", type=int, default=None, help="Default: flags/common.flags' 42.")
   parser.add_argument("--max_seq_length", type=int, default=None, help="Default: flags/common.flags' 64.")
   parser.add_argument("--augmentation", default="tang:n=20")
   parser.add_argument("--augmentation_mode", default="fixed", choices=["fixed", "per_epoch"])

@@ -4,6 +4,7 @@ import dataclasses
 import json
 import math
 import os
+import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -120,7 +121,8 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunD
   dev accuracy, written every `config.save_every_steps` batches and at each epoch end; calling `fit` again with the
   same arguments after a crash or kill continues from it and ends with the weights an uninterrupted run would have.
   The best student's weights (by dev accuracy) are restored into `distiller.student` before returning.
-  Returns a summary: best epoch, dev accuracy and the per-epoch history of this call.
+  Returns a summary: best epoch, dev accuracy, the per-epoch history of this call and each epoch's wall-clock
+  seconds (training and dev evaluation; the only entry that changes with machine load).
   """
   run_dir = RunDir(run_dir)
   student = distiller.student
@@ -141,7 +143,7 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunD
           f"{int(state.step_in_epoch)} batches done")
   dev = make_dataset(data.features["dev"], config.eval_batch_size, training=False)
   keep_best = KeepBestStudent(run_dir.best_weights, best=float(state.best_dev), best_epoch=int(state.best_epoch) or None)
-  history = {}
+  history, epoch_seconds = {}, []
   for epoch in range(int(state.epoch), epochs):
     done = int(state.step_in_epoch)
     epoch_callbacks = [
@@ -154,17 +156,20 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunD
                                         save_weights_only=True),
         *callbacks,
     ]
+    start = time.perf_counter()
     result = distiller.fit(epoch_dataset(data.features["train"], config, epoch, skip_batches=done,
                                          unlabeled_per_epoch=data.unlabeled_per_epoch,
                                          row_epochs=data.row_epochs),
                            validation_data=dev, initial_epoch=epoch, epochs=epoch + 1, callbacks=epoch_callbacks,
                            verbose=verbose)
+    epoch_seconds.append(round(time.perf_counter() - start, 3))
     for key, values in result.history.items():
       history.setdefault(key, []).extend(float(x) for x in values)
   if not run_dir.has_best_weights():
     raise FileNotFoundError(f"{run_dir.path} has no best student weights; the run ended before an epoch finished")
   student.load_weights(run_dir.best_weights)
-  return {"best_epoch": keep_best.best_epoch, "best_dev_accuracy": keep_best.best, "history": history}
+  return {"best_epoch": keep_best.best_epoch, "best_dev_accuracy": keep_best.best, "history": history,
+          "epoch_seconds": epoch_seconds}
 
 
 def train_and_evaluate(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunDir,
