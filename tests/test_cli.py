@@ -217,8 +217,9 @@ class EndToEndTest(tf.test.TestCase):
     for key in ("dev_accuracy", "test_accuracy", "best_dev_accuracy"):
       self.assertBetween(results[key], 0.0, 1.0)
     self.assertEqual(results["best_epoch"], 1)
-    self.assertLen(results["epoch_seconds"], 1)  # wall clock, for bench/augmented_epoch.py
-    self.assertGreater(results["epoch_seconds"][0], 0.0)
+    # One wall-clock time per epoch trained (bench/augmented_epoch.py reads them).
+    self.assertLen(results["epoch_seconds"], len(results["history"]["loss"]))
+    self.assertGreater(min(results["epoch_seconds"]), 0.0)
     self.assertEqual(results["dev_accuracy"], results["best_dev_accuracy"])
     self.assertAllClose(results["dev_accuracy"], self._dev_accuracy_of(output_dir))
     self.assertEqual(_read_json(self.path(output_dir, "labels.json"))["labels"], ["neg", "pos"])
