@@ -18,30 +18,27 @@ import json
 import os
 import sys
 
-from bench_runs import REPO, publish, run_logged
-
-STUDENTS = {"bert2": "flags/distill.flags", "bilstm": "flags/bilstm.flags"}
+from bench_runs import REPO, eval_results, publish, run_logged
+from transfer_sets import STUDENTS
 
 
 def run(student, mode, args):
+  """One epoch of `student` with the teacher queried online or cached; returns the run directory."""
   run_dir = os.path.join(args.work_dir, f"{student}_{mode}")
   flags = [f"--flagfile={STUDENTS[student]}", f"--task_name={args.task_name}", f"--teacher_model={args.teacher_model}",
            f"--max_train_examples={args.max_train_examples}", f"--augmentation={args.augmentation}",
            "--augmentation_mode=fixed", "--num_train_epochs=1", f"--seed={args.seed}", f"--output_dir={run_dir}",
            f"--teacher_cache={'off' if mode == 'online' else 'build'}"]
   run_logged(["scripts/distill.sh", *flags], os.path.join(REPO, run_dir + ".log"))
-  with open(os.path.join(REPO, run_dir, "eval_results.json"), encoding="utf-8") as f:
-    results = json.load(f)
-  if mode == "online":
-    return results, None
-  with open(os.path.join(REPO, run_dir, "teacher_cache", "manifest.json"), encoding="utf-8") as f:
-    manifest = json.load(f)
-  return results, manifest
+  return run_dir
 
 
 def row(student, args):
-  online, _ = run(student, "online", args)
-  cached, manifest = run(student, "cached", args)
+  online = eval_results(run(student, "online", args))
+  cached_dir = run(student, "cached", args)
+  cached = eval_results(cached_dir)
+  with open(os.path.join(REPO, cached_dir, "teacher_cache", "manifest.json"), encoding="utf-8") as f:
+    manifest = json.load(f)
   records = sum(shard["num_records"] for shard in manifest["shards"])
   build = manifest["build_seconds"]
   online_s, cached_s = online["epoch_seconds"][0], cached["epoch_seconds"][0]

@@ -27,9 +27,13 @@ def is_finished(run_dir):
   return os.path.isfile(os.path.join(REPO, run_dir, "eval_results.json"))
 
 
-def test_accuracy(run_dir):
+def eval_results(run_dir):
   with open(os.path.join(REPO, run_dir, "eval_results.json"), encoding="utf-8") as f:
-    return json.load(f)["test_accuracy"]
+    return json.load(f)
+
+
+def test_accuracy(run_dir):
+  return eval_results(run_dir)["test_accuracy"]
 
 
 def fine_tuned_teacher(run_dir, export_dir, train_flags):

@@ -23,7 +23,7 @@ import argparse
 import os
 import sys
 
-from bench_runs import (REPO, fine_tuned_teacher, mean_sd as _mean_sd, publish, run_logged as _run,
+from bench_runs import (REPO, fine_tuned_teacher, is_finished, mean_sd as _mean_sd, publish, run_logged as _run,
                         test_accuracy as _test_accuracy)
 
 STUDENTS = {"bert2": "flags/distill.flags", "bilstm": "flags/bilstm.flags"}
@@ -75,7 +75,7 @@ def student_accuracy(task, student, config, seed, teacher_model, args):
     return None
   name = f"{student}_{config.replace('+ ', 'plus_').replace(' ', '_')}_s{seed}"
   run_dir = os.path.join(args.work_dir, task, name)
-  if not os.path.isfile(os.path.join(REPO, run_dir, "eval_results.json")):
+  if not is_finished(run_dir):
     _run(["scripts/distill.sh", *flags, f"--teacher_model={teacher_model}", f"--seed={seed}",
           f"--output_dir={run_dir}"] + _common(args), os.path.join(REPO, run_dir + ".log"))
   return _test_accuracy(run_dir)
