@@ -1,5 +1,6 @@
 """What the bench scripts that drive scripts/*.sh share: running one command with its log, reading a finished run's
-test accuracy (a run with eval_results.json is reused), and mean ± sample sd over seeds."""
+test accuracy (a run with eval_results.json is reused, a teacher only if its config.json agrees with the flags
+asked for), and mean ± sample sd over seeds."""
 
 import json
 import os
@@ -39,7 +40,9 @@ def test_accuracy(run_dir):
 def fine_tuned_teacher(run_dir, export_dir, train_flags):
   """Fine-tunes a teacher into `run_dir` (`scripts/train_teacher.sh` with `train_flags`, unless finished) and exports it
   under `export_dir` (unless there); returns the export, `export_dir`/teacher. Logs: `run_dir`.log, `export_dir`.log."""
-  if not is_finished(run_dir):
+  if is_finished(run_dir):
+    refuse_other_config(run_dir, train_flags)
+  else:
     run_logged(["scripts/train_teacher.sh", *train_flags, f"--output_dir={run_dir}"],
                os.path.join(REPO, run_dir + ".log"))
   export = os.path.join(export_dir, "teacher")
@@ -47,6 +50,31 @@ def fine_tuned_teacher(run_dir, export_dir, train_flags):
     run_logged(["scripts/export_teacher.sh", f"--output_dir={run_dir}", f"--export_dir={export_dir}"],
                os.path.join(REPO, export_dir + ".log"))
   return export
+
+
+def refuse_other_config(run_dir, flags):
+  """Stops the bench when a finished run's config.json disagrees with a `--name=value` in `flags` that it records, so
+  a reused run is never silently one trained with other settings."""
+  with open(os.path.join(REPO, run_dir, "config.json"), encoding="utf-8") as f:
+    recorded = {name: value for section in json.load(f).values() for name, value in section.items()}
+  for flag in flags:
+    name, _, text = flag.lstrip("-").partition("=")
+    if name in recorded and not _same_value(text, recorded[name]):
+      raise SystemExit(f"error: {run_dir} was trained with --{name}={recorded[name]}, not {text}; delete it or use "
+                       "another --work_dir")
+
+
+def _same_value(text, value):
+  if value is None:
+    return text in ("", "None")
+  if isinstance(value, bool):
+    return text.lower() in ("true", "1") if value else text.lower() in ("false", "0")
+  if isinstance(value, (int, float)):
+    try:
+      return float(text) == value
+    except ValueError:
+      return False
+  return text == str(value)
 
 
 def mean_sd(values):

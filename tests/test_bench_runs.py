@@ -1,0 +1,49 @@
+"""Tests for bench/bench_runs.py: a finished teacher is reused only when its recorded config agrees with the flags."""
+
+import json
+import os
+import sys
+
+import tf_distill  # pylint: disable=unused-import  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+import tensorflow as tf
+
+from tf_distill.configs import DataConfig, TrainConfig
+from tf_distill.run_dir import RunDir
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+import bench_runs  # pylint: disable=wrong-import-position
+
+
+class FineTunedTeacherTest(tf.test.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    root = self.get_temp_dir()
+    self.run_dir = os.path.join(root, "teacher")
+    self.export_dir = os.path.join(root, "export")
+    RunDir(self.run_dir).write_config(
+        data=DataConfig(task_name="rotten_tomatoes", max_seq_length=64),
+        train=TrainConfig(output_dir=self.run_dir, seed=1, num_train_epochs=1, learning_rate=5e-5))
+    with open(os.path.join(self.run_dir, "eval_results.json"), "w", encoding="utf-8") as f:
+      json.dump({"test_accuracy": 0.8}, f)
+    os.makedirs(os.path.join(self.export_dir, "teacher"))
+
+  def test_reuses_a_run_trained_as_asked(self):
+    flags = ["--task_name=rotten_tomatoes", "--seed=1", "--num_train_epochs=1", "--learning_rate=5e-5",
+             "--max_seq_length=64", "--max_train_examples=", "--flagfile=flags/teacher.flags"]
+    self.assertEqual(bench_runs.fine_tuned_teacher(self.run_dir, self.export_dir, flags),
+                     os.path.join(self.export_dir, "teacher"))
+
+  def test_refuses_a_run_trained_otherwise(self):
+    for flag, recorded in (("--seed=2", "--seed=1"), ("--num_train_epochs=3", "--num_train_epochs=1"),
+                           ("--task_name=bbc_news", "--task_name=rotten_tomatoes"),
+                           ("--max_train_examples=2000", "--max_train_examples=None")):
+      with self.subTest(flag=flag):
+        with self.assertRaisesRegex(SystemExit, f"{self.run_dir} was trained with {recorded}, not "
+                                                f"{flag.split('=')[1]}; delete it or use another --work_dir"):
+          bench_runs.fine_tuned_teacher(self.run_dir, self.export_dir, ["--task_name=rotten_tomatoes", flag])
+
+
+if __name__ == "__main__":
+  tf.test.main()
