@@ -229,7 +229,12 @@ class EndToEndTest(tf.test.TestCase):
     results = self._assert_run_outputs("runs/teacher")
     # Fine-tuning has no distillation terms, so neither the progress bar nor the history shows them.
     self.assertEqual(sorted(results["history"]), ["accuracy", "loss", "val_accuracy", "val_loss"])
-    self.assertRegex(self.results["train_teacher"].stdout, r"teacher: dev accuracy [01]\.\d{4}, test accuracy")
+    stdout = self.results["train_teacher"].stdout
+    self.assertRegex(stdout, r"teacher: dev accuracy [01]\.\d{4}, test accuracy")
+    # stdout is a pipe here: one Keras line for the one epoch, no per-batch progress bar.
+    self.assertNotIn("\r", stdout)
+    self.assertNotIn("ETA:", stdout)
+    self.assertLen(re.findall(r"^\d+/\d+ - .* - val_accuracy: [01]\.\d{4}", stdout, re.MULTILINE), 1)
     model_config = _read_json(self.path("runs/teacher", "model_config.json"))
     self.assertEqual(model_config, {**tiny.tiny_config().to_dict(), "hidden_dropout_prob": 0.1,
                                     "attention_probs_dropout_prob": 0.1})

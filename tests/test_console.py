@@ -112,6 +112,11 @@ class ConsoleTest(tf.test.TestCase, parameterized.TestCase):
         tfds_builders.prepare(FakeBuilder)
       display.assert_called_once_with(shown)
 
+  def test_keras_progress_bar_only_on_a_terminal(self):
+    for isatty, expected in ((True, 1), (False, 2)):
+      with mock.patch.object(sys.stdout, "isatty", return_value=isatty):
+        self.assertEqual(console.keras_verbose(), expected)
+
   def test_cpu_only_machine_skips_the_gpu_probe(self):
     if console.has_gpu_device():
       self.skipTest("this machine has a GPU")

@@ -59,6 +59,13 @@ def shows_info() -> bool:
   return verbosity() >= 0
 
 
+def keras_verbose() -> int:
+  """Keras `fit` verbosity: the live progress bar (1) on a terminal, one line per epoch (2) when stdout is a file or
+  pipe. tf_keras's Progbar counts every POSIX stdout as a terminal, so left at 1 it writes a `\r` line per batch
+  into logs."""
+  return 1 if sys.stdout.isatty() else 2
+
+
 def has_gpu_device() -> bool:
   """Whether an NVIDIA GPU is visible to this machine (Linux device nodes, or WSL's /dev/dxg)."""
   return bool(glob.glob("/dev/nvidia[0-9]*")) or os.path.exists("/dev/dxg")

@@ -13,6 +13,7 @@ import tf_distill  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 
+from tf_distill import console
 from tf_distill.callbacks import KeepBestStudent, RecordBest, StopOnNonFiniteLoss
 from tf_distill.checkpointing import RunState, SaveRunState
 from tf_distill.configs import DataConfig, TrainConfig
@@ -114,13 +115,14 @@ def total_train_steps(data: TaskData, epochs: int, batch_size: int) -> int:
 
 
 def fit(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunDir,
-        callbacks: Sequence[keras.callbacks.Callback] = (), verbose: int = 1) -> Dict:
+        callbacks: Sequence[keras.callbacks.Callback] = (), verbose: Optional[int] = None) -> Dict:
   """Trains with per-epoch dev evaluation, TensorBoard logs, epoch checkpoints and the best student kept.
 
   The run is resumable: `run_dir.resume_dir` holds a checkpoint of the model, optimizer, data position and best
   dev accuracy, written every `config.save_every_steps` batches and at each epoch end; calling `fit` again with the
   same arguments after a crash or kill continues from it and ends with the weights an uninterrupted run would have.
   The best student's weights (by dev accuracy) are restored into `distiller.student` before returning.
+  `verbose` is Keras's; by default a progress bar on a terminal and one line per epoch otherwise.
   Returns a summary: best epoch, dev accuracy, the per-epoch history of this call and each epoch's wall-clock
   seconds (training and dev evaluation; the only entry that changes with machine load).
   """
@@ -161,7 +163,7 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunD
                                          unlabeled_per_epoch=data.unlabeled_per_epoch,
                                          row_epochs=data.row_epochs),
                            validation_data=dev, initial_epoch=epoch, epochs=epoch + 1, callbacks=epoch_callbacks,
-                           verbose=verbose)
+                           verbose=console.keras_verbose() if verbose is None else verbose)
     epoch_seconds.append(round(time.perf_counter() - start, 3))
     for key, values in result.history.items():
       history.setdefault(key, []).extend(float(x) for x in values)
