@@ -4,8 +4,9 @@ without distillation (hard labels only), over several seeds, on the embedded Rot
     python3 bench/presets.py --max_train_examples=2000 --epochs=2 --seeds=1,2,3 --presets=distilbert6,bilstm
 
 Runs `scripts/distill.sh --flagfile=flags/<preset>.flags` (the preset exactly, plus the sizes given here) and the
-no-distillation twin (`--alpha=0 --intermediate_matches= --stages=`, same student, same epochs), then writes a
-markdown table (mean and sample standard deviation over the seeds) to stdout and, with --output, to a file.
+no-distillation twin (`--alpha=0 --intermediate_matches= --stages= --augmentation= --teacher_cache=off`, same
+student, same epochs), then writes a markdown table (mean and sample standard deviation over the seeds) to stdout
+and, with --output, to a file.
 """
 
 import argparse
@@ -33,7 +34,7 @@ def run(preset, seed, distilled, args):
       if not distilled:
         command.append(f"--num_train_epochs={sum(int(s.split(':')[1]) for s in args.tinybert_stages.split(','))}")
     if not distilled:
-      command += ["--alpha=0", "--intermediate_matches="]
+      command += ["--alpha=0", "--intermediate_matches=", "--augmentation=", "--teacher_cache=off"]
       if preset == "bilstm":
         command += ["--kd_loss=ce"]
     start = time.time()

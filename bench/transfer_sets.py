@@ -10,8 +10,8 @@ without distillation / distilled on the labelled data / + unlabeled text / + aug
 Per task, the teacher is fine-tuned and exported first if `<work_dir>/<task>/teacher` has no eval_results.json
 (scripts/train_teacher.sh, flags/teacher.flags, then scripts/export_teacher.sh). Each student run is
 `scripts/distill.sh` with the student's preset (bert2: flags/distill.flags, bilstm: flags/bilstm.flags) and:
-- no distillation: `--alpha=0` (the BiLSTM also `--kd_loss=ce`), the twin of flags/baseline.flags;
-- distillation: the preset as it is;
+- no distillation: `--alpha=0 --teacher_cache=off` (the BiLSTM also `--kd_loss=ce`), the twin of flags/baseline.flags;
+- distillation: the preset on the labelled data (`--augmentation=`: the bilstm preset itself augments);
 - + unlabeled text: `--unlabeled_data=rotten_tomatoes_plots` (4,546 plot sentences of the training movies) for
   Rotten Tomatoes; BBC News has no unlabeled set in the packaged corpora, so its row is n/a;
 - + augmentation: `--augmentation=SPEC --augmentation_mode=MODE --teacher_cache=auto`.
@@ -55,8 +55,10 @@ def student_flags(task, student, config, args):
   flags = [f"--flagfile={STUDENTS[student]}", f"--task_name={task}", f"--num_train_epochs={args.epochs}"]
   if args.max_train_examples:
     flags.append(f"--max_train_examples={args.max_train_examples}")
+  if config != "+ augmentation":
+    flags.append("--augmentation=")  # the bilstm preset augments; only the last row does here
   if config == "no distillation":
-    return flags + ["--alpha=0"] + (["--kd_loss=ce"] if student == "bilstm" else [])
+    return flags + ["--alpha=0", "--teacher_cache=off"] + (["--kd_loss=ce"] if student == "bilstm" else [])
   if config == "+ unlabeled text":
     if task not in UNLABELED:
       return None

@@ -35,15 +35,21 @@ from tf_distill.layer_map import format_matches, parse_matches
 from tf_distill.schedules import parse_stages
 distill.define_flags()
 out = {}
-for preset in sys.argv[1:]:
+def parse(*argv):
   for name in flags.FLAGS:
     flags.FLAGS[name].unparse()
-  flags.FLAGS(["distill", "--flagfile=flags/distill.flags", f"--flagfile=flags/{preset}.flags"])
-  d, s = common.distill_config_from_flags(flags.FLAGS), common.student_config_from_flags(flags.FLAGS)
+  flags.FLAGS(["distill", "--flagfile=flags/distill.flags", *argv])
   common.train_config_from_flags(flags.FLAGS)
+  return common.distill_config_from_flags(flags.FLAGS), common.student_config_from_flags(flags.FLAGS)
+for preset in sys.argv[1:]:
+  twin, _ = parse(f"--flagfile=flags/{preset}.flags", "--alpha=0", "--intermediate_matches=", "--stages=",
+                  "--augmentation=", "--teacher_cache=off", "--kd_loss=ce")  # bench/presets.py's no-distillation twin
+  d, s = parse(f"--flagfile=flags/{preset}.flags")
   matches = parse_matches(d.intermediate_matches, s.bert.num_hidden_layers, 6, d.layer_map) if d.intermediate_matches else ()
   out[preset] = {"matches": format_matches(matches), "student": dataclasses.asdict(s),
-                 "stages": parse_stages(d.stages), "output_dir": flags.FLAGS.output_dir}
+                 "stages": parse_stages(d.stages), "output_dir": flags.FLAGS.output_dir,
+                 "augmentation": [d.augmentation, d.augmentation_mode, d.teacher_cache],
+                 "twin_alpha": twin.alpha, "twin_augmentation": twin.augmentation}
 print(json.dumps(out))
 """
 
@@ -69,6 +75,13 @@ class PresetTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(tuple(init) if init else None, init_layers)
     self.assertEqual(parsed["matches"], expected_matches)
     self.assertEqual(parsed["output_dir"], f"runs/{preset}")
+
+  @parameterized.named_parameters(*[(name, name) for name in EXPECTED])
+  def test_twin_without_distillation_parses(self, preset):
+    self.assertEqual((self.parsed[preset]["twin_alpha"], self.parsed[preset]["twin_augmentation"]), (0.0, ""))
+
+  def test_bilstm_is_tangs_recipe_with_augmentation(self):
+    self.assertEqual(self.parsed["bilstm"]["augmentation"], ["tang:n=10", "fixed", "auto"])
 
   def test_tinybert_stages(self):
     self.assertEqual(self.parsed["tinybert4"]["stages"], [["intermediate", 2], ["prediction", 2]])
