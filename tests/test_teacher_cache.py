@@ -273,7 +273,7 @@ class TeacherCacheTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(counting.calls, built)  # not queried again
     self.assertEqual(os.stat(manifest).st_mtime_ns, mtime)
     self.assertAllEqual(first.logits, second.logits)
-    self.assertIn("no teacher cache", messages[0])
+    self.assertEqual(messages[0], f"teacher cache: building, because no teacher cache at {cache_dir}")  # no advice
     self.assertIn("using", messages[-1])
     stale = dataclasses.replace(self.key, data_fingerprint="9" * 64)
     with self.assertRaisesRegex(CacheError, "training data changed"):
@@ -281,6 +281,7 @@ class TeacherCacheTest(tf.test.TestCase, parameterized.TestCase):
     teacher_cache.resolve("auto", cache_dir, stale, counting, self.features, log=messages.append)
     self.assertGreater(counting.calls, built)
     self.assertTrue(any("training data changed" in m for m in messages))
+    self.assertFalse([m for m in messages if "--teacher_cache" in m])
     self.assertEqual(sorted(os.listdir(self.get_temp_dir())).count("auto"), 1)
     self.assertFalse([d for d in os.listdir(self.get_temp_dir()) if ".tmp-" in d or ".old-" in d])
 

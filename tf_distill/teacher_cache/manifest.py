@@ -51,7 +51,12 @@ PER_LAYER = ("layer_sequence", "layer_attention")
 
 
 class CacheError(ValueError):
-  """A teacher cache is missing, incomplete, or does not match this run."""
+  """A teacher cache is missing, incomplete, or does not match this run: `reason`, then the `fix` if one is given
+  (left out where --teacher_cache=auto applies the fix itself)."""
+
+  def __init__(self, reason: str, fix: Optional[str] = None):
+    super().__init__(f"{reason}; {fix}" if fix else reason)
+    self.reason = reason
 
 
 def is_per_layer(name: str) -> bool:
@@ -102,16 +107,16 @@ def describe_teacher(teacher) -> Optional[Dict]:
 def read_manifest(cache_dir: str) -> Dict:
   """The manifest of `cache_dir`; CacheError when the cache is missing or was never finished."""
   if not os.path.isdir(cache_dir):
-    raise CacheError(f"no teacher cache at {cache_dir}; build one with --teacher_cache=build (or auto)")
+    raise CacheError(f"no teacher cache at {cache_dir}", "build one with --teacher_cache=build (or auto)")
   path = os.path.join(cache_dir, MANIFEST_FILE)
   if not os.path.isfile(path):
     raise CacheError(f"incomplete teacher cache at {cache_dir}: no {MANIFEST_FILE} (an interrupted build?); "
-                     f"found {sorted(os.listdir(cache_dir))[:5]}. Rebuild it with --teacher_cache=build")
+                     f"found {sorted(os.listdir(cache_dir))[:5]}", "rebuild it with --teacher_cache=build")
   try:
     with open(path, encoding="utf-8") as f:
       return json.load(f)
   except json.JSONDecodeError as e:
-    raise CacheError(f"corrupt {path}: {e}; rebuild the cache with --teacher_cache=build") from e
+    raise CacheError(f"corrupt {path}: {e}", "rebuild the cache with --teacher_cache=build") from e
 
 
 def check_manifest(manifest: Mapping, cache_dir: str, expected_key: "CacheKey", outputs: Sequence[str],
@@ -134,5 +139,5 @@ def check_manifest(manifest: Mapping, cache_dir: str, expected_key: "CacheKey", 
       problems.append(f"incomplete cache: shard {shard['file']} has {os.path.getsize(path)} bytes, the manifest "
                       f"says {shard['bytes']}")
   if problems:
-    raise CacheError(f"teacher cache at {cache_dir} cannot be used: " + "; ".join(problems) +
-                     ". Rebuild it with --teacher_cache=build (auto rebuilds by itself)")
+    raise CacheError(f"teacher cache at {cache_dir} cannot be used: " + "; ".join(problems),
+                     "rebuild it with --teacher_cache=build (auto rebuilds by itself)")

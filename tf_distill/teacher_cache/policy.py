@@ -40,7 +40,7 @@ def resolve(mode: str, cache_dir: str, key: CacheKey, teacher: Optional[Callable
     except CacheError as e:
       if mode == "use":
         raise
-      log(f"teacher cache: building, because {e}")
+      log(f"teacher cache: building, because {e.reason}")
   if teacher is None:
     raise CacheError(f"building the teacher cache at {cache_dir} needs the teacher; pass --teacher_model")
   manifest = build_cache(teacher, features, cache_dir, key, outputs, layers, batch_size, num_shards)
