@@ -14,7 +14,10 @@ Per task, the teacher is fine-tuned and exported first if `<work_dir>/<task>/tea
 - distillation: the preset on the labelled data (`--augmentation=`: the bilstm preset itself augments);
 - + unlabeled text: `--unlabeled_data=rotten_tomatoes_plots` (4,546 plot sentences of the training movies) for
   Rotten Tomatoes; BBC News has no unlabeled set in the packaged corpora, so its row is n/a;
-- + augmentation: `--augmentation=SPEC --augmentation_mode=MODE --teacher_cache=auto`.
+- + augmentation: `--augmentation=SPEC --augmentation_mode=MODE --teacher_cache=auto`;
+- + unlabeled text + augmentation: both transfer sets (n/a where there is no unlabeled set).
+`--configs` picks rows by key (none, labelled, unlabeled, augmentation, both; default: all); the no-distillation
+row is always there, as the others are measured against it.
 A run whose eval_results.json exists is reused, so an interrupted bench continues where it stopped. The table gives
 the mean ± sample sd of test accuracy over the seeds, its share of the teacher's and the gain over the twin.
 """
@@ -27,7 +30,8 @@ from bench_runs import (REPO, fine_tuned_teacher, is_finished, mean_sd as _mean_
                         test_accuracy as _test_accuracy)
 
 STUDENTS = {"bert2": "flags/distill.flags", "bilstm": "flags/bilstm.flags"}
-CONFIGS = ("no distillation", "distillation", "+ unlabeled text", "+ augmentation")
+CONFIGS = {"none": "no distillation", "labelled": "distillation", "unlabeled": "+ unlabeled text",
+           "augmentation": "+ augmentation", "both": "+ unlabeled text + augmentation"}  # --configs key: row
 UNLABELED = {"rotten_tomatoes": "rotten_tomatoes_plots"}
 TASK_TITLES = {"rotten_tomatoes": "Rotten Tomatoes", "bbc_news": "BBC News"}
 
@@ -55,17 +59,18 @@ def student_flags(task, student, config, args):
   flags = [f"--flagfile={STUDENTS[student]}", f"--task_name={task}", f"--num_train_epochs={args.epochs}"]
   if args.max_train_examples:
     flags.append(f"--max_train_examples={args.max_train_examples}")
-  if config != "+ augmentation":
-    flags.append("--augmentation=")  # the bilstm preset augments; only the last row does here
+  augments = config.endswith("+ augmentation")
+  if not augments:
+    flags.append("--augmentation=")  # the bilstm preset augments; here only the augmentation rows do
   if config == "no distillation":
     return flags + ["--alpha=0", "--teacher_cache=off"] + (["--kd_loss=ce"] if student == "bilstm" else [])
-  if config == "+ unlabeled text":
+  if "+ unlabeled text" in config:
     if task not in UNLABELED:
       return None
     flags.append(f"--unlabeled_data={UNLABELED[task]}")
     if args.unlabeled_ratio:
       flags.append(f"--unlabeled_ratio={args.unlabeled_ratio}")
-  if config == "+ augmentation":
+  if augments:
     flags += [f"--augmentation={args.augmentation}", f"--augmentation_mode={args.augmentation_mode}",
               "--teacher_cache=auto"]
   return flags
@@ -91,7 +96,7 @@ def task_table(task, args, seeds):
            "|---|---|---|---|---|---|"]
   for student in args.students.split(","):
     twin = None
-    for config in CONFIGS:
+    for config in [CONFIGS[key] for key in args.configs]:
       values = [student_accuracy(task, student, config, seed, teacher_model, args) for seed in seeds]
       if values[0] is None:
         lines.append(f"| {student} | {config} | n/a (no unlabeled set for this task) | | | |")
@@ -120,8 +125,13 @@ def main():
   parser.add_argument("--augmentation", default="tang:n=20")
   parser.add_argument("--augmentation_mode", default="fixed", choices=["fixed", "per_epoch"])
   parser.add_argument("--unlabeled_ratio", type=float, default=None, help="Default: all unlabeled text each epoch.")
+  parser.add_argument("--configs", default=",".join(CONFIGS), help="Rows, by key: " + ", ".join(CONFIGS) + ".")
   parser.add_argument("--output", help="Markdown file to write the tables and the command to.")
   args = parser.parse_args()
+  unknown = sorted(set(args.configs.split(",")) - set(CONFIGS))
+  if unknown:
+    parser.error(f"--configs: unknown {unknown}; use some of {','.join(CONFIGS)}")
+  args.configs = ["none"] + [key for key in CONFIGS if key != "none" and key in args.configs.split(",")]
   seeds = [int(s) for s in args.seeds.split(",")]
   command = "python3 bench/transfer_sets.py " + " ".join(sys.argv[1:])
   budget = (f"Students: {args.epochs} epochs on {args.max_train_examples or 'all'} training examples; "
