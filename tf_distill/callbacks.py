@@ -1,4 +1,4 @@
-"""Keras callbacks for training runs: stop on a non-finite loss, keep the best student."""
+"""Keras callbacks for training runs: stop on a non-finite loss, keep the best student, count epochs over the run."""
 
 import math
 import os
@@ -9,6 +9,19 @@ import tf_keras as keras
 
 class NonFiniteLossError(FloatingPointError):
   """A training loss became NaN or Inf."""
+
+
+class RunProgbar(keras.callbacks.ProgbarLogger):
+  """Keras's progress bar (or line per epoch), its `Epoch k/N` counting the run's N epochs: `training.fit` calls
+  Keras `fit` once per epoch, so on its own Keras prints `Epoch k/k`."""
+
+  def __init__(self, epochs: int):
+    super().__init__(count_mode="steps")
+    self._run_epochs = epochs
+
+  def set_params(self, params):
+    super().set_params(params)
+    self.epochs = self._run_epochs
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):

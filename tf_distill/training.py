@@ -14,7 +14,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tf_distill import console
-from tf_distill.callbacks import KeepBestStudent, RecordBest, StopOnNonFiniteLoss
+from tf_distill.callbacks import KeepBestStudent, RecordBest, RunProgbar, StopOnNonFiniteLoss
 from tf_distill.checkpointing import RunState, SaveRunState
 from tf_distill.configs import DataConfig, TrainConfig
 from tf_distill.data.pipeline import load_task_features, make_dataset
@@ -149,6 +149,7 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunD
   for epoch in range(int(state.epoch), epochs):
     done = int(state.step_in_epoch)
     epoch_callbacks = [
+        RunProgbar(epochs),
         StopOnNonFiniteLoss(first_step=done),
         keep_best,
         RecordBest(state, keep_best),
