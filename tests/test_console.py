@@ -33,7 +33,37 @@ def run_program(*args):
                         timeout=300, check=True)
 
 
+# TFLite's every-run lines, one real C++ error, TensorFlow's Interpreter deprecation and a warning of our own, inside
+# console.quiet_tflite at the verbosity given as the argument.
+TFLITE_PROGRAM = """
+import os, sys, warnings
+import tf_distill
+from tf_distill import console
+console.configure(int(sys.argv[1]))
+with console.quiet_tflite():
+  os.write(2, b"fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, output_inference_type: FLOAT32\\n")
+  os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\\n")
+  os.write(2, b"E0000 00:00:1796415553.901711   22665 util.cc:131] oneDNN supports DT_INT64 only on platforms with "
+              b"AVX-512. Falling back to the default Eigen-based implementation if present.\\n")
+  os.write(2, b"E0000 00:00:1796415553.901711   22665 kernel.cc:7] a real error\\n")
+  warnings.warn("    Warning: tf.lite.Interpreter is deprecated and is scheduled for deletion in TF 2.20.")
+  warnings.warn("our own warning")
+print("done")
+"""
+TFLITE_NOISE = ("fully_quantize", "XNNPACK delegate", "oneDNN supports DT_INT64", "tf.lite.Interpreter is deprecated")
+
+
 class ConsoleSubprocessTest(tf.test.TestCase):
+
+  def test_tflite_noise_is_dropped_when_quiet(self):
+    for verbosity, shown in ((-1, False), (0, True)):
+      result = subprocess.run([sys.executable, "-c", TFLITE_PROGRAM, str(verbosity)], env=tiny.subprocess_env(),
+                              capture_output=True, text=True, timeout=300, check=True)
+      self.assertEqual(result.stdout, "done\n")
+      self.assertIn("kernel.cc:7] a real error", result.stderr)
+      self.assertIn("UserWarning: our own warning", result.stderr)
+      for noise in TFLITE_NOISE:
+        self.assertEqual(noise in result.stderr, shown, (verbosity, noise, result.stderr))
 
   def test_default_is_quiet_but_keeps_our_warnings(self):
     result = run_program()

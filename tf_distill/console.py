@@ -5,6 +5,8 @@ Verbosity follows absl's levels: -1 warnings (the default here; absl's own defau
 - Default: Python warnings and errors (ours, TensorFlow's, absl's) and TensorFlow C++ errors. Hidden: absl/TensorFlow
   INFO lines (tfds's "Done writing ..." among them), TensorFlow C++ INFO and WARNING lines, tfds progress bars, and on
   a machine without an NVIDIA device node, the GPU probe (`failed call to cuInit: ... CUDA error`).
+- Around TFLite work (`quiet_tflite`: export_student, verify-export, report) also the lines the converter and the
+  interpreter print on every run, and tf.lite.Interpreter's deprecation warning.
 - `--verbosity=0` or more: all of it, as TensorFlow prints it.
 
 Three things happen before TensorFlow loads, in `tf_distill/__init__.py`, so they read `--verbosity` from `sys.argv`
@@ -16,19 +18,27 @@ stderr the absl-format lines below that level. Variables the user set in the env
 an explicit `--verbosity` wins over them.
 """
 
+import contextlib
 import glob
 import logging
 import os
 import re
 import sys
 import tempfile
-from typing import Optional, Sequence
+import warnings
+from typing import Callable, Optional, Sequence
 
 QUIET = -1  # absl's WARNING level
 _CPP_LEVELS = "IWEF"  # absl C++ severities; TF_CPP_MIN_LOG_LEVEL counts in them
 # absl C++ prefix `I0000 00:00:1796286811.031798    3146 cudart_stub.cc:31] `, and the line it prints before init.
 _CPP_LINE = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^ \]]+:\d+\] ")
 _BEFORE_INIT_NOTICE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+# Printed on every TFLite conversion or interpreter start, whatever the log level: the MLIR quantizer's settings,
+# LiteRT's delegate notice, and an error-level oneDNN line (printed even on AVX-512 machines) that TensorFlow follows
+# with its fallback kernel.
+_TFLITE_NOISE = (re.compile(r"^fully_quantize: \d"), re.compile(r"^INFO: Created TensorFlow Lite XNNPACK delegate"),
+                 re.compile(r"^E\d{4} .*\] oneDNN supports DT_INT64 only on platforms with AVX-512"))
+_INTERPRETER_DEPRECATION = r"\s*Warning: tf\.lite\.Interpreter is deprecated"
 
 
 def requested_verbosity(argv: Sequence[str]) -> Optional[int]:
@@ -92,26 +102,59 @@ def kept_import_lines(text: str, min_level: int) -> str:
   return "".join(kept)
 
 
-def import_tensorflow() -> None:
-  """Imports TensorFlow with stderr (file descriptor 2) held in a temporary file, then writes back what
-  `kept_import_lines` keeps. Does a plain import when TF_CPP_MIN_LOG_LEVEL is 0 or TensorFlow is loaded."""
-  min_level = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") or 0)
-  if "tensorflow" in sys.modules or min_level <= 0:
-    import tensorflow  # pylint: disable=import-outside-toplevel,unused-import
-    return
+def kept_tflite_lines(text: str, min_level: int) -> str:
+  """`kept_import_lines`, also without the lines TFLite's converter and interpreter print on every run
+  (`_TFLITE_NOISE`)."""
+  return "".join(line for line in kept_import_lines(text, min_level).splitlines(keepends=True)
+                 if not any(pattern.search(line) for pattern in _TFLITE_NOISE))
+
+
+@contextlib.contextmanager
+def _stderr_held(kept: Callable[[str], str]):
+  """Holds stderr (file descriptor 2, so C++ and subprocess output too) in a temporary file during the block, then
+  writes back `kept(text)`."""
   sys.stderr.flush()
   saved = os.dup(2)
   with tempfile.TemporaryFile(mode="w+b") as held:
     os.dup2(held.fileno(), 2)
     try:
-      import tensorflow  # pylint: disable=import-outside-toplevel,unused-import,redefined-outer-name
+      yield
     finally:
       sys.stderr.flush()
       os.dup2(saved, 2)
       os.close(saved)
       held.seek(0)
-      sys.stderr.write(kept_import_lines(held.read().decode("utf-8", "replace"), min_level))
+      sys.stderr.write(kept(held.read().decode("utf-8", "replace")))
       sys.stderr.flush()
+
+
+def _min_cpp_level() -> int:
+  return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") or 0)
+
+
+def import_tensorflow() -> None:
+  """Imports TensorFlow with stderr held (`_stderr_held`) and written back as `kept_import_lines` keeps it. Does a
+  plain import when TF_CPP_MIN_LOG_LEVEL is 0 or TensorFlow is loaded."""
+  min_level = _min_cpp_level()
+  if "tensorflow" in sys.modules or min_level <= 0:
+    import tensorflow  # pylint: disable=import-outside-toplevel,unused-import
+    return
+  with _stderr_held(lambda text: kept_import_lines(text, min_level)):
+    import tensorflow  # pylint: disable=import-outside-toplevel,unused-import,redefined-outer-name
+
+
+@contextlib.contextmanager
+def quiet_tflite():
+  """For a block that converts or runs TFLite models (export, verify-export, report): stderr comes back as
+  `kept_tflite_lines` keeps it, and tf.lite.Interpreter's deprecation warning (raised inside TensorFlow's own
+  calibrator) is not shown. Everything passes at `--verbosity=0` or more."""
+  if shows_info():
+    yield
+    return
+  min_level = _min_cpp_level()
+  with warnings.catch_warnings(), _stderr_held(lambda text: kept_tflite_lines(text, min_level)):
+    warnings.filterwarnings("ignore", message=_INTERPRETER_DEPRECATION, category=UserWarning)
+    yield
 
 
 def configure(level: Optional[int] = None) -> None:

@@ -17,6 +17,7 @@ The library function is `tf_distill.export.run_export.export_student`.
 
 from absl import app, flags
 
+from tf_distill import console
 from tf_distill.cli import common
 from tf_distill.export.run_export import export_student
 from tf_distill.export.tflite import DEFAULT_VARIANTS, VARIANTS
@@ -43,11 +44,12 @@ def main(argv) -> None:
   unknown = sorted(set(FLAGS.tflite) - set(VARIANTS))
   if unknown:
     raise ValueError(f"--tflite takes variants from {list(VARIANTS)}, got {unknown}")
-  result = export_student(RunDir(FLAGS.output_dir), FLAGS.export_dir, FLAGS.model_name, FLAGS.version,
-                          tflite=FLAGS.tflite, parity_examples=FLAGS.parity_examples,
-                          representative_examples=FLAGS.representative_examples,
-                          max_accuracy_drop=FLAGS.max_accuracy_drop, data_dir=FLAGS.data_dir,
-                          tfds_data_dir=FLAGS.tfds_data_dir)
+  with console.quiet_tflite():
+    result = export_student(RunDir(FLAGS.output_dir), FLAGS.export_dir, FLAGS.model_name, FLAGS.version,
+                            tflite=FLAGS.tflite, parity_examples=FLAGS.parity_examples,
+                            representative_examples=FLAGS.representative_examples,
+                            max_accuracy_drop=FLAGS.max_accuracy_drop, data_dir=FLAGS.data_dir,
+                            tfds_data_dir=FLAGS.tfds_data_dir)
   for line in result.lines():
     print(line)
   errors = result.errors()

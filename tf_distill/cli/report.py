@@ -25,7 +25,7 @@ import tf_distill  # noqa: F401
 import tensorflow as tf
 
 from tf_distill.cli import common
-from tf_distill import diagnostics
+from tf_distill import console, diagnostics
 from tf_distill.configs import DataConfig
 from tf_distill.export.serving import latest_version_dir, read_metadata
 from tf_distill.export.tflite import TFLiteClassifier
@@ -220,6 +220,11 @@ def _split_named(value: str):
 
 def main(argv) -> None:
   del argv
+  with console.quiet_tflite():
+    _report()
+
+
+def _report() -> None:
   teacher_dir = latest_version_dir(FLAGS.teacher_model)
   features = test_features(teacher_dir, FLAGS.data_dir, FLAGS.tfds_data_dir)
   warnings = set_up_warnings(teacher_dir, features, dict(map(_split_named, FLAGS.models)), FLAGS.no_distillation_model,

@@ -12,6 +12,7 @@ import sys
 
 from absl import app, flags
 
+from tf_distill import console
 from tf_distill.cli import common
 from tf_distill.export import parity
 
@@ -35,8 +36,9 @@ def main(argv) -> None:
                      f"{argv[1:]}")
   if FLAGS.atol < 0:
     raise ValueError(f"--atol (--atol_tflite) must be >= 0, got {FLAGS.atol}")
-  result = verify_export(argv[1], texts=FLAGS.text, run_cli=FLAGS.saved_model_cli, atol=FLAGS.atol,
-                         max_accuracy_drop=FLAGS.max_accuracy_drop)
+  with console.quiet_tflite():
+    result = verify_export(argv[1], texts=FLAGS.text, run_cli=FLAGS.saved_model_cli, atol=FLAGS.atol,
+                           max_accuracy_drop=FLAGS.max_accuracy_drop)
   print(result, flush=True)
   if not result.ok:
     for error in result.errors:
