@@ -1,6 +1,6 @@
-"""What the bench scripts that drive scripts/*.sh share: running one command with its log, reading a finished run's
-test accuracy (a run with eval_results.json is reused, a teacher only if its config.json agrees with the flags
-asked for), and mean ± sample sd over seeds."""
+"""What the bench scripts that drive scripts/*.sh share: a preset's no-distillation twin, running one command with
+its log, reading a finished run's test accuracy (a run with eval_results.json is reused, a teacher only if its
+config.json agrees with the flags asked for), and mean ± sample sd over seeds."""
 
 import json
 import os
@@ -10,6 +10,31 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Appended to a preset: the same student trained on hard labels only, without the preset's transfer set or teacher
+# cache (`--kd_loss=ce` for every twin, whatever its preset's soft-label loss). A preset with --stages gets their
+# epochs as --num_train_epochs (twin_flags).
+NO_DISTILLATION = ("--alpha=0", "--intermediate_matches=", "--stages=", "--augmentation=", "--teacher_cache=off",
+                   "--kd_loss=ce")
+
+
+def preset_setting(flagfile, name):
+  """The value `flagfile` (relative to the repository root) itself gives --`name`, or None."""
+  with open(os.path.join(REPO, flagfile), encoding="utf-8") as f:
+    values = [line.strip().partition("=")[2] for line in f if line.strip().startswith(f"--{name}=")]
+  return values[-1] if values else None
+
+
+def stage_epochs(flagfile):
+  """The epochs of the preset's --stages (e.g. intermediate:2,prediction:2 -> 4), or None without stages."""
+  stages = preset_setting(flagfile, "stages")
+  return sum(int(stage.split(":")[1]) for stage in stages.split(",")) if stages else None
+
+
+def twin_flags(flagfile):
+  """The flags after `--flagfile=<flagfile>` that make its no-distillation twin."""
+  epochs = stage_epochs(flagfile)
+  return list(NO_DISTILLATION) + ([f"--num_train_epochs={epochs}"] if epochs else [])
 
 
 def run_logged(command, log_path):

@@ -4,8 +4,8 @@ without distillation (hard labels only), over several seeds, on the embedded Rot
     python3 bench/presets.py --max_train_examples=2000 --epochs=2 --seeds=1,2,3 --presets=distilbert6,bilstm
 
 Runs `scripts/distill.sh --flagfile=flags/<preset>.flags` (the preset exactly, plus the sizes given here) and the
-no-distillation twin (`--alpha=0 --intermediate_matches= --stages= --augmentation= --teacher_cache=off`, same
-student, same epochs), then writes a markdown table (mean and sample standard deviation over the seeds) to stdout
+no-distillation twin (bench_runs.NO_DISTILLATION: `--alpha=0 --intermediate_matches= --stages= --augmentation=
+--teacher_cache=off --kd_loss=ce`, same student, same epochs), then writes a markdown table (mean and sample standard deviation over the seeds) to stdout
 and, with --output, to a file.
 """
 
@@ -16,6 +16,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from bench_runs import NO_DISTILLATION
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,9 +36,7 @@ def run(preset, seed, distilled, args):
       if not distilled:
         command.append(f"--num_train_epochs={sum(int(s.split(':')[1]) for s in args.tinybert_stages.split(','))}")
     if not distilled:
-      command += ["--alpha=0", "--intermediate_matches=", "--augmentation=", "--teacher_cache=off"]
-      if preset == "bilstm":
-        command += ["--kd_loss=ce"]
+      command += list(NO_DISTILLATION)
     start = time.time()
     subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     print(f"{name}: {time.time() - start:.0f} s", file=sys.stderr)

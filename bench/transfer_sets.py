@@ -9,12 +9,15 @@ without distillation / distilled on the labelled data / + unlabeled text / + aug
 
 Per task, the teacher is fine-tuned and exported first if `<work_dir>/<task>/teacher` has no eval_results.json
 (scripts/train_teacher.sh, flags/teacher.flags, then scripts/export_teacher.sh). Each student run is
-`scripts/distill.sh` with the student's preset (bert2: flags/distill.flags, bilstm: flags/bilstm.flags) and:
-- no distillation: `--alpha=0 --teacher_cache=off` (the BiLSTM also `--kd_loss=ce`), the twin of flags/baseline.flags;
-- distillation: the preset on the labelled data (`--augmentation=`: the bilstm preset itself augments);
+`scripts/distill.sh` with the student's preset (bert2: flags/distill.flags, bilstm: flags/bilstm.flags, tinybert4:
+flags/tinybert4.flags, whose --stages replace --epochs) and:
+- no distillation: bench_runs.NO_DISTILLATION (`--alpha=0 --intermediate_matches= --stages= --augmentation=
+  --teacher_cache=off --kd_loss=ce`, the stages' epochs as --num_train_epochs), the twin of flags/baseline.flags;
+- distillation: the preset on the labelled data (`--augmentation=`: the bilstm and tinybert4 presets augment);
 - + unlabeled text: `--unlabeled_data=rotten_tomatoes_plots` (4,546 plot sentences of the training movies) for
   Rotten Tomatoes; BBC News has no unlabeled set in the packaged corpora, so its row is n/a;
-- + augmentation: `--augmentation=SPEC --augmentation_mode=MODE --teacher_cache=auto`;
+- + augmentation: `--augmentation=SPEC --augmentation_mode=MODE --teacher_cache=auto` (`off` for a preset with
+  intermediate matches: the teacher labels its variants online);
 - + unlabeled text + augmentation: both transfer sets (n/a where there is no unlabeled set).
 `--configs` picks rows by key (none, labelled, unlabeled, augmentation, both; default: all); the no-distillation
 row is always there, as the others are measured against it.
@@ -26,10 +29,10 @@ import argparse
 import os
 import sys
 
-from bench_runs import (REPO, fine_tuned_teacher, is_finished, mean_sd as _mean_sd, publish, run_logged as _run,
-                        test_accuracy as _test_accuracy)
+from bench_runs import (REPO, fine_tuned_teacher, is_finished, mean_sd as _mean_sd, preset_setting, publish,
+                        run_logged as _run, stage_epochs, test_accuracy as _test_accuracy, twin_flags)
 
-STUDENTS = {"bert2": "flags/distill.flags", "bilstm": "flags/bilstm.flags"}
+STUDENTS = {"bert2": "flags/distill.flags", "bilstm": "flags/bilstm.flags", "tinybert4": "flags/tinybert4.flags"}
 CONFIGS = {"none": "no distillation", "labelled": "distillation", "unlabeled": "+ unlabeled text",
            "augmentation": "+ augmentation", "both": "+ unlabeled text + augmentation"}  # --configs key: row
 UNLABELED = {"rotten_tomatoes": "rotten_tomatoes_plots"}
@@ -56,14 +59,17 @@ def _common(args):
 
 def student_flags(task, student, config, args):
   """The distill.sh flags of one table cell (module docstring); None when the cell is n/a."""
-  flags = [f"--flagfile={STUDENTS[student]}", f"--task_name={task}", f"--num_train_epochs={args.epochs}"]
+  preset = STUDENTS[student]
+  flags = [f"--flagfile={preset}", f"--task_name={task}"]
+  if not stage_epochs(preset):  # a preset's --stages give its epochs
+    flags.append(f"--num_train_epochs={args.epochs}")
   if args.max_train_examples:
     flags.append(f"--max_train_examples={args.max_train_examples}")
+  if config == "no distillation":
+    return flags + twin_flags(preset)
   augments = config.endswith("+ augmentation")
   if not augments:
-    flags.append("--augmentation=")  # the bilstm preset augments; here only the augmentation rows do
-  if config == "no distillation":
-    return flags + ["--alpha=0", "--teacher_cache=off"] + (["--kd_loss=ce"] if student == "bilstm" else [])
+    flags.append("--augmentation=")  # the bilstm and tinybert4 presets augment; here only the augmentation rows do
   if "+ unlabeled text" in config:
     if task not in UNLABELED:
       return None
@@ -71,8 +77,11 @@ def student_flags(task, student, config, args):
     if args.unlabeled_ratio:
       flags.append(f"--unlabeled_ratio={args.unlabeled_ratio}")
   if augments:
+    # Intermediate matches take the teacher's hidden states and attention for every variant: a cache of those
+    # would be ~2 MB per example, so such presets label the variants online.
+    cache = "off" if preset_setting(preset, "intermediate_matches") else "auto"
     flags += [f"--augmentation={args.augmentation}", f"--augmentation_mode={args.augmentation_mode}",
-              "--teacher_cache=auto"]
+              f"--teacher_cache={cache}"]
   return flags
 
 
@@ -128,13 +137,18 @@ def main():
   parser.add_argument("--configs", default=",".join(CONFIGS), help="Rows, by key: " + ", ".join(CONFIGS) + ".")
   parser.add_argument("--output", help="Markdown file to write the tables and the command to.")
   args = parser.parse_args()
-  unknown = sorted(set(args.configs.split(",")) - set(CONFIGS))
-  if unknown:
-    parser.error(f"--configs: unknown {unknown}; use some of {','.join(CONFIGS)}")
+  for name, given, known in (("configs", args.configs, CONFIGS), ("students", args.students, STUDENTS)):
+    unknown = sorted(set(given.split(",")) - set(known))
+    if unknown:
+      parser.error(f"--{name}: unknown {unknown}; use some of {','.join(known)}")
   args.configs = ["none"] + [key for key in CONFIGS if key != "none" and key in args.configs.split(",")]
   seeds = [int(s) for s in args.seeds.split(",")]
   command = "python3 bench/transfer_sets.py " + " ".join(sys.argv[1:])
-  budget = (f"Students: {args.epochs} epochs on {args.max_train_examples or 'all'} training examples; "
+  students = args.students.split(",")
+  epochs = [f"{args.epochs} epochs"] if any(not stage_epochs(STUDENTS[student]) for student in students) else []
+  epochs += [f"{student}: stages {preset_setting(STUDENTS[student], 'stages')}"
+             for student in students if stage_epochs(STUDENTS[student])]
+  budget = (f"Students: {', '.join(epochs)} on {args.max_train_examples or 'all'} training examples; "
             f"augmentation {args.augmentation} ({args.augmentation_mode}); unlabeled ratio "
             f"{args.unlabeled_ratio or 'all'}; seeds {args.seeds}; mean ± sample sd.")
   tables = "\n\n".join(task_table(task, args, seeds) for task in args.tasks.split(","))

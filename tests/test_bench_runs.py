@@ -1,4 +1,5 @@
-"""Tests for bench/bench_runs.py: a finished teacher is reused only when its recorded config agrees with the flags."""
+"""Tests for bench/bench_runs.py: a finished teacher is reused only when its recorded config agrees with the flags;
+a preset's own settings and its no-distillation twin."""
 
 import json
 import os
@@ -43,6 +44,29 @@ class FineTunedTeacherTest(tf.test.TestCase):
         with self.assertRaisesRegex(SystemExit, f"{self.run_dir} was trained with {recorded}, not "
                                                 f"{flag.split('=')[1]}; delete it or use another --work_dir"):
           bench_runs.fine_tuned_teacher(self.run_dir, self.export_dir, ["--task_name=rotten_tomatoes", flag])
+
+
+class PresetTwinTest(tf.test.TestCase):
+
+  def _preset(self, text):
+    path = os.path.join(self.get_temp_dir(), "preset.flags")
+    with open(path, "w", encoding="utf-8") as f:
+      f.write(text)
+    return path
+
+  def test_setting_is_the_files_own_last_value(self):
+    preset = self._preset("# --stages=joint:9 in a comment\n--flagfile=flags/distill.flags\n--stages=intermediate:2\n"
+                          "  --stages=intermediate:3,prediction:4\n--stages_other=1\n")
+    self.assertEqual(bench_runs.preset_setting(preset, "stages"), "intermediate:3,prediction:4")
+    self.assertIsNone(bench_runs.preset_setting(preset, "alpha"))
+    self.assertEqual(bench_runs.stage_epochs(preset), 7)
+
+  def test_twin_trains_the_stages_epochs_on_labels(self):
+    staged = self._preset("--stages=intermediate:2,prediction:2\n--augmentation=tinybert:n=10\n")
+    self.assertEqual(bench_runs.twin_flags(staged)[-1], "--num_train_epochs=4")
+    self.assertEqual(bench_runs.twin_flags(self._preset("--alpha=1\n")), list(bench_runs.NO_DISTILLATION))
+    self.assertIn("--alpha=0", bench_runs.NO_DISTILLATION)
+    self.assertIn("--augmentation=", bench_runs.NO_DISTILLATION)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ from absl import flags
 from tf_distill.cli import common, distill
 from tf_distill.layer_map import format_matches, parse_matches
 from tf_distill.schedules import parse_stages
+sys.path.insert(0, "bench")
+from bench_runs import twin_flags
 distill.define_flags()
 out = {}
 def parse(*argv):
@@ -42,14 +44,15 @@ def parse(*argv):
   common.train_config_from_flags(flags.FLAGS)
   return common.distill_config_from_flags(flags.FLAGS), common.student_config_from_flags(flags.FLAGS)
 for preset in sys.argv[1:]:
-  twin, _ = parse(f"--flagfile=flags/{preset}.flags", "--alpha=0", "--intermediate_matches=", "--stages=",
-                  "--augmentation=", "--teacher_cache=off", "--kd_loss=ce")  # bench/presets.py's no-distillation twin
+  twin, _ = parse(f"--flagfile=flags/{preset}.flags", *twin_flags(f"flags/{preset}.flags"))  # the benches' twin
+  twin_epochs = flags.FLAGS.num_train_epochs
   d, s = parse(f"--flagfile=flags/{preset}.flags")
   matches = parse_matches(d.intermediate_matches, s.bert.num_hidden_layers, 6, d.layer_map) if d.intermediate_matches else ()
   out[preset] = {"matches": format_matches(matches), "student": dataclasses.asdict(s),
                  "stages": parse_stages(d.stages), "output_dir": flags.FLAGS.output_dir,
                  "augmentation": [d.augmentation, d.augmentation_mode, d.teacher_cache],
-                 "twin_alpha": twin.alpha, "twin_augmentation": twin.augmentation}
+                 "twin": [twin.alpha, twin.augmentation, twin.intermediate_matches, twin.stages, twin.teacher_cache,
+                          twin_epochs]}
 print(json.dumps(out))
 """
 
@@ -78,13 +81,17 @@ class PresetTest(tf.test.TestCase, parameterized.TestCase):
 
   @parameterized.named_parameters(*[(name, name) for name in EXPECTED])
   def test_twin_without_distillation_parses(self, preset):
-    self.assertEqual((self.parsed[preset]["twin_alpha"], self.parsed[preset]["twin_augmentation"]), (0.0, ""))
+    epochs = 4 if preset == "tinybert4" else 3  # the preset's stages intermediate:2,prediction:2; flags/common.flags
+    self.assertEqual(self.parsed[preset]["twin"], [0.0, "", "", "", "off", epochs])
 
   def test_bilstm_is_tangs_recipe_with_augmentation(self):
     self.assertEqual(self.parsed["bilstm"]["augmentation"], ["tang:n=10", "fixed", "auto"])
 
   def test_tinybert_stages(self):
     self.assertEqual(self.parsed["tinybert4"]["stages"], [["intermediate", 2], ["prediction", 2]])
+
+  def test_tinybert_augments_both_stages_online(self):
+    self.assertEqual(self.parsed["tinybert4"]["augmentation"], ["tinybert:n=10", "fixed", "off"])
 
 
 class ScheduleTest(tf.test.TestCase):
