@@ -101,7 +101,8 @@ class DistillerTest(_TinyTeacherTestCase):
     if alpha == 0:  # hard labels only: the loss is the hard term, and no distillation term is shown
       self.assertEqual(sorted(logs), ["accuracy", "loss"])
     else:
-      self.assertAllClose(logs["hard_loss"], hard, rtol=1e-5)
+      # Shown over the labelled rows only (the loss weights each row 1 / batch).
+      self.assertAllClose(logs["hard_loss"], hard * batch / has_label.sum(), rtol=1e-5)
       self.assertAllClose(logs["kd_loss"], kd, rtol=1e-5, atol=1e-7)
     self.assertAllClose(logs["loss"], (1 - alpha) * hard + alpha * kd, rtol=1e-5)
     self.assertAllClose(logs["accuracy"], np.mean((zs.argmax(-1) == labels)[has_label]))

@@ -225,12 +225,16 @@ class Distiller(keras.Model):
     return self.student(trim_padding(features), training=False, logits_only=True)["logits"]
 
   def _update_metrics(self, labels, logits, loss, hard, kd, feature_term, weight=None):
-    """Loss metrics are example-weighted means, so across replicas they report the global batch mean."""
+    """Loss metrics are example-weighted means, so across replicas they report the global batch mean. hard_loss and
+    accuracy are over the labelled examples only: unlabeled transfer-set examples (label -1) add 0 to the hard term
+    of the loss (a mean over the whole batch), so its batch value is rescaled to the labelled rows' mean."""
+    has_label = tf.cast(labels >= 0, tf.float32)
+    labelled = tf.reduce_sum(has_label)
+    rows = tf.cast(tf.shape(labels)[0], tf.float32)
     self.loss_tracker.update_state(loss, sample_weight=weight)
-    self.hard_loss_tracker.update_state(hard, sample_weight=weight)
+    self.hard_loss_tracker.update_state(tf.math.divide_no_nan(hard * rows, labelled), sample_weight=labelled)
     self.kd_loss_tracker.update_state(kd, sample_weight=weight)
     self.feature_loss_tracker.update_state(feature_term, sample_weight=weight)
-    has_label = tf.cast(labels >= 0, tf.float32)  # unlabeled transfer-set examples (label -1) are not scored
     self.accuracy.update_state(tf.maximum(labels, 0), logits, sample_weight=has_label)
     return {m.name: m.result() for m in self.metrics}
 
