@@ -353,7 +353,7 @@ class EndToEndTest(tf.test.TestCase):
     stdout = self.results["export_student"].stdout
     self.assertIn("via saved_model_cli run", stdout)
     self.assertIn("TFLite int8", stdout)
-    for noise in ("fully_quantize", "XNNPACK delegate", "oneDNN supports DT_INT64", "tf.lite.Interpreter is deprecated"):
+    for noise in tiny.TFLITE_NOISE:
       self.assertNotIn(noise, self.results["export_student"].stderr)  # console.quiet_tflite
 
   def test_export_run_from_another_working_directory(self):

@@ -50,7 +50,6 @@ with console.quiet_tflite():
   warnings.warn("our own warning")
 print("done")
 """
-TFLITE_NOISE = ("fully_quantize", "XNNPACK delegate", "oneDNN supports DT_INT64", "tf.lite.Interpreter is deprecated")
 
 
 class ConsoleSubprocessTest(tf.test.TestCase):
@@ -62,7 +61,7 @@ class ConsoleSubprocessTest(tf.test.TestCase):
       self.assertEqual(result.stdout, "done\n")
       self.assertIn("kernel.cc:7] a real error", result.stderr)
       self.assertIn("UserWarning: our own warning", result.stderr)
-      for noise in TFLITE_NOISE:
+      for noise in tiny.TFLITE_NOISE:
         self.assertEqual(noise in result.stderr, shown, (verbosity, noise, result.stderr))
 
   def test_default_is_quiet_but_keeps_our_warnings(self):

@@ -38,6 +38,8 @@ VOCAB_SIZE = 100
 VOCAB = SPECIAL_TOKENS + WORDS + [f"tok{i}" for i in range(VOCAB_SIZE - len(SPECIAL_TOKENS) - len(WORDS))]
 LABELS = ("neg", "pos")
 MAX_POSITIONS = 32
+# What TFLite prints on every conversion / interpreter run, and console.quiet_tflite drops (test_console, test_cli).
+TFLITE_NOISE = ("fully_quantize", "XNNPACK delegate", "oneDNN supports DT_INT64", "tf.lite.Interpreter is deprecated")
 
 
 def write_vocab(path: str, tokens: Sequence[str] = VOCAB) -> str:

@@ -40,7 +40,7 @@ def assistant_config_from_flags(FLAGS) -> BertStudentConfig:  # pylint: disable=
                      "teacher and a 1-layer student")
   init = FLAGS.assistant_init_from_layers
   config = BertStudentConfig(num_hidden_layers=FLAGS.assistant_num_layers,
-                             init_from_layers=common.layer_numbers(init, "assistant_init_from_layers") if init else None)
+                             init_from_layers=common.number_list(init, "assistant_init_from_layers") if init else None)
   if config.init_from_layers is not None and len(config.init_from_layers) != config.num_hidden_layers:
     raise ValueError(f"--assistant_init_from_layers={','.join(init)} names {len(init)} teacher layers but the "
                      f"assistant has {config.num_hidden_layers} layers; give one teacher layer per assistant layer")

@@ -163,12 +163,12 @@ def train_config_from_flags(FLAGS) -> TrainConfig:  # pylint: disable=invalid-na
       distribution_strategy=FLAGS.distribution_strategy, mixed_precision=FLAGS.mixed_precision).validate()
 
 
-def layer_numbers(values, flag_name):
-  """A list flag of layer numbers ("2,5") -> (2, 5); a non-number is refused naming the flag."""
+def number_list(values, flag_name, convert=int, example="layer numbers such as 2,5"):
+  """A list flag ("2,5") -> tuple(convert(v) for each v); a value that does not convert is refused naming the flag."""
   try:
-    return tuple(int(v) for v in values)
+    return tuple(convert(v) for v in values)
   except ValueError as e:
-    raise ValueError(f"--{flag_name} takes comma-separated layer numbers such as 2,5; got {','.join(values)}") from e
+    raise ValueError(f"--{flag_name} takes comma-separated {example}; got {','.join(values)}") from e
 
 
 def _refuse_old_init_layers(values) -> None:
@@ -191,24 +191,18 @@ def student_config_from_flags(FLAGS) -> StudentConfig:  # pylint: disable=invali
   bert = BertStudentConfig(
       num_hidden_layers=FLAGS.student_num_layers, hidden_size=FLAGS.student_hidden_size,
       num_attention_heads=FLAGS.student_num_heads, intermediate_size=FLAGS.student_intermediate_size,
-      init_from_layers=layer_numbers(init, "student_init_from_layers") if init else None)
+      init_from_layers=number_list(init, "student_init_from_layers") if init else None)
   bilstm = BiLstmStudentConfig(embedding_size=FLAGS.bilstm_embedding_size, lstm_units=FLAGS.bilstm_lstm_units,
                                hidden_units=FLAGS.bilstm_hidden_units)
   return StudentConfig(type=FLAGS.student_type, bert=bert, bilstm=bilstm).validate()
 
 
-def _float_list(values, flag_name):
-  try:
-    return tuple(float(v) for v in values)
-  except ValueError as e:
-    raise ValueError(f"--{flag_name} takes comma-separated numbers such as 0.5,0.25,0.25; got "
-                     f"{','.join(values)}") from e
-
-
 def distill_config_from_flags(FLAGS) -> DistillConfig:  # pylint: disable=invalid-name
   weights = FLAGS.teacher_weights
+  if weights:
+    weights = number_list(weights, "teacher_weights", float, "numbers such as 0.5,0.25,0.25")
   return DistillConfig(teacher_model=FLAGS.teacher_model or "",
-                       teacher_weights=_float_list(weights, "teacher_weights") if weights else None,
+                       teacher_weights=weights or None,
                        intermediate_teacher=FLAGS.intermediate_teacher, temperature=FLAGS.temperature,
                        alpha=FLAGS.alpha, kd_loss=FLAGS.kd_loss, probability_shift=FLAGS.probability_shift,
                        layer_map=FLAGS.layer_map,
