@@ -5,49 +5,36 @@ without distillation (hard labels only), over several seeds, on the embedded Rot
 
 Runs `scripts/distill.sh --flagfile=flags/<preset>.flags` (the preset exactly, plus the sizes given here) and the
 no-distillation twin (bench_runs.NO_DISTILLATION: `--alpha=0 --intermediate_matches= --stages= --augmentation=
---teacher_cache=off --kd_loss=ce`, same student, same epochs), then writes a markdown table (mean and sample standard deviation over the seeds) to stdout
-and, with --output, to a file.
+--teacher_cache=off --kd_loss=ce`, same student, same epochs), then writes a markdown table (mean and sample
+standard deviation over the seeds) to stdout and, with --output, appends it to a file.
 """
 
 import argparse
-import json
 import os
-import statistics
-import subprocess
 import sys
-import time
 
-from bench_runs import NO_DISTILLATION
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench_runs import (NO_DISTILLATION, REPO, is_finished, mean_sd, mean_sd_text, run_logged, stage_epochs,
+                        test_accuracy)
 
 
 def run(preset, seed, distilled, args):
+  """Test accuracy of one preset run (trained unless finished; its log beside it, runs/bench_presets/NAME.log)."""
   name = f"{preset}_{'kd' if distilled else 'nokd'}_s{seed}"
   out = os.path.join("runs", "bench_presets", name)
-  results = os.path.join(REPO, out, "eval_results.json")
-  if not os.path.isfile(results):
-    command = ["scripts/distill.sh", f"--flagfile=flags/{preset}.flags", f"--output_dir={out}", f"--seed={seed}",
+  if not is_finished(out):
+    flagfile = f"flags/{preset}.flags"
+    command = ["scripts/distill.sh", f"--flagfile={flagfile}", f"--output_dir={out}", f"--seed={seed}",
                f"--teacher_model={args.teacher_model}", f"--max_train_examples={args.max_train_examples}"]
-    if "--stages" not in open(os.path.join(REPO, "flags", f"{preset}.flags"), encoding="utf-8").read():
+    if not stage_epochs(flagfile):
       command.append(f"--num_train_epochs={args.epochs}")
+    elif distilled:
+      command.append(f"--stages={args.tinybert_stages}")
     else:
-      command.append(f"--stages={args.tinybert_stages}" if distilled else "--stages=")
-      if not distilled:
-        command.append(f"--num_train_epochs={sum(int(s.split(':')[1]) for s in args.tinybert_stages.split(','))}")
+      command.append(f"--num_train_epochs={sum(int(s.split(':')[1]) for s in args.tinybert_stages.split(','))}")
     if not distilled:
       command += list(NO_DISTILLATION)
-    start = time.time()
-    subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    print(f"{name}: {time.time() - start:.0f} s", file=sys.stderr)
-  with open(results, encoding="utf-8") as f:
-    return json.load(f)["test_accuracy"]
-
-
-def summary(values):
-  mean = statistics.mean(values)
-  spread = statistics.stdev(values) if len(values) > 1 else float("nan")
-  return mean, spread, f"{mean:.4f}" + (f" ± {spread:.4f}" if len(values) > 1 else "")
+    run_logged(command, os.path.join(REPO, out + ".log"))
+  return test_accuracy(out)
 
 
 def main():
@@ -61,8 +48,7 @@ def main():
   parser.add_argument("--output")
   args = parser.parse_args()
   seeds = [int(s) for s in args.seeds.split(",")]
-  with open(os.path.join(REPO, "runs", "teacher", "eval_results.json"), encoding="utf-8") as f:
-    teacher = json.load(f)["test_accuracy"]
+  teacher = test_accuracy(os.path.join("runs", "teacher"))
   lines = [f"Rotten Tomatoes test accuracy (1,241 examples); students trained on the first {args.max_train_examples} "
            f"training examples for {args.epochs} epochs (tinybert4: stages {args.tinybert_stages}); seeds "
            f"{args.seeds}; teacher (all-MiniLM-L6-v2 fine-tuned, 6 layers) {teacher:.4f}.", "",
@@ -71,9 +57,8 @@ def main():
   for preset in args.presets.split(","):
     kd = [run(preset, seed, True, args) for seed in seeds]
     base = [run(preset, seed, False, args) for seed in seeds]
-    kd_mean, kd_sd, kd_text = summary(kd)
-    base_mean, base_sd, base_text = summary(base)
-    lines.append(f"| {preset} | {kd_text} | {100 * kd_mean / teacher:.1f}% | {base_text} | "
+    kd_mean, base_mean = mean_sd(kd)[0], mean_sd(base)[0]
+    lines.append(f"| {preset} | {mean_sd_text(kd)} | {100 * kd_mean / teacher:.1f}% | {mean_sd_text(base)} | "
                  f"{100 * (kd_mean - base_mean):+.2f} points | {len(seeds)} |")
   table = "\n".join(lines)
   print(table)
