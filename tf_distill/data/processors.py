@@ -130,7 +130,7 @@ class CsvProcessor(DataProcessor):
       for line, _, _, label in rows:
         if label is not None and label not in self._labels:
           raise DataError(f"{path}, line {line}: unknown label {label!r}; known labels: {self._labels}. "
-                          "Fix the label or pass labels=[...] that include it.")
+                          "Fix the label, or list every label with --labels (DataConfig.labels in the API).")
     return [InputExample(guid=f"{split}-{line}", text_a=text_a, text_b=text_b, label=label)
             for line, text_a, text_b, label in rows]
 
