@@ -77,8 +77,8 @@ def student_flags(task, student, config, args):
     if args.unlabeled_ratio:
       flags.append(f"--unlabeled_ratio={args.unlabeled_ratio}")
   if augments:
-    # Intermediate matches take the teacher's hidden states and attention for every variant: a cache of those
-    # would be ~2 MB per example, so such presets label the variants online.
+    # Intermediate matches take the teacher's hidden states and attention for every variant: cached, those are
+    # ~170 KB per Rotten Tomatoes example (gigabytes for a set of variants), so such presets query the teacher online.
     cache = "off" if preset_setting(preset, "intermediate_matches") else "auto"
     flags += [f"--augmentation={args.augmentation}", f"--augmentation_mode={args.augmentation_mode}",
               f"--teacher_cache={cache}"]
