@@ -25,10 +25,15 @@ def preset_setting(flagfile, name):
   return values[-1] if values else None
 
 
+def epochs_of_stages(stages):
+  """The epochs of a --stages value: intermediate:2,prediction:2 -> 4."""
+  return sum(int(stage.split(":")[1]) for stage in stages.split(","))
+
+
 def stage_epochs(flagfile):
-  """The epochs of the preset's --stages (e.g. intermediate:2,prediction:2 -> 4), or None without stages."""
+  """The epochs of the preset's own --stages, or None without stages."""
   stages = preset_setting(flagfile, "stages")
-  return sum(int(stage.split(":")[1]) for stage in stages.split(",")) if stages else None
+  return epochs_of_stages(stages) if stages else None
 
 
 def twin_flags(flagfile):

@@ -13,8 +13,8 @@ import argparse
 import os
 import sys
 
-from bench_runs import (NO_DISTILLATION, REPO, is_finished, mean_sd, mean_sd_text, run_logged, stage_epochs,
-                        test_accuracy)
+from bench_runs import (NO_DISTILLATION, REPO, epochs_of_stages, is_finished, mean_sd, mean_sd_text, run_logged,
+                        stage_epochs, test_accuracy)
 
 
 def run(preset, seed, distilled, args):
@@ -30,7 +30,7 @@ def run(preset, seed, distilled, args):
     elif distilled:
       command.append(f"--stages={args.tinybert_stages}")
     else:
-      command.append(f"--num_train_epochs={sum(int(s.split(':')[1]) for s in args.tinybert_stages.split(','))}")
+      command.append(f"--num_train_epochs={epochs_of_stages(args.tinybert_stages)}")
     if not distilled:
       command += list(NO_DISTILLATION)
     run_logged(command, os.path.join(REPO, out + ".log"))
