@@ -7,6 +7,7 @@ inputs must end with exit status 1 and one clear line on stderr, never a Python 
 """
 
 import concurrent.futures
+import errno
 import json
 import os
 import re
@@ -138,6 +139,45 @@ class FlagsToConfigTest(tf.test.TestCase, parameterized.TestCase):
       self.assertEqual(raised.exception.code, f"error: {error}")
       self.assertIsNone(raised.exception.__cause__)
       self.assertTrue(raised.exception.__suppress_context__)  # `from None`: no chained traceback
+
+  def test_run_main_turns_a_full_disk_into_one_line(self):
+    # /dev/full makes the kernel answer every write with ENOSPC: TensorFlow's file writers and Python's both fail for
+    # real, the way a checkpoint save does when --output_dir's disk fills.
+    def tensorflow_write(argv):
+      del argv
+      with tf.io.gfile.GFile("/dev/full", "wb") as f:
+        f.write(b"checkpoint bytes")
+
+    def python_write(argv):
+      del argv
+      with open("/dev/full", "wb") as f:
+        f.write(b"config.json")
+
+    advice = ("; free space on it (or point the output flags at another disk) and run the same command again: "
+              "a training run resumes from its last checkpoint")
+    for main, where in ((tensorflow_write, " writing /dev/full"), (python_write, "")):
+      with self.assertRaises(SystemExit) as raised:
+        common.run_main(main)(["prog"])
+      self.assertEqual(raised.exception.code, f"error: the disk is full{where}{advice}")
+      self.assertTrue(raised.exception.__suppress_context__)
+    quota = OSError(errno.EDQUOT, os.strerror(errno.EDQUOT), "/runs/x/config.json")
+    self.assertEqual(common.disk_full_line(quota), f"error: the disk is full writing /runs/x/config.json{advice}")
+
+  def test_run_main_keeps_other_io_errors(self):
+    def unreadable(argv):
+      del argv
+      raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), "/root/secret")
+
+    def tensorflow_failure(argv):
+      del argv
+      missing = os.path.join(self.create_tempdir().full_path, "no_such_dir", "x")  # NotFoundError: an OpError, not a full disk
+      with tf.io.gfile.GFile(missing, "wb") as f:
+        f.write(b"x")
+    with self.assertRaises(PermissionError):
+      common.run_main(unreadable)(["prog"])
+    with self.assertRaises(tf.errors.OpError):
+      common.run_main(tensorflow_failure)(["prog"])
+    self.assertIsNone(common.disk_full_line(RuntimeError("No space left on device")))
 
   def test_run_main_lets_bugs_through(self):
     def main(argv):

@@ -4,11 +4,15 @@ Flag names follow Google BERT's `run_classifier.py` where it has one. Flags are 
 functions called from a program's `main` module, never at import time of library code.
 """
 
+import errno
 import os
+import re
+from typing import Optional
 
 from absl import flags
 
 import tf_distill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import tensorflow as tf
 
 from tf_distill import console
 from tf_distill.configs import (AUGMENTATION_MODES, PRECISION_POLICIES, STUDENT_TYPES, TEACHER_CACHE_MODES,
@@ -226,8 +230,29 @@ def strategy_from_flags(FLAGS):  # pylint: disable=invalid-name
   return make_strategy(FLAGS.distribution_strategy)
 
 
+_DISK_FULL = tuple(os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT))
+
+
+def disk_full_line(error: BaseException) -> Optional[str]:
+  """The one-line message for `error` when it says the disk (or the user's quota) is full, else None.
+
+  Python's file writes raise OSError(ENOSPC); TensorFlow's (checkpoints, SavedModels, TFRecords) raise an OpError,
+  ResourceExhaustedError for ENOSPC, whose message ends in the same strerror text; h5py puts it in its message.
+  """
+  if not isinstance(error, (OSError, tf.errors.OpError)):
+    return None
+  text = str(error.message if isinstance(error, tf.errors.OpError) else error)
+  if getattr(error, "errno", None) not in (errno.ENOSPC, errno.EDQUOT) and not any(m in text for m in _DISK_FULL):
+    return None
+  named = re.search(r"(\S+); (?:%s)" % "|".join(_DISK_FULL), text)  # TensorFlow's "<path>; No space left on device"
+  where = getattr(error, "filename", None) or (named.group(1) if named else None)
+  return (f"error: the disk is full{f' writing {where}' if where else ''}; free space on it (or point the output "
+          "flags at another disk) and run the same command again: a training run resumes from its last checkpoint")
+
+
 def run_main(main_fn):
-  """Runs an absl main, turning configuration and data errors into one clear line on stderr and exit status 1."""
+  """Runs an absl main, turning configuration, data and disk-full errors into one clear line on stderr and exit
+  status 1."""
   def wrapped(argv):
     console.configure()  # quiet unless --verbosity asks for TensorFlow's and absl's INFO lines
     try:
@@ -236,4 +261,9 @@ def run_main(main_fn):
       raise  # programming errors keep their traceback
     except (ValueError, LookupError, FileNotFoundError, FileExistsError, FloatingPointError) as e:
       raise SystemExit(f"error: {e}") from None
+    except (OSError, tf.errors.OpError) as e:
+      line = disk_full_line(e)
+      if line is None:
+        raise
+      raise SystemExit(line) from None
   return wrapped
