@@ -118,7 +118,9 @@ def masked_scores(scores, key_mask):
   a full-integer TFLite model calibrated on padded examples quantises the scores in steps of ~40, every real score
   rounds to the same value and attention becomes uniform (the demo student lost 22.7 points).
   """
-  floor = tf.reduce_min(scores, axis=-1, keepdims=True) - MASK_MARGIN
+  # The floor is a constant offset for the masked keys, whose softmax weights are ~e^-20: no gradient flows into
+  # it (as none flows through BERT's constant bias), which spares the backward pass three passes over the scores.
+  floor = tf.stop_gradient(tf.reduce_min(scores, axis=-1, keepdims=True) - MASK_MARGIN)
   return scores * key_mask + floor * (1.0 - key_mask)
 
 
@@ -183,9 +185,8 @@ class BertLayer(keras.layers.Layer):
     self.attention_dropout = ResumableDropout(config.attention_probs_dropout_prob, name="attention_dropout")
     self.hidden_dropout = ResumableDropout(config.hidden_dropout_prob, name="hidden_dropout")
 
-  def _split_heads(self, x):
-    """[batch, seq, hidden] -> [batch, heads, seq, head_size]."""
-    batch, seq = tf.shape(x)[0], tf.shape(x)[1]
+  def _split_heads(self, x, batch, seq):
+    """[batch * seq, hidden] -> [batch, heads, seq, head_size]."""
     x = tf.reshape(x, [batch, seq, self.num_heads, self.head_size])
     return tf.transpose(x, [0, 2, 1, 3])
 
@@ -195,24 +196,32 @@ class BertLayer(keras.layers.Layer):
     With `first_token_only` only position 0 ([CLS]) attends and goes through the feed-forward block: every output
     then has 1 in place of the query sequence axis (keys and values still cover the whole sequence). The [CLS]
     output is the same as in the full computation.
+
+    The dense layers see [batch * seq, hidden] matrices: on a rank-3 input Keras' Dense reshapes between its
+    MatMul and its BiasAdd, which keeps TensorFlow's CPU graph rewrite from fusing the bias and the activation
+    into the matmul (oneDNN's fused MatMul); in two dimensions they fuse, the same arithmetic.
     """
-    query_input = x[:, :1] if first_token_only else x
-    queries, keys, values = self.query(query_input), self.key(x), self.value(x)
+    batch, seq, width = tf.shape(x)[0], tf.shape(x)[1], self.config.hidden_size
+    query_seq = 1 if first_token_only else seq
+    flat = tf.reshape(x, [batch * seq, width])
+    query_input = tf.reshape(x[:, :1], [batch, width]) if first_token_only else flat
+    queries, keys, values = self.query(query_input), self.key(flat), self.value(flat)
     # Scaling q ([batch, seq, hidden]) rather than the scores ([batch, heads, seq, seq]) is the same product with
     # fewer multiplies: 4x fewer at 12 heads and length 128.
-    q = self._split_heads(queries * (self.head_size ** -0.5))
-    k, v = self._split_heads(keys), self._split_heads(values)
+    q = self._split_heads(queries * (self.head_size ** -0.5), batch, query_seq)
+    k, v = self._split_heads(keys, batch, seq), self._split_heads(values, batch, seq)
     scores = tf.matmul(q, k, transpose_b=True)
     probs = tf.nn.softmax(masked_scores(scores, key_mask), axis=-1)
     context = tf.matmul(self.attention_dropout(probs, training=training), v)
-    batch, seq = tf.shape(query_input)[0], tf.shape(query_input)[1]
-    context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, seq, self.config.hidden_size])
+    context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch * query_seq, width])
     attended = self.attention_layer_norm(
         query_input + self.hidden_dropout(self.attention_output(context), training=training))
     ffn = self.hidden_dropout(self.output_dense(self.intermediate(attended)), training=training)
     out = self.output_layer_norm(attended + ffn)
-    return {"hidden_states": out, "attention_scores": scores, "attention_probs": probs, "attention_queries": queries,
-            "attention_keys": keys, "attention_values": values}
+    unflatten = lambda t, length: tf.reshape(t, [batch, length, width])
+    return {"hidden_states": unflatten(out, query_seq), "attention_scores": scores, "attention_probs": probs,
+            "attention_queries": unflatten(queries, query_seq), "attention_keys": unflatten(keys, seq),
+            "attention_values": unflatten(values, seq)}
 
 
 class BertClassifier(keras.Model):
