@@ -16,7 +16,7 @@ from safetensors.numpy import load_file, save_file
 import tensorflow as tf
 
 from tf_distill import pretrained
-from tf_distill.bert import OUTPUT_KEYS, BertClassifier, BertConfig, input_signature
+from tf_distill.bert import OUTPUT_KEYS, BertClassifier, BertConfig, input_signature, masked_scores
 
 import tiny
 
@@ -89,6 +89,25 @@ class BertReferenceTest(tf.test.TestCase):
     self.assertEqual(list(out), ["logits"])
     kernel, bias = (w.numpy() for w in self.model.classifier.weights)
     self.assertAllClose(out["logits"], self.reference.pooler_output.numpy() @ kernel + bias, atol=1e-4)
+
+
+class MaskedScoresTest(tf.test.TestCase):
+
+  def test_gradient_is_the_softmax_gradient_over_real_keys_and_zero_at_padding(self):
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=[2, 3, 4, 6]).astype(np.float32)
+    scores[..., 4:] -= 5.0  # the row minimum sits at a padding key, where a gradient through the floor would land
+    mask = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], np.float32)[:, None, None, :]
+    weights = rng.normal(size=scores.shape).astype(np.float32)
+    scores_t = tf.constant(scores)
+    with tf.GradientTape() as tape:
+      tape.watch(scores_t)
+      loss = tf.reduce_sum(weights * tf.nn.softmax(masked_scores(scores_t, tf.constant(mask)), axis=-1))
+    gradient = tape.gradient(loss, scores_t).numpy()
+    probs = tiny.softmax(scores + (1.0 - mask) * -10000.0)  # BERT's additive mask: padding gets no gradient
+    expected = probs * (weights - np.sum(probs * weights, axis=-1, keepdims=True))
+    self.assertAllClose(gradient, expected, atol=1e-6)
+    self.assertAllEqual(gradient[0, ..., 4:], np.zeros([3, 4, 2]))
 
 
 class BertClassifierTest(tf.test.TestCase, parameterized.TestCase):

@@ -204,9 +204,9 @@ class BertLayer(keras.layers.Layer):
     batch, seq, width = tf.shape(x)[0], tf.shape(x)[1], self.config.hidden_size
     query_seq = 1 if first_token_only else seq
     flat = tf.reshape(x, [batch * seq, width])
-    query_input = tf.reshape(x[:, :1], [batch, width]) if first_token_only else flat
+    query_input = x[:, 0] if first_token_only else flat
     queries, keys, values = self.query(query_input), self.key(flat), self.value(flat)
-    # Scaling q ([batch, seq, hidden]) rather than the scores ([batch, heads, seq, seq]) is the same product with
+    # Scaling q ([batch * seq, hidden]) rather than the scores ([batch, heads, seq, seq]) is the same product with
     # fewer multiplies: 4x fewer at 12 heads and length 128.
     q = self._split_heads(queries * (self.head_size ** -0.5), batch, query_seq)
     k, v = self._split_heads(keys, batch, seq), self._split_heads(values, batch, seq)
