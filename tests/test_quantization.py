@@ -6,10 +6,13 @@ with export_student. Its full-int8 file stays within the 1-point threshold; the 
 the file. verify-export rejects such a file too, against the Keras student's recorded logits.
 """
 
+import dataclasses
 import json
 import os
 import shutil
 from unittest import mock
+
+from absl import flags
 
 import tf_distill  # pylint: disable=unused-import  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
@@ -18,6 +21,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tf_distill import bert
+from tf_distill.cli import export_student as export_student_cli
+from tf_distill.cli import report as report_cli
 from tf_distill.configs import DataConfig
 from tf_distill.export import parity, run_export, serving, tflite, verify
 from tf_distill.run_dir import RunDir
@@ -103,6 +108,52 @@ class QuantizedAccuracyTest(tf.test.TestCase):
       self.additive.raise_on_failure()
     line = [line for line in self.additive.lines() if line.startswith("TFLite full_int8")][0]
     self.assertIn("NOT WRITTEN", line)
+
+  def test_a_refused_default_variant_is_a_warning_not_an_error(self):
+    optional = dataclasses.replace(self.additive, required=())
+    self.assertEqual(optional.refused, ["full_int8"])
+    self.assertEqual(optional.errors(), [])
+    optional.raise_on_failure()  # does not raise
+    (warning,) = optional.warnings()
+    self.assertRegex(warning, r"^TFLite full_int8 not written: accuracy .* \+\d+.\d\d points drop, threshold 1; .*"
+                              r"\(a default variant: the export goes on without it\)$")
+    self.assertEqual(self.additive.warnings(), [])  # required: an error, not a warning
+
+  def test_the_command_requires_only_the_variants_it_names(self):
+    """--tflite left at its default: the refused full_int8 is a warning and the command succeeds; named, it fails."""
+    flag_values = flags.FlagValues()
+    export_student_cli.define_flags(flag_values)
+    calls = []
+
+    def fake_export(*args, required, **kwargs):
+      del args, kwargs
+      calls.append(tuple(required))
+      return dataclasses.replace(self.additive, required=tuple(required))
+
+    with mock.patch.object(export_student_cli, "export_student", fake_export), \
+        mock.patch.object(export_student_cli, "FLAGS", flag_values), mock.patch("builtins.print") as printed:
+      flag_values(["export_student", f"--output_dir={self.run_dir.path}"])
+      export_student_cli.main([])
+      flag_values.unparse_flags()
+      flag_values(["export_student", f"--output_dir={self.run_dir.path}", "--tflite=float32,full_int8"])
+      with self.assertRaisesRegex(SystemExit, "error: TFLite full_int8 not written"):
+        export_student_cli.main([])
+    self.assertEqual(calls, [(), ("float32", "full_int8")])
+    warnings = [c.args[0] for c in printed.call_args_list if str(c.args[0]).startswith("warning:")]
+    self.assertLen(warnings, 1)
+    self.assertIn("TFLite full_int8 not written", warnings[0])
+
+  def test_report_shows_a_variant_that_was_not_shipped(self):
+    row, timed = report_cli.tflite_row("student_tflite_full_int8", os.path.dirname(self.additive.tflite_dir),
+                                       {}, latency_examples=10, num_threads=1, parameters=123)
+    entry = self.additive.report["full_int8"]
+    self.assertIsNone(timed)
+    self.assertEqual(row.test_accuracy, entry["accuracy"])
+    self.assertEqual(row.not_shipped, f"{entry['accuracy_drop_points']:+.2f} points vs the Keras student, threshold 1")
+    teacher = report_cli.Row("teacher", 1.0, 1, 1.0, latency_ms=1.0, latency_low_ms=1.0, latency_high_ms=1.0)
+    line = report_cli.format_table([teacher, row]).splitlines()[-1]
+    self.assertTrue(line.startswith(f"| student_tflite_full_int8 | {entry['accuracy']:.4f} (not shipped: +"), line)
+    self.assertTrue(line.endswith("| - | - | - |"), line)
 
   def test_verify_export_rejects_a_file_that_loses_accuracy(self):
     """The additive-mask full-int8 file, put where the good export's file was (as an older tf_distill wrote it)."""

@@ -134,17 +134,21 @@ def define_augmentation_flags() -> None:
                     "uses one if installed (pip install 'tf_distill[pos]'), else embedding neighbours.")
 
 
-def define_export_flags(default_run_dir: str, default_model_name: str) -> None:
-  flags.DEFINE_string("output_dir", default_run_dir, "The --output_dir of the training run to export.")
-  flags.DEFINE_string("export_dir", "export", "Export root; the model goes to <export_dir>/<model_name>/<version>.")
-  flags.DEFINE_string("model_name", default_model_name, "Model name (TF Serving's model directory).")
-  flags.DEFINE_integer("version", None, "Version number. Default: one above the highest existing.")
+def define_export_flags(default_run_dir: str, default_model_name: str,
+                        flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  kw = {"flag_values": flag_values}
+  flags.DEFINE_string("output_dir", default_run_dir, "The --output_dir of the training run to export.", **kw)
+  flags.DEFINE_string("export_dir", "export", "Export root; the model goes to <export_dir>/<model_name>/<version>.",
+                      **kw)
+  flags.DEFINE_string("model_name", default_model_name, "Model name (TF Serving's model directory).", **kw)
+  flags.DEFINE_integer("version", None, "Version number. Default: one above the highest existing.", **kw)
 
 
-def define_max_accuracy_drop_flag() -> None:
+def define_max_accuracy_drop_flag(flag_values: flags.FlagValues = flags.FLAGS) -> None:
   from tf_distill.export.parity import MAX_ACCURACY_DROP  # pylint: disable=import-outside-toplevel
   flags.DEFINE_float("max_accuracy_drop", MAX_ACCURACY_DROP, "Points of test accuracy a quantised TFLite file may "
-                     "lose against the Keras student; a file that loses more is not shipped.", lower_bound=0.0)
+                     "lose against the Keras student; a file that loses more is not shipped.", lower_bound=0.0,
+                     flag_values=flag_values)
 
 
 def data_config_from_flags(FLAGS) -> DataConfig:  # pylint: disable=invalid-name

@@ -27,6 +27,7 @@ import tensorflow as tf
 from tf_distill.cli import common
 from tf_distill import console, diagnostics
 from tf_distill.configs import DataConfig
+from tf_distill.export.parity import MAX_ACCURACY_DROP, read_report
 from tf_distill.export.serving import latest_version_dir, read_metadata
 from tf_distill.export.tflite import TFLiteClassifier
 from tf_distill.training import accuracy, load_data, write_json
@@ -64,6 +65,7 @@ class Row:
   latency_ms: float = 0.0  # median over all timed calls
   latency_low_ms: float = 0.0  # lowest per-round median
   latency_high_ms: float = 0.0  # highest per-round median
+  not_shipped: Optional[str] = None  # why export_student did not write this TFLite file (then nothing is timed)
 
 
 @dataclasses.dataclass
@@ -137,15 +139,29 @@ def saved_model_row(name: str, path: str, features: Dict[str, np.ndarray],
 
 
 def tflite_row(name: str, path: str, features: Dict[str, np.ndarray], latency_examples: int, num_threads: int,
-               parameters: int) -> Tuple[Row, Timed]:
+               parameters: int) -> Tuple[Row, Optional[Timed]]:
+  """The row of a TFLite file; for a variant that export_student measured but did not ship (parity.json), a row
+  with its measured accuracy and size, the reason, and nothing to time (None)."""
   if os.path.isdir(path):
     variant = "full_int8" if "full_int8" in name else "int8" if "int8" in name else "float32"
-    path = os.path.join(latest_version_dir(path), f"{variant}.tflite")
+    version_dir = latest_version_dir(path)
+    path = os.path.join(version_dir, f"{variant}.tflite")
+    entry = read_report(version_dir).get(variant, {})
+    if not os.path.isfile(path) and entry and not entry.get("path"):
+      return Row(name, entry.get("accuracy") or 0.0, parameters, entry.get("bytes", 0) / 2**20,
+                 not_shipped=_why_not_shipped(entry, read_report(version_dir))), None
   model = TFLiteClassifier(path, num_threads=num_threads)
   logits = np.concatenate([model({k: features[k][i:i + 1] for k in INPUT_KEYS})
                            for i in range(len(features["input_ids"]))])
   return (Row(name, accuracy(logits, features["label_ids"]), parameters, os.path.getsize(path) / 2**20),
           Timed(model, single_examples(features, latency_examples)))
+
+
+def _why_not_shipped(entry: Dict, report: Dict) -> str:
+  if entry.get("error"):
+    return entry["error"]
+  return (f"{entry['accuracy_drop_points']:+.2f} points vs the Keras student, threshold "
+          f"{report.get('max_accuracy_drop', MAX_ACCURACY_DROP):g}")
 
 
 def test_features(teacher_dir: str, data_dir: Optional[str], tfds_data_dir: Optional[str],
@@ -179,6 +195,11 @@ def format_table(rows: List[Row]) -> str:
            "| speed-up |",
            "|---|---|---|---|---|---|---|---|"]
   for row in rows:
+    if row.not_shipped:
+      lines.append(f"| {row.name} | {row.test_accuracy:.4f} (not shipped: {row.not_shipped}) | "
+                   f"{100 * row.test_accuracy / teacher.test_accuracy:.1f}% | {row.parameters / 1e6:.2f}M | "
+                   f"{row.size_mib:.1f} | - | - | - |")
+      continue
     lines.append(f"| {row.name} | {row.test_accuracy:.4f} | {100 * row.test_accuracy / teacher.test_accuracy:.1f}% | "
                  f"{row.parameters / 1e6:.2f}M | {row.size_mib:.1f} | {row.latency_ms:.2f} | "
                  f"{row.latency_low_ms:.2f}–{row.latency_high_ms:.2f} | {teacher.latency_ms / row.latency_ms:.2f}x |")
@@ -192,6 +213,7 @@ def plot_rows(rows: List[Row], path: str) -> None:
   matplotlib.use("Agg")
   from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
 
+  rows = [row for row in rows if not row.not_shipped]  # nothing was timed
   largest = max(row.size_mib for row in rows) or 1.0
   figure, axes = pyplot.subplots(figsize=(7, 4.5))
   for row in rows:
@@ -236,7 +258,9 @@ def _report() -> None:
   for name, path in map(_split_named, FLAGS.tflite):
     measured.append(tflite_row(name, path, features, FLAGS.latency_examples, FLAGS.num_threads, student_parameters))
   rows = [row for row, _ in measured]
-  for row, latency in zip(rows, round_robin_latencies([timed for _, timed in measured], FLAGS.latency_rounds)):
+  timed_rows = [(row, timed) for row, timed in measured if timed is not None]
+  for (row, _), latency in zip(timed_rows, round_robin_latencies([timed for _, timed in timed_rows],
+                                                                  FLAGS.latency_rounds)):
     row.latency_ms = latency.median_ms
     row.latency_low_ms, row.latency_high_ms = min(latency.round_medians_ms), max(latency.round_medians_ms)
   table = format_table(rows)

@@ -12,7 +12,9 @@ each with the Keras student (`tf_distill.export.parity`): serving_default throug
 serving_text on the examples' raw text, the TFLite files with the LiteRT interpreter, each with its test accuracy
 and the drop from the Keras student's in points. The calibrated variants (full_int8, 16x8, selective) calibrate on
 `representative_examples` training examples. A quantised variant more than `max_accuracy_drop` points below the
-Keras student is not written (no file is left under its name) and `raise_on_failure` names it. The figures go to
+Keras student is not written (no file is left under its name): `raise_on_failure` names it when it is one of the
+`required` variants (those the user asked for by name), `warnings` when only the defaults asked for it, so that a
+default export always finishes and says what it did not ship. The figures go to
 `<model_name>_tflite/<version>/parity.json` and the examples with the Keras logits to `parity_examples.npz`, which
 verify-export reads to check the files again.
 """
@@ -97,6 +99,7 @@ class StudentExport:
   num_labelled:   the test examples with a label, on which the accuracies are measured.
   atol:           the float32 tolerance.
   unconvertible:  the variants the TFLite converter cannot produce for this model -> why (nothing written).
+  required:       the variants whose refusal or conversion failure is an error; the others' are warnings.
   """
   saved_model: str
   tflite_dir: str
@@ -106,11 +109,17 @@ class StudentExport:
   num_labelled: int
   atol: float = parity.ATOL
   unconvertible: Dict[str, str] = dataclasses.field(default_factory=dict)  # variant -> the converter's refusal
+  required: Tuple[str, ...] = VARIANTS
 
   @property
   def refused(self) -> List[str]:
     """The quantised variants not written: their accuracy dropped beyond the threshold."""
     return [variant for variant, check in self.checks.items() if not check.ok]
+
+  def _not_shipped(self) -> List[Tuple[str, str]]:
+    """(variant, why) of every variant not written: refused for accuracy, or not convertible."""
+    return ([(v, f"TFLite {v} not written: {self.checks[v]}; {_fix_for(v)}") for v in self.refused] +
+            [(v, f"TFLite {why}") for v, why in self.unconvertible.items()])
 
   def lines(self) -> List[str]:
     """One line per export with its figures, then the Keras student's accuracy."""
@@ -136,14 +145,15 @@ class StudentExport:
       if not parity.tolerance(self.atol).allows(figures):
         errors.append(f"exported float32 {key} logits differ from the Keras student by "
                       f"{figures.max_abs_logit_diff:.2e} (> {self.atol:g}): the export does not compute the model")
-    for variant in self.refused:
-      errors.append(f"TFLite {variant} not written: {self.checks[variant]}; {_fix_for(variant)}")
-    for variant, why in self.unconvertible.items():
-      errors.append(f"TFLite {why}")
-    return errors
+    return errors + [why for variant, why in self._not_shipped() if variant in self.required]
+
+  def warnings(self) -> List[str]:
+    """One line per variant that only the defaults asked for and that was not written (the export succeeds)."""
+    return [f"{why} (a default variant: the export goes on without it)"
+            for variant, why in self._not_shipped() if variant not in self.required]
 
   def raise_on_failure(self) -> None:
-    """Raises RuntimeError with `errors()`, one per line, when there are any."""
+    """Raises RuntimeError with `errors()`, one per line, when there are any (`warnings()` do not raise)."""
     errors = self.errors()
     if errors:
       raise RuntimeError("\n".join(errors))
@@ -178,7 +188,8 @@ def _batched_logits(model, features: Dict[str, np.ndarray], batch_size: int = 25
 def export_student(run_dir: Union[RunDir, str], export_dir: str, model_name: str, version: Optional[int] = None,
                    tflite: Sequence[str] = DEFAULT_VARIANTS, parity_examples: Optional[int] = None,
                    representative_examples: int = 300, max_accuracy_drop: float = parity.MAX_ACCURACY_DROP,
-                   data_dir: Optional[str] = None, tfds_data_dir: Optional[str] = None) -> StudentExport:
+                   data_dir: Optional[str] = None, tfds_data_dir: Optional[str] = None,
+                   required: Optional[Sequence[str]] = None) -> StudentExport:
   """Exports a distill run's student (module docstring) and measures each export against the Keras student.
 
   Args:
@@ -189,13 +200,19 @@ def export_student(run_dir: Union[RunDir, str], export_dir: str, model_name: str
     representative_examples: training examples (drawn at random, seed 0) that calibrate the CALIBRATED variants.
     max_accuracy_drop: points of test accuracy a quantised variant may lose against the Keras student.
     data_dir, tfds_data_dir: where the run's data is now, when it moved.
+    required: the variants (of `tflite`) that must be written: a refused one is an error, the others' refusals are
+      warnings. None: all of `tflite`. The command line passes the variants named by --tflite, none for its default.
 
   Returns the figures; call `raise_on_failure()` on them to fail on a float32 export that does not match or a
-  quantised variant that was refused.
+  required quantised variant that was refused; `warnings()` names the other variants not written.
   """
   unknown = sorted(set(tflite) - set(VARIANTS))
   if unknown:
     raise ValueError(f"unknown TFLite variants {unknown}; use some of {list(VARIANTS)}")
+  required = tuple(tflite if required is None else required)
+  if not set(required) <= set(tflite):
+    raise ValueError(f"required TFLite variants {sorted(set(required) - set(tflite))} are not among the variants to "
+                     f"write {list(tflite)}")
   if representative_examples < 1:
     raise ValueError(f"representative_examples must be >= 1, got {representative_examples}")
   if max_accuracy_drop < 0:
@@ -227,7 +244,7 @@ def export_student(run_dir: Union[RunDir, str], export_dir: str, model_name: str
                                       representative_features=representative)
     except ConversionError as e:
       unconvertible[variant] = str(e)
-      report[variant] = {"path": None, "error": str(e)}
+      report[variant] = {"path": None, "error": str(e), "required": variant in required}
       continue
     logits = TFLiteClassifier(candidate)(features)
     figures[variant] = parity.compare_logits(keras_logits, logits)
@@ -239,7 +256,7 @@ def export_student(run_dir: Union[RunDir, str], export_dir: str, model_name: str
       entry.update(float_ops=float_ops(candidate), representative_examples=len(representative["input_ids"]))
     if parity.is_quantized(variant):
       checks[variant] = parity.accuracy_check(logits, keras_logits, label_ids, max_accuracy_drop)
-      entry["accepted"] = checks[variant].ok
+      entry.update(accepted=checks[variant].ok, required=variant in required)
     if checks.get(variant) is None or checks[variant].ok:
       os.replace(candidate, path)
     else:  # not deployable: no file under its name, not even one left from an earlier export to this version
@@ -252,4 +269,4 @@ def export_student(run_dir: Union[RunDir, str], export_dir: str, model_name: str
     parity.write_report(tflite_dir, report)
     parity.write_examples(tflite_dir, features, keras_logits)
   return StudentExport(saved_model, tflite_dir, figures, checks, report, int(np.sum(label_ids >= 0)),
-                       unconvertible=unconvertible)
+                       unconvertible=unconvertible, required=required)
