@@ -25,6 +25,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tf_distill.dropout import ResumableDropout
+from tf_distill.quantization_aware import Int8Dense, Int8Embedding, activation as int8, fixed_range, is_simulated
 
 LAYER_OUTPUTS = ("hidden_states", "attention_scores", "attention_probs", "attention_queries", "attention_keys",
                   "attention_values")
@@ -98,8 +99,8 @@ def _initializer(config: BertConfig) -> keras.initializers.Initializer:
   return keras.initializers.TruncatedNormal(stddev=config.initializer_range, seed=random.randrange(2**31))
 
 
-def _dense(units: int, config: BertConfig, name: str, activation=None) -> keras.layers.Dense:
-  return keras.layers.Dense(units, activation=activation, name=name, kernel_initializer=_initializer(config))
+def _dense(units: int, config: BertConfig, name: str, activation=None) -> Int8Dense:
+  return Int8Dense(units, activation=activation, name=name, kernel_initializer=_initializer(config))
 
 
 # How far below a row's lowest score masked keys are put: e^-20 ~ 2e-9, so 512 masked keys move a softmax by
@@ -130,13 +131,21 @@ class LayerNorm(keras.layers.LayerNormalization):
       y = (x - mean) * rsqrt(mean((x - mean)^2) + epsilon) * gamma + beta
 
   with a subtraction and a multiplication where Keras uses SquaredDifference, for which TFLite's 16x8 quantisation
-  (int16 activations) has no kernel. 16-bit inputs are normalised in float32, as Keras does."""
+  (int16 activations) has no kernel. 16-bit inputs are normalised in float32, as Keras does. While int8 is
+  simulated (`tf_distill.quantization_aware`) every step's output is quantised, as TFLite quantises each op's: the
+  squares span the square of the inputs' range, so in int8 the variance is where a full-int8 BERT loses most."""
 
-  def call(self, inputs):
+  simulates_int8 = True
+
+  def call(self, inputs, training=None):
     x = tf.cast(inputs, tf.float32) if inputs.dtype in (tf.float16, tf.bfloat16) else inputs
-    centered = x - tf.reduce_mean(x, axis=-1, keepdims=True)
-    variance = tf.reduce_mean(centered * centered, axis=-1, keepdims=True)
-    outputs = centered * tf.math.rsqrt(variance + self.epsilon) * tf.cast(self.gamma, x.dtype) + tf.cast(self.beta, x.dtype)
+    centered = int8(self, "centered", x - tf.reduce_mean(x, axis=-1, keepdims=True), training)
+    squared = int8(self, "squared", centered * centered, training)
+    variance = int8(self, "variance", tf.reduce_mean(squared, axis=-1, keepdims=True), training)
+    inverse_std = int8(self, "inverse_std", tf.math.rsqrt(variance + self.epsilon), training)
+    normalized = int8(self, "normalized", centered * inverse_std, training)
+    outputs = int8(self, "output", normalized * tf.cast(self.gamma, x.dtype) + tf.cast(self.beta, x.dtype),
+                   training)
     return tf.cast(outputs, inputs.dtype)
 
 
@@ -147,11 +156,13 @@ def _layer_norm(config: BertConfig, name: str) -> LayerNorm:
 class BertEmbeddings(keras.layers.Layer):
   """Word + position + token-type embeddings, LayerNorm, dropout."""
 
+  simulates_int8 = True
+
   def __init__(self, config: BertConfig, **kwargs):
     super().__init__(**kwargs)
     self.config = config
     def embedding(rows, name):
-      return keras.layers.Embedding(rows, config.hidden_size, embeddings_initializer=_initializer(config), name=name)
+      return Int8Embedding(rows, config.hidden_size, embeddings_initializer=_initializer(config), name=name)
     self.word_embeddings = embedding(config.vocab_size, "word_embeddings")
     self.position_embeddings = embedding(config.max_position_embeddings, "position_embeddings")
     self.token_type_embeddings = embedding(config.type_vocab_size, "token_type_embeddings")
@@ -161,12 +172,15 @@ class BertEmbeddings(keras.layers.Layer):
   def call(self, input_ids, segment_ids, training=None):
     seq_len = tf.shape(input_ids)[1]
     positions = tf.expand_dims(self.position_embeddings(tf.range(seq_len)), 0)
-    x = self.word_embeddings(input_ids) + positions + self.token_type_embeddings(segment_ids)
-    return self.dropout(self.layer_norm(x), training=training)
+    x = int8(self, "sum", self.word_embeddings(input_ids) + positions + self.token_type_embeddings(segment_ids),
+             training)
+    return self.dropout(self.layer_norm(x, training=training), training=training)
 
 
 class BertLayer(keras.layers.Layer):
   """One post-LN transformer block: self-attention, add & norm, feed-forward, add & norm."""
+
+  simulates_int8 = True
 
   def __init__(self, config: BertConfig, **kwargs):
     super().__init__(**kwargs)
@@ -205,19 +219,25 @@ class BertLayer(keras.layers.Layer):
     query_seq = 1 if first_token_only else seq
     flat = tf.reshape(x, [batch * seq, width])
     query_input = x[:, 0] if first_token_only else flat
-    queries, keys, values = self.query(query_input), self.key(flat), self.value(flat)
+    dense = lambda layer, t: layer(t, training=training)
+    queries, keys, values = dense(self.query, query_input), dense(self.key, flat), dense(self.value, flat)
     # Scaling q ([batch * seq, hidden]) rather than the scores ([batch, heads, seq, seq]) is the same product with
     # fewer multiplies: 4x fewer at 12 heads and length 128.
-    q = self._split_heads(queries * (self.head_size ** -0.5), batch, query_seq)
+    q = self._split_heads(int8(self, "scaled_queries", queries * (self.head_size ** -0.5), training), batch,
+                          query_seq)
     k, v = self._split_heads(keys, batch, seq), self._split_heads(values, batch, seq)
-    scores = tf.matmul(q, k, transpose_b=True)
-    probs = tf.nn.softmax(masked_scores(scores, key_mask), axis=-1)
-    context = tf.matmul(self.attention_dropout(probs, training=training), v)
+    scores = int8(self, "scores", tf.matmul(q, k, transpose_b=True), training)
+    probs = tf.nn.softmax(int8(self, "masked_scores", masked_scores(scores, key_mask), training), axis=-1)
+    if is_simulated(self):
+      probs = fixed_range(probs, 0.0, 1.0)
+    context = int8(self, "context", tf.matmul(self.attention_dropout(probs, training=training), v), training)
     context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch * query_seq, width])
-    attended = self.attention_layer_norm(
-        query_input + self.hidden_dropout(self.attention_output(context), training=training))
-    ffn = self.hidden_dropout(self.output_dense(self.intermediate(attended)), training=training)
-    out = self.output_layer_norm(attended + ffn)
+    attended = self.attention_layer_norm(int8(
+        self, "attention_residual",
+        query_input + self.hidden_dropout(dense(self.attention_output, context), training=training), training),
+        training=training)
+    ffn = self.hidden_dropout(dense(self.output_dense, dense(self.intermediate, attended)), training=training)
+    out = self.output_layer_norm(int8(self, "output_residual", attended + ffn, training), training=training)
     unflatten = lambda t, length: tf.reshape(t, [batch, length, width])
     return {"hidden_states": unflatten(out, query_seq), "attention_scores": scores, "attention_probs": probs,
             "attention_queries": unflatten(queries, query_seq), "attention_keys": unflatten(keys, seq),
@@ -255,8 +275,8 @@ class BertClassifier(keras.Model):
       for key in LAYER_OUTPUTS:
         outputs[key].append(layer_outputs[key])
       x = layer_outputs["hidden_states"]
-    pooled = self.pooler(x[:, 0])
-    logits = self.classifier(self.classifier_dropout(pooled, training=training))
+    pooled = self.pooler(x[:, 0], training=training)
+    logits = self.classifier(self.classifier_dropout(pooled, training=training), training=training)
     outputs = {"logits": logits} if logits_only else {**outputs, "logits": logits}
     # Under a mixed-precision policy the layers compute in float16/bfloat16; every output leaves as float32, so the
     # losses (and a float32 teacher's outputs they compare with) need no casts.

@@ -51,16 +51,21 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
 
 class KeepBestStudent(keras.callbacks.Callback):
-  """Saves `model.student`'s weights to `path` whenever the monitored dev metric improves."""
+  """Saves `model.student`'s weights to `path` whenever the monitored dev metric improves, from the 0-based epoch
+  `first_epoch` on (a quantisation-aware run keeps a student from its qat stage)."""
 
-  def __init__(self, path: str, monitor: str = "val_accuracy", best: float = -math.inf, best_epoch=None):
+  def __init__(self, path: str, monitor: str = "val_accuracy", best: float = -math.inf, best_epoch=None,
+               first_epoch: int = 0):
     super().__init__()
     self.path = path
     self.monitor = monitor
     self.best = best  # a resumed run passes the best value it had reached
     self.best_epoch = best_epoch
+    self.first_epoch = first_epoch
 
   def on_epoch_end(self, epoch, logs=None):
+    if epoch < self.first_epoch:
+      return
     value = (logs or {}).get(self.monitor)
     if value is None:
       raise ValueError(f"KeepBestStudent monitors {self.monitor!r} but the logs have {sorted(logs or {})}; "

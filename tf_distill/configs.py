@@ -136,16 +136,22 @@ STUDENT_TYPES = ("bert", "bilstm")
 class StudentConfig:
   """Which student to build: a one-of config (Model Garden's `OneOfConfig`), `type` naming the field that is used.
 
-  `tf_distill.students` builds each type through its registry.
+  `tf_distill.students` builds each type through its registry. `init_run`: a finished distill run whose best
+  student (of the same type and shape) starts this one, e.g. to continue it quantisation-aware (--stages=qat:1).
   """
   type: str = "bert"
   bert: BertStudentConfig = BertStudentConfig()
   bilstm: BiLstmStudentConfig = BiLstmStudentConfig()
+  init_run: Optional[str] = None
 
   def validate(self) -> "StudentConfig":
     if self.type not in STUDENT_TYPES:
       raise ValueError(f"student_type must be one of {list(STUDENT_TYPES)}, got {self.type!r}")
     self.get().validate()
+    if self.init_run and self.type == "bert" and self.bert.init_from_layers:
+      raise ValueError(f"--student_init_run={self.init_run} and --student_init_from_layers="
+                       f"{','.join(map(str, self.bert.init_from_layers))} both initialise the student; pass one "
+                       "(--student_init_from_layers= to clear a preset's)")
     return self
 
   def get(self):

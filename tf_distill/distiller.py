@@ -24,6 +24,7 @@ import tf_distill  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 
+from tf_distill import quantization_aware
 from tf_distill.data.tokenization import FEATURE_KEYS
 from tf_distill.layer_map import Match, format_matches, required_outputs
 from tf_distill.losses.features import Projection, feature_loss
@@ -217,8 +218,19 @@ class Distiller(keras.Model):
     student_logits = self.student(trim_padding(features), training=False, logits_only=True)["logits"]
     local = tf.shape(labels)[0]
     hard = tf.where(local > 0, hard_cross_entropy(labels, student_logits), 0.0)
-    return self._update_metrics(labels, student_logits, hard, hard, tf.zeros_like(hard), tf.zeros_like(hard),
-                                weight=tf.cast(local, tf.float32))
+    # Only what is computed: the dev loss is the hard loss, and there is no teacher term (no val_kd_loss of 0).
+    self.loss_tracker.update_state(hard, sample_weight=tf.cast(local, tf.float32))
+    self.accuracy.update_state(tf.maximum(labels, 0), student_logits, sample_weight=tf.cast(labels >= 0, tf.float32))
+    return {m.name: m.result() for m in (self.loss_tracker, self.accuracy)}
+
+  def simulate_int8(self, simulated: bool) -> None:
+    """Switches the student's int8 simulation (`tf_distill.quantization_aware`; the student must be prepared) and,
+    when that changes the graph, drops the traced train, test and predict functions so that Keras traces them
+    again (also in the middle of `fit`: Keras reads `train_function` at every step)."""
+    if quantization_aware.set_simulated(self.student, simulated):
+      self.train_function = self.test_function = self.predict_function = None
+      if getattr(self, "optimizer", None) is not None:  # compiled: fit may be running, it needs a train function
+        self.make_train_function()
 
   def predict_step(self, data):
     features = data[0] if isinstance(data, tuple) else data

@@ -26,7 +26,7 @@ import tf_distill  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 
-from tf_distill import console, pretrained, teacher_cache
+from tf_distill import console, pretrained, quantization_aware, teacher_cache
 from tf_distill.augment import AugmentResources, build_augmenter, parse_spec, training_rows
 from tf_distill.bert import BertConfig
 from tf_distill.configs import DataConfig, DistillConfig, StudentConfig, TrainConfig
@@ -38,7 +38,7 @@ from tf_distill.distiller import Distiller, teacher_outputs_needed
 from tf_distill.distribute import worker_output_dir
 from tf_distill.layer_map import Match, parse_matches, required_layers
 from tf_distill.run_dir import RunDir
-from tf_distill.schedules import parse_stages, schedule_callbacks, temperature_fn_from_spec
+from tf_distill.schedules import parse_stages, qat_start_epoch, schedule_callbacks, temperature_fn_from_spec
 from tf_distill.students import STUDENTS, build_student
 from tf_distill.teacher import INDEX_KEY, TeacherError, TeacherSource
 from tf_distill.teacher_sources import load_teacher
@@ -74,6 +74,10 @@ class Run:
     del data
     return ()
 
+  def first_selected_epoch(self) -> int:
+    """The first (0-based) epoch whose student may be kept as the best."""
+    return 0
+
   def train_and_evaluate(self, do_train: bool = True, do_eval: bool = True) -> Dict:
     """run_classifier's --do_train / --do_eval. Returns the summary written to eval_results.json."""
     keras.mixed_precision.set_global_policy(self.train_config.mixed_precision)
@@ -85,7 +89,7 @@ class Run:
     self.run_dir.write_model_info(model.student, self.data_config, data.labels)
     console.phase(f"{self.title}: {'training' if do_train else 'evaluating'} -> {self.run_dir.path}")
     return train_and_evaluate(model, data, self.train_config, self.run_dir, do_train, do_eval, self.title,
-                              callbacks=self.callbacks(data))
+                              callbacks=self.callbacks(data), first_selected_epoch=self.first_selected_epoch())
 
 
 class TeacherRun(Run):
@@ -121,6 +125,9 @@ def check_student_settings(train: TrainConfig, distill: DistillConfig, student: 
   if train.mixed_precision != "float32" and not student_type.mixed_precision:
     raise ValueError(f"--mixed_precision={train.mixed_precision} is not supported by the {student.type} student; "
                      "train it in float32")
+  if train.mixed_precision != "float32" and qat_start_epoch(parse_stages(distill.stages)) is not None:
+    raise ValueError(f"--stages={distill.stages} simulates int8 on float32 activations; "
+                     f"--mixed_precision={train.mixed_precision} cannot go with it: use --mixed_precision=float32")
   if distill.intermediate_matches and not student_type.intermediate_outputs:
     raise ValueError(f"--intermediate_matches needs a student with hidden states and attention (bert); the "
                      f"{student.type} student takes logits losses only: drop --intermediate_matches")
@@ -228,10 +235,16 @@ class DistillRun(Run):
     distill = self.distill_config
     with self.strategy.scope():
       student = build_student(self.student_config, self.teacher)
+      if qat_start_epoch(self.stages) is not None:
+        quantization_aware.prepare(student)
       return Distiller(student, source, alpha=distill.alpha, temperature=distill.temperature,
                        kd_loss=distill.kd_loss, matches=self.matches,
                        temperature_fn=temperature_fn_from_spec(distill.temperature_schedule),
                        shift_probabilities=distill.probability_shift)
+
+  def first_selected_epoch(self) -> int:
+    """With a qat stage, the best student is one trained under the int8 simulation."""
+    return qat_start_epoch(self.stages) or 0
 
   def callbacks(self, data: TaskData) -> Sequence[keras.callbacks.Callback]:
     total_steps = total_train_steps(data, int(self.train_config.num_train_epochs), self.train_config.train_batch_size)

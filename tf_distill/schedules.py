@@ -7,6 +7,10 @@ Stages (`--stages`, epochs per stage, run in order):
   progressive   MobileBERT's progressive knowledge transfer: the stage's epochs are split evenly over the student's
                 layers, and in the k-th part only the matches at student layer <= k are active (weights of deeper
                 matches are 0). Lower layers keep training (MobileBERT freezes them); this keeps one train function.
+  qat           quantisation-aware distillation: the joint losses with int8 simulated in the student's forward pass
+                (`tf_distill.quantization_aware`), so that its full-int8 TFLite file keeps the float accuracy. It
+                must be the last stage; the run keeps its best student from the qat epochs (dev accuracy under the
+                simulation), e.g. --stages=joint:3,qat:1.
 
 Value schedules (`--temperature_schedule`, `--alpha_schedule`):
   constant      the flag's value throughout
@@ -23,7 +27,8 @@ import tf_distill  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 
-STAGES = ("joint", "intermediate", "prediction", "progressive")
+STAGES = ("joint", "intermediate", "prediction", "progressive", "qat")
+QAT = "qat"
 
 
 def parse_stages(spec: str) -> Tuple[Tuple[str, int], ...]:
@@ -40,11 +45,22 @@ def parse_stages(spec: str) -> Tuple[Tuple[str, int], ...]:
     if count < 1:
       raise ValueError(f"stage {item!r} in --stages={spec!r} needs a number of epochs >= 1, as in {name}:2")
     stages.append((name, count))
+  if any(name == QAT for name, _ in stages[:-1]):
+    raise ValueError(f"--stages={spec!r}: {QAT} must be the last stage (it trains the weights the full-int8 export "
+                     f"uses), e.g. joint:3,{QAT}:1")
   return tuple(stages)
 
 
+def qat_start_epoch(stages: Sequence[Tuple[str, int]]) -> Optional[int]:
+  """The 0-based epoch where the qat stage starts; None without one."""
+  if not stages or stages[-1][0] != QAT:
+    return None
+  return sum(n for _, n in stages[:-1])
+
+
 class StageSchedule(keras.callbacks.Callback):
-  """Sets logits_weight, feature_weight and match_weights at the start of every epoch from `stages`."""
+  """Sets logits_weight, feature_weight and match_weights at the start of every epoch from `stages`, and switches
+  the student's int8 simulation on for the qat stage."""
 
   def __init__(self, stages: Sequence[Tuple[str, int]]):
     super().__init__()
@@ -76,6 +92,9 @@ class StageSchedule(keras.callbacks.Callback):
     distiller.feature_weight.assign(feature_weight)
     if weights:
       distiller.match_weights.assign(weights)
+    qat_start = qat_start_epoch(self.stages)
+    if qat_start is not None:
+      distiller.simulate_int8(epoch >= qat_start)
 
 
 def _student_depth(layer) -> int:

@@ -13,7 +13,7 @@ import tf_distill  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
 
-from tf_distill import console
+from tf_distill import console, quantization_aware
 from tf_distill.callbacks import KeepBestStudent, RecordBest, RunProgbar, StopOnNonFiniteLoss
 from tf_distill.checkpointing import RunState, SaveRunState
 from tf_distill.configs import DataConfig, TrainConfig
@@ -115,13 +115,15 @@ def total_train_steps(data: TaskData, epochs: int, batch_size: int) -> int:
 
 
 def fit(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunDir,
-        callbacks: Sequence[keras.callbacks.Callback] = (), verbose: Optional[int] = None) -> Dict:
+        callbacks: Sequence[keras.callbacks.Callback] = (), verbose: Optional[int] = None,
+        first_selected_epoch: int = 0) -> Dict:
   """Trains with per-epoch dev evaluation, TensorBoard logs, epoch checkpoints and the best student kept.
 
   The run is resumable: `run_dir.resume_dir` holds a checkpoint of the model, optimizer, data position and best
   dev accuracy, written every `config.save_every_steps` batches and at each epoch end; calling `fit` again with the
   same arguments after a crash or kill continues from it and ends with the weights an uninterrupted run would have.
-  The best student's weights (by dev accuracy) are restored into `distiller.student` before returning.
+  The best student's weights (by dev accuracy, among the epochs from the 0-based `first_selected_epoch` on) are
+  restored into `distiller.student` before returning.
   `verbose` is Keras's; by default a progress bar on a terminal and one line per epoch otherwise.
   Returns a summary: best epoch, dev accuracy, the per-epoch history of this call and each epoch's wall-clock
   seconds (training and dev evaluation; the only entry that changes with machine load).
@@ -144,7 +146,8 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunD
     print(f"resuming from {state.latest_checkpoint}: epoch {int(state.epoch) + 1}, "
           f"{int(state.step_in_epoch)} batches done")
   dev = make_dataset(data.features["dev"], config.eval_batch_size, training=False)
-  keep_best = KeepBestStudent(run_dir.best_weights, best=float(state.best_dev), best_epoch=int(state.best_epoch) or None)
+  keep_best = KeepBestStudent(run_dir.best_weights, best=float(state.best_dev), best_epoch=int(state.best_epoch) or None,
+                              first_epoch=first_selected_epoch)
   history, epoch_seconds = {}, []
   for epoch in range(int(state.epoch), epochs):
     done = int(state.step_in_epoch)
@@ -177,20 +180,31 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunD
 
 def train_and_evaluate(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunDir,
                        do_train: bool, do_eval: bool, name: str,
-                       callbacks: Sequence[keras.callbacks.Callback] = ()) -> Dict:
+                       callbacks: Sequence[keras.callbacks.Callback] = (), first_selected_epoch: int = 0) -> Dict:
   """run_classifier's --do_train / --do_eval: fits (or loads the best weights), scores dev and test, writes
-  eval_results.json and prints one line with the accuracies."""
+  eval_results.json and prints one line with the accuracies. A quantisation-aware student (prepared by
+  `tf_distill.quantization_aware`) is scored in float32, as it is exported, and with int8 simulated
+  (`dev_accuracy_int8_simulated`, `test_accuracy_int8_simulated`)."""
   run_dir = RunDir(run_dir)
   summary = {}
+  student = distiller.student
   if do_train:
-    summary = fit(distiller, data, config, run_dir, callbacks=callbacks)
+    summary = fit(distiller, data, config, run_dir, callbacks=callbacks, first_selected_epoch=first_selected_epoch)
   else:
-    distiller.student.load_weights(run_dir.best_weights).expect_partial()
+    student.load_weights(run_dir.best_weights).expect_partial()
   if do_eval:
-    for split in ("dev", "test"):
-      logits = predict_logits(distiller.student, data.features[split], config.eval_batch_size)
-      summary[f"{split}_accuracy"] = accuracy(logits, data.features[split]["label_ids"])
-    print(f"{name}: dev accuracy {summary['dev_accuracy']:.4f}, test accuracy {summary['test_accuracy']:.4f}")
+    regimes = [(True, "_int8_simulated"), (False, "")] if quantization_aware.is_prepared(student) else [(None, "")]
+    for simulated, suffix in regimes:
+      if simulated is not None:
+        quantization_aware.set_simulated(student, simulated)
+      for split in ("dev", "test"):
+        logits = predict_logits(student, data.features[split], config.eval_batch_size)
+        summary[f"{split}_accuracy{suffix}"] = accuracy(logits, data.features[split]["label_ids"])
+    simulated_line = (f" (int8 simulated: dev {summary['dev_accuracy_int8_simulated']:.4f}, test "
+                      f"{summary['test_accuracy_int8_simulated']:.4f})" if "test_accuracy_int8_simulated" in summary
+                      else "")
+    print(f"{name}: dev accuracy {summary['dev_accuracy']:.4f}, test accuracy {summary['test_accuracy']:.4f}"
+          f"{simulated_line}")
   run_dir.write_eval_results(summary)
   return summary
 

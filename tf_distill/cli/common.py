@@ -89,8 +89,9 @@ def define_student_flags() -> None:
                       "(TinyBERT), skip / last (BERT-PKD), or pairs such as 0:0,1:2,2:4 (0 = embeddings).")
   flags.DEFINE_string("intermediate_matches", "", "Intermediate losses over the layer map, e.g. "
                       "'hidden_mse,attention_mse_scores' or explicit 's1:t3:hidden_mse:1.0;...'. Empty: logits only.")
-  flags.DEFINE_string("stages", "", "Training stages, e.g. intermediate:2,prediction:3 (TinyBERT) or progressive:2; "
-                      "their epochs replace --num_train_epochs.")
+  flags.DEFINE_string("stages", "", "Training stages, e.g. intermediate:2,prediction:3 (TinyBERT), progressive:2, or "
+                      "joint:3,qat:1 (the last epoch quantisation-aware: int8 simulated, so the full_int8 TFLite "
+                      "file keeps the float accuracy); their epochs replace --num_train_epochs.")
   flags.DEFINE_string("temperature_schedule", "constant", "constant, linear:END, flsw:BETA:GAMMA or cwsm:BETA.")
   flags.DEFINE_string("alpha_schedule", "constant", "constant or linear:END.")
   flags.DEFINE_enum("teacher_cache", "off", list(TEACHER_CACHE_MODES), "Cache the teacher's outputs on the training "
@@ -114,6 +115,9 @@ def define_student_flags() -> None:
                     "Teacher layer initialising each student layer, numbered as in --layer_map (teacher layers 1..N, "
                     "0 = embeddings), e.g. 2,5. The embeddings, pooler and classifier are copied too. Default: "
                     "random init.")
+  flags.DEFINE_string("student_init_run", None, "A finished distill run (its --output_dir) whose best student starts "
+                      "this run, same type and shape; e.g. --student_init_run=runs/student --stages=qat:1 continues "
+                      "it quantisation-aware for a full-int8 export.")
   flags.DEFINE_list("student_init_layers", None, "Replaced by --student_init_from_layers (1-based; this flag was "
                     "0-based). Refused when given.")
   flags.DEFINE_integer("bilstm_embedding_size", 300, "BiLSTM student: word-embedding width.")
@@ -202,7 +206,8 @@ def student_config_from_flags(FLAGS) -> StudentConfig:  # pylint: disable=invali
       init_from_layers=number_list(init, "student_init_from_layers") if init else None)
   bilstm = BiLstmStudentConfig(embedding_size=FLAGS.bilstm_embedding_size, lstm_units=FLAGS.bilstm_lstm_units,
                                hidden_units=FLAGS.bilstm_hidden_units)
-  return StudentConfig(type=FLAGS.student_type, bert=bert, bilstm=bilstm).validate()
+  return StudentConfig(type=FLAGS.student_type, bert=bert, bilstm=bilstm,
+                       init_run=FLAGS.student_init_run).validate()
 
 
 def distill_config_from_flags(FLAGS) -> DistillConfig:  # pylint: disable=invalid-name

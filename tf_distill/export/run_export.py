@@ -161,7 +161,9 @@ class StudentExport:
 
 def _fix_for(variant: str) -> str:
   others = [v for v in ("16x8", "selective") if v != variant]
-  return (f"try --tflite={','.join(others)} (finer or selective quantisation), calibrate on more examples "
+  qat = ("continue the student quantisation-aware (scripts/distill.sh --student_init_run=RUN "
+         "--student_init_from_layers= --stages=qat:1, same flags otherwise), " if variant != "int8" else "")
+  return (f"{qat}try --tflite={','.join(others)} (finer or selective quantisation), calibrate on more examples "
           "(--representative_examples), or raise --max_accuracy_drop if the loss is acceptable")
 
 

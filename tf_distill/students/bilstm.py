@@ -32,6 +32,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tf_distill.dropout import ResumableDropout
+from tf_distill.quantization_aware import (Int8Dense, Int8Embedding, activation as int8, is_simulated,
+                                          per_channel_weights)
 from tf_distill.students.base import STUDENTS, StudentType
 
 MODEL_TYPE = "bilstm"
@@ -88,6 +90,8 @@ class BidirectionalLstm(keras.layers.Layer):
   Returns float32 [batch, 2 * units]: [forward state after the last token; backward state after the first token].
   """
 
+  simulates_int8 = True  # the input projection (int8 in TFLite); the recurrence stays float32 there and here
+
   def __init__(self, units: int, **kwargs):
     super().__init__(**kwargs)
     if units < 1:
@@ -128,14 +132,17 @@ class BidirectionalLstm(keras.layers.Layer):
     # Exact for a 0/1 mask: padding steps keep the previous state.
     return mask * new_h + (1.0 - mask) * h, mask * new_c + (1.0 - mask) * c
 
-  def call(self, inputs, mask=None):
+  def call(self, inputs, mask=None, training=None):
     u = self.units
     if mask is None:
       mask = tf.ones(tf.shape(inputs)[:2], inputs.dtype)
     batch, seq_len = tf.shape(inputs)[0], tf.shape(inputs)[1]
     kernel = tf.concat([self.forward_kernel, self.backward_kernel], 1)  # [features, 8u]
+    if is_simulated(self):
+      kernel = per_channel_weights(kernel)
     bias = tf.concat([self.forward_bias, self.backward_bias], 0)  # [8u]
-    projected = tf.matmul(tf.reshape(inputs, [-1, inputs.shape[-1]]), kernel) + bias  # [batch * seq, 8u]
+    projected = int8(self, "projected", tf.matmul(tf.reshape(inputs, [-1, inputs.shape[-1]]), kernel) + bias,
+                     training)  # [batch * seq, 8u]
     projected = tf.transpose(tf.reshape(projected, [batch, seq_len, 8 * u]), [1, 0, 2])  # [seq, batch, 8u]
     step_mask = tf.expand_dims(tf.transpose(tf.cast(mask, inputs.dtype)), -1)  # [seq, batch, 1]
     zeros = tf.zeros_like(projected[0, :, :u])  # [batch, u]; zeros_like keeps the batch size dynamic
@@ -162,12 +169,12 @@ class BiLstmClassifier(keras.Model):
     kwargs.setdefault("name", "bilstm_classifier")
     super().__init__(**kwargs)
     self.config = config.validate()
-    self.word_embeddings = keras.layers.Embedding(config.vocab_size, config.embedding_size, name="word_embeddings")
+    self.word_embeddings = Int8Embedding(config.vocab_size, config.embedding_size, name="word_embeddings")
     self.embedding_dropout = ResumableDropout(config.dropout)
     self.bilstm = BidirectionalLstm(config.lstm_units, name="bilstm")
-    self.hidden = keras.layers.Dense(config.hidden_units, activation="relu", name="hidden")
+    self.hidden = Int8Dense(config.hidden_units, activation="relu", name="hidden")
     self.hidden_dropout = ResumableDropout(config.dropout)
-    self.classifier = keras.layers.Dense(config.num_labels, name="classifier")
+    self.classifier = Int8Dense(config.num_labels, name="classifier")
 
   def call(self, inputs, training=None, logits_only=False):
     """inputs: int32 [batch, seq] `input_ids` and `input_mask` (`segment_ids` is ignored).
@@ -176,9 +183,10 @@ class BiLstmClassifier(keras.Model):
     [batch, seq, embedding_size].
     """
     embeddings = self.embedding_dropout(self.word_embeddings(inputs["input_ids"]), training=training)
-    sentence = self.bilstm(embeddings, mask=inputs["input_mask"])  # [batch, 2 * lstm_units]
-    hidden = self.hidden_dropout(self.hidden(sentence), training=training)
-    logits = self.classifier(hidden)
+    sentence = self.bilstm(embeddings, mask=inputs["input_mask"], training=training)  # [batch, 2 * lstm_units]
+    sentence = int8(self.bilstm, "states", sentence, training)
+    hidden = self.hidden_dropout(self.hidden(sentence, training=training), training=training)
+    logits = self.classifier(hidden, training=training)
     return {"logits": logits} if logits_only else {"logits": logits, "embeddings": embeddings}
 
   def dummy_inputs(self, batch_size: int = 1, seq_len: int = 8) -> Dict[str, tf.Tensor]:
