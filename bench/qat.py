@@ -7,7 +7,7 @@ post-training full int8 and QAT full int8 of the same students, over seeds, with
         --max_train_examples=64 --teacher_max_train_examples=64 --latency_examples=20
 
 Per task the teacher is fine-tuned for one epoch (seed 1) and exported, unless `<work_dir>/<task>/teacher` is
-finished. Per seed:
+finished or `--teacher_model` names an export. Per seed:
 1. the float student: `scripts/distill.sh` with the student's preset (bert2: flags/distill.flags, bilstm:
    flags/bilstm.flags) and `--seed`;
 2. its quantisation-aware continuation: the same command with `--student_init_run=<the float run> --stages=qat:1`
@@ -33,6 +33,8 @@ THRESHOLD_FREE = 100.0  # points: keep every file, the table says what it lost
 
 
 def teacher(args):
+  if args.teacher_model:
+    return args.teacher_model
   flags = [f"--task_name={args.task}", "--num_train_epochs=1", "--seed=1"]
   if args.teacher_max_train_examples:
     flags.append(f"--max_train_examples={args.teacher_max_train_examples}")
@@ -93,6 +95,7 @@ def main(argv=None):
   parser.add_argument("--work_dir", default="runs/bench_qat")
   parser.add_argument("--max_train_examples", type=int, default=None)
   parser.add_argument("--teacher_max_train_examples", type=int, default=None)
+  parser.add_argument("--teacher_model", help="an exported teacher to use instead of fine-tuning one")
   parser.add_argument("--latency_examples", type=int, default=300)
   parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--output", help="also write the table to this markdown file (relative to the repo root)")

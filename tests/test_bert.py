@@ -15,7 +15,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 import tensorflow as tf
 
-from tf_distill import pretrained
+from tf_distill import bert, pretrained
 from tf_distill.bert import OUTPUT_KEYS, BertClassifier, BertConfig, input_signature, masked_scores
 
 import tiny
@@ -108,6 +108,35 @@ class MaskedScoresTest(tf.test.TestCase):
     expected = probs * (weights - np.sum(probs * weights, axis=-1, keepdims=True))
     self.assertAllClose(gradient, expected, atol=1e-6)
     self.assertAllEqual(gradient[0, ..., 4:], np.zeros([3, 4, 2]))
+
+
+class LayerNormTest(tf.test.TestCase):
+
+  def test_both_forms_are_layer_normalisation_by_hand(self):
+    """Hidden states with an outlier dimension 40x the others, a constant row and ordinary rows."""
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=[3, 5, 32]) * np.r_[np.ones(31), 40.0]).astype(np.float32)
+    x[0, 0] = 1.5
+    gamma, beta = rng.normal(size=32).astype(np.float32), rng.normal(size=32).astype(np.float32)
+    centered = x - x.mean(-1, keepdims=True)
+    expected = centered / np.sqrt((centered ** 2).mean(-1, keepdims=True) + 1e-12) * gamma + beta
+    for outlier_safe in (False, True):
+      layer = bert.LayerNorm(epsilon=1e-12)
+      layer.build(x.shape)
+      layer.set_weights([gamma, beta])
+      layer.outlier_safe = outlier_safe
+      self.assertAllClose(layer(x), expected, atol=1e-5, msg=f"outlier_safe={outlier_safe}")
+    self.assertAllClose(expected[0, 0], beta)  # the constant row: no NaN
+
+  def test_use_outlier_safe_layer_norm_reaches_every_layer_norm(self):
+    model = tiny.tiny_classifier()
+    features = tiny.random_features(4, 9)
+    before = model(features, training=False)["logits"]
+    bert.use_outlier_safe_layer_norm(model)
+    norms = [layer for layer in model.submodules if isinstance(layer, bert.LayerNorm)]
+    self.assertLen(norms, 1 + 2 * model.config.num_hidden_layers)
+    self.assertTrue(all(layer.outlier_safe for layer in norms))
+    self.assertAllClose(model(features, training=False)["logits"], before, atol=1e-5)
 
 
 class BertClassifierTest(tf.test.TestCase, parameterized.TestCase):

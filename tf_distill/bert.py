@@ -125,28 +125,69 @@ def masked_scores(scores, key_mask):
   return scores * key_mask + floor * (1.0 - key_mask)
 
 
+# Where the outlier-safe LayerNorm splits each token's values: at OUTLIER_SPLIT times their mean |x - mean|.
+OUTLIER_SPLIT = 3.0
+
+
 class LayerNorm(keras.layers.LayerNormalization):
   """Keras' LayerNormalization over the last axis (same variables, same maths), written out as
 
       y = (x - mean) * rsqrt(mean((x - mean)^2) + epsilon) * gamma + beta
 
   with a subtraction and a multiplication where Keras uses SquaredDifference, for which TFLite's 16x8 quantisation
-  (int16 activations) has no kernel. 16-bit inputs are normalised in float32, as Keras does. While int8 is
-  simulated (`tf_distill.quantization_aware`) every step's output is quantised, as TFLite quantises each op's: the
-  squares span the square of the inputs' range, so in int8 the variance is where a full-int8 BERT loses most."""
+  (int16 activations) has no kernel. 16-bit inputs are normalised in float32, as Keras does.
+
+  With `outlier_safe` (student exports, `use_outlier_safe_layer_norm`; and whenever int8 is simulated) the same
+  function is computed in steps that full-int8 TFLite can represent. In int8 every op's output has one range per
+  tensor, and the squares above span the square of the inputs' range: a hidden state with an outlier 20x its
+  typical value makes the squares span 400x, the typical squares round to 0 and the variance goes wrong (the demo
+  student's full-int8 file lost 1.37 points, mostly there, as TFLite's quantization debugger showed). So:
+
+      c = x - mean(x);  s = mean(|c|);  u = c * rsqrt(s^2 + epsilon)     (mean |u| = 1 in every token)
+      i = clip(u, -OUTLIER_SPLIT, OUTLIER_SPLIT), written as u - relu(u - k) + relu(-u - k)
+      variance = mean(i * i) + mean((u - i) * (u + i))                  (= mean(u^2): typical and outlier parts)
+      y = u * rsqrt(variance + epsilon) * gamma + beta
+
+  which equals the formula above to float32 rounding. Every tensor has a range that fits all tokens, and the
+  outliers' squares get a tensor of their own. The float path stays the short one for training and for teachers.
+  While int8 is simulated (`tf_distill.quantization_aware`) every step's output is quantised, as TFLite quantises
+  each op's output.
+  """
 
   simulates_int8 = True
+  outlier_safe = False
 
   def call(self, inputs, training=None):
     x = tf.cast(inputs, tf.float32) if inputs.dtype in (tf.float16, tf.bfloat16) else inputs
     centered = int8(self, "centered", x - tf.reduce_mean(x, axis=-1, keepdims=True), training)
-    squared = int8(self, "squared", centered * centered, training)
-    variance = int8(self, "variance", tf.reduce_mean(squared, axis=-1, keepdims=True), training)
-    inverse_std = int8(self, "inverse_std", tf.math.rsqrt(variance + self.epsilon), training)
-    normalized = int8(self, "normalized", centered * inverse_std, training)
+    if self.outlier_safe or is_simulated(self):
+      normalized = self._outlier_safe_normalize(centered, training)
+    else:
+      variance = tf.reduce_mean(centered * centered, axis=-1, keepdims=True)
+      normalized = centered * tf.math.rsqrt(variance + self.epsilon)
     outputs = int8(self, "output", normalized * tf.cast(self.gamma, x.dtype) + tf.cast(self.beta, x.dtype),
                    training)
     return tf.cast(outputs, inputs.dtype)
+
+  def _outlier_safe_normalize(self, centered, training):
+    """(x - mean) / std in int8-representable steps (class docstring)."""
+    step = lambda point, t: int8(self, point, t, training)
+    mean = lambda t: tf.reduce_mean(t, axis=-1, keepdims=True)
+    scale = step("scale", mean(tf.abs(centered)))
+    u = step("scaled", centered * step("inverse_scale", tf.math.rsqrt(scale * scale + self.epsilon)))
+    inliers = step("inliers", u - tf.nn.relu(u - OUTLIER_SPLIT) + tf.nn.relu(-u - OUTLIER_SPLIT))
+    variance = step("variance", step("inlier_variance", mean(step("inlier_squares", inliers * inliers))) +
+                    step("outlier_variance", mean(step("outlier_squares", (u - inliers) * (u + inliers)))))
+    return step("normalized", u * step("inverse_std", tf.math.rsqrt(variance + self.epsilon)))
+
+
+def use_outlier_safe_layer_norm(model: keras.Model) -> keras.Model:
+  """Makes every `LayerNorm` of `model` compute in its outlier-safe steps (for a model about to be exported for
+  TFLite); the outputs are the same to float32 rounding. Returns `model`."""
+  for layer in model.submodules:
+    if isinstance(layer, LayerNorm):
+      layer.outlier_safe = True
+  return model
 
 
 def _layer_norm(config: BertConfig, name: str) -> LayerNorm:

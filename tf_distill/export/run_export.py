@@ -26,6 +26,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from tf_distill.bert import use_outlier_safe_layer_norm
 from tf_distill.configs import DataConfig
 from tf_distill.data.processors import InputExample, get_processor
 from tf_distill.data.tokenization import WordPieceTokenizer
@@ -49,12 +50,17 @@ def export_run(run_dir: Union[RunDir, str], export_dir: str, model_name: str, ve
   outputs and its BERT config in the metadata): a distilled BERT student exports as the teacher of a next, smaller
   student (a teacher-assistant chain, `tf_distill.chain`). A BiLSTM run is refused: it has no intermediates.
 
-  serving_text tokenises as the run did: lower-casing and sentence pairs come from the run's config.json.
+  serving_text tokenises as the run did: lower-casing and sentence pairs come from the run's config.json. A student
+  export (without the distill signature) computes its LayerNorms in outlier-safe steps (`bert.LayerNorm`): the
+  same outputs, and a full-int8 TFLite file that keeps them.
   """
   run_dir = RunDir(run_dir)
   if with_distill_signature:
     _check_can_teach(run_dir)
-  return export_classifier(run_dir.load_model(), export_dir, model_name, run_dir.export_metadata(),
+  model = run_dir.load_model()
+  if not with_distill_signature:  # a student: its LayerNorms in the steps full-int8 TFLite represents well
+    use_outlier_safe_layer_norm(model)
+  return export_classifier(model, export_dir, model_name, run_dir.export_metadata(),
                            run_dir.vocab_file, with_distill_signature=with_distill_signature, version=version)
 
 
