@@ -16,12 +16,13 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tf_distill import training
+from tf_distill import quantization_aware, training
 from tf_distill.checkpointing import RunState
 from tf_distill.configs import TrainConfig
 from tf_distill.data.unlabeled import epoch_rows
 from tf_distill.distiller import Distiller
 from tf_distill.dropout import ResumableDropout
+from tf_distill.schedules import StageSchedule, parse_stages
 from tf_distill.teacher import SavedModelTeacher
 
 import tiny
@@ -142,13 +143,17 @@ class FitResumeTest(tf.test.TestCase, parameterized.TestCase):
       RunState(os.path.join(out, "resume"), narrow, narrow.optimizer).restore()
 
 
-def _distill(data, output_dir, callbacks=()):
-  """Distils the tiny shared teacher into a 1-layer student with dropout on `data` for 2 epochs."""
+def _distill(data, output_dir, callbacks=(), qat=False):
+  """Distils the tiny shared teacher into a 1-layer student with dropout on `data` for 2 epochs; with `qat`, the
+  second epoch simulates int8 (--stages=joint:1,qat:1)."""
   student = tiny.tiny_classifier(seed=5, num_hidden_layers=1, **DROPOUT)
   config = TrainConfig(output_dir=output_dir, train_batch_size=4, eval_batch_size=8, learning_rate=1e-2,
                        num_train_epochs=2, save_every_steps=3)
+  if qat:
+    quantization_aware.prepare(student)
+    callbacks = [StageSchedule(parse_stages("joint:1,qat:1")), *callbacks]
   distiller = Distiller(student, SavedModelTeacher(tiny.shared_teacher().path), alpha=0.5)
-  training.fit(distiller, data, config, output_dir, callbacks=callbacks, verbose=0)
+  training.fit(distiller, data, config, output_dir, callbacks=callbacks, verbose=0, first_selected_epoch=int(qat))
   return student, distiller
 
 
@@ -157,12 +162,12 @@ class DistillResumeTest(tf.test.TestCase):
   distillation terms only), killed and resumed: the resumed epoch replays its rows, batches and teacher queries, so
   the weights match an uninterrupted run."""
 
-  def _assert_resumes(self, data_fn, crash_after):
-    reference, reference_distiller = _distill(data_fn(), os.path.join(self.get_temp_dir(), "whole"))
+  def _assert_resumes(self, data_fn, crash_after, qat=False):
+    reference, reference_distiller = _distill(data_fn(), os.path.join(self.get_temp_dir(), "whole"), qat=qat)
     out = os.path.join(self.get_temp_dir(), "broken")
     with self.assertRaises(Interrupted):
-      _distill(data_fn(), out, callbacks=[InterruptAt(crash_after)])
-    resumed, resumed_distiller = _distill(data_fn(), out)
+      _distill(data_fn(), out, callbacks=[InterruptAt(crash_after)], qat=qat)
+    resumed, resumed_distiller = _distill(data_fn(), out, qat=qat)
     self.assertEqual(int(resumed_distiller.optimizer.iterations), int(reference_distiller.optimizer.iterations))
     expected = _weights(reference)
     for name, value in _weights(resumed).items():
@@ -177,6 +182,11 @@ class DistillResumeTest(tf.test.TestCase):
       data.unlabeled_per_epoch = 8
       return data
     self._assert_resumes(data_fn, 13)  # in the second epoch: (28 + 8) / 4 = 9 to 13 batches each
+
+  def test_quantisation_aware_epoch(self):
+    """Killed in the qat epoch: the int8 ranges (student weights, compared too) come back with the checkpoint."""
+    batches = training.epoch_batches(_task().features["train"], 4)
+    self._assert_resumes(_task, batches + 3, qat=True)
 
   def test_per_epoch_augmentation(self):
     import test_augment_distill  # pylint: disable=import-outside-toplevel
