@@ -144,7 +144,7 @@ class LayerNorm(keras.layers.LayerNormalization):
   student's full-int8 file lost 1.37 points, mostly there, as TFLite's quantization debugger showed). So:
 
       c = x - mean(x);  s = mean(|c|);  u = c * rsqrt(s^2 + epsilon)     (mean |u| = 1 in every token)
-      i = clip(u, -OUTLIER_SPLIT, OUTLIER_SPLIT), written as u - relu(u - k) + relu(-u - k)
+      i = clip(u, -k, k) with k = OUTLIER_SPLIT, written as u - relu(u - k) + relu(-k - u)
       variance = mean(i * i) + mean((u - i) * (u + i))                  (= mean(u^2): typical and outlier parts)
       y = u * rsqrt(variance + epsilon) * gamma + beta
 
@@ -175,7 +175,8 @@ class LayerNorm(keras.layers.LayerNormalization):
     mean = lambda t: tf.reduce_mean(t, axis=-1, keepdims=True)
     scale = step("scale", mean(tf.abs(centered)))
     u = step("scaled", centered * step("inverse_scale", tf.math.rsqrt(scale * scale + self.epsilon)))
-    inliers = step("inliers", u - tf.nn.relu(u - OUTLIER_SPLIT) + tf.nn.relu(-u - OUTLIER_SPLIT))
+    # clip(u, -k, k) as two ReLUs (u keeps its own int8 range; a clip would give u the clip's), no NEG (not int8)
+    inliers = step("inliers", u - tf.nn.relu(u - OUTLIER_SPLIT) + tf.nn.relu((-OUTLIER_SPLIT) - u))
     variance = step("variance", step("inlier_variance", mean(step("inlier_squares", inliers * inliers))) +
                     step("outlier_variance", mean(step("outlier_squares", (u - inliers) * (u + inliers)))))
     return step("normalized", u * step("inverse_std", tf.math.rsqrt(variance + self.epsilon)))
