@@ -21,6 +21,7 @@ seed timed round-robin in one process (compare within the table: absolute times 
 """
 
 import argparse
+import math
 import os
 import sys
 
@@ -124,13 +125,15 @@ def main(argv=None):
             "ptq": "post-training full int8 (TFLite)", "qat_float": "QAT student, float32 Keras",
             "qat": "QAT full int8 (TFLite)"}
   lines = [f"`python3 bench/qat.py {' '.join(argv if argv is not None else sys.argv[1:])}`", "",
-           f"{args.task}, {args.student}, seeds {args.seeds}; drop: points below the float student of the same seed",
+           f"{args.task}, {args.student}, seeds {args.seeds}; drop: points below the float student of the same seed "
+           "(negative: above it)",
            "", "| model | test accuracy | drop (points) | size (MiB) | latency 1 thread (ms) | latency 2 threads (ms) |",
            "|---|---|---|---|---|---|"]
   for key, title in titles.items():
     accuracy, drop = mean_sd([a for a, _ in rows[key]]), mean_sd([d for _, d in rows[key]])
     file_key = "float" if key == "qat_float" else key
-    lines.append(f"| {title} | {_pm(accuracy)} | {_pm(drop, '+.2f')} | {mean_sd(sizes[key])[0]:.2f} | "
+    drop_text = "-" if key == "float" else _pm(drop, "+.2f")
+    lines.append(f"| {title} | {_pm(accuracy)} | {drop_text} | {mean_sd(sizes[key])[0]:.2f} | "
                  f"{times[(file_key, 1)]:.2f} | {times[(file_key, 2)]:.2f} |")
   lines.append("")
   lines.append("Per seed (float, dynamic int8, PTQ full int8, QAT float, QAT full int8): " + "; ".join(
@@ -139,8 +142,9 @@ def main(argv=None):
 
 
 def _pm(values, fmt=".4f"):
+  """"mean ± sd" of (mean, sd) in `fmt`; the mean alone for one seed (sd nan)."""
   mean, sd = values
-  return f"{mean:{fmt}}" + ("" if sd != sd else f" ± {abs(sd):.2f}" if fmt != ".4f" else f" ± {sd:.4f}")
+  return f"{mean:{fmt}}" + ("" if math.isnan(sd) else f" ± {sd:{fmt.lstrip('+')}}")
 
 
 if __name__ == "__main__":

@@ -413,6 +413,18 @@ class CallbacksTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual((callback.best, callback.best_epoch), (0.75, 3))
     self.assertAllEqual(saved()[-1], [3.0, -3.0])  # classifier bias is the last weight
 
+  def test_keep_best_student_ignores_epochs_before_first_epoch(self):
+    """A quantisation-aware run keeps a student of its qat stage, however well an earlier float epoch scored."""
+    path = os.path.join(self.get_temp_dir(), "keep_qat", "student")
+    callback = KeepBestStudent(path, first_epoch=1)
+    callback.set_model(Distiller(tiny.tiny_classifier(seed=4, num_hidden_layers=1), None, alpha=0.0))
+    callback.on_epoch_end(0, {"val_accuracy": 0.9})
+    self.assertIsNone(callback.best_epoch)
+    self.assertFalse(os.path.exists(path + ".index"))
+    callback.on_epoch_end(1, {"val_accuracy": 0.6})
+    self.assertEqual((callback.best, callback.best_epoch), (0.6, 2))
+    self.assertTrue(os.path.isfile(path + ".index"))
+
   def test_keep_best_student_with_a_bare_file_name(self):
     student = tiny.tiny_classifier(seed=4, num_hidden_layers=1)
     callback = KeepBestStudent("best_student")

@@ -104,8 +104,9 @@ class QuantizedAccuracyTest(tf.test.TestCase):
     (error,) = self.additive.errors()
     self.assertRegex(error, r"^TFLite full_int8 not written: accuracy \d+.\d\d% vs the Keras student's \d+.\d\d% "
                             r"\(labels\): \+\d+.\d\d points drop, threshold 1; continue the student quantisation-aware "
-                            r"\(scripts/distill.sh --student_init_run=RUN --student_init_from_layers= "
-                            r"--stages=qat:1, same flags otherwise\), try --tflite=16x8,selective ")
+                            r"\(scripts/distill.sh --student_init_run=RUN --output_dir=NEW_RUN --stages=qat:1, "
+                            r"the run's other flags, and --student_init_from_layers= for a BERT\), "
+                            r"try --tflite=16x8,selective ")
     with self.assertRaisesRegex(RuntimeError, "TFLite full_int8 not written"):
       self.additive.raise_on_failure()
     line = [line for line in self.additive.lines() if line.startswith("TFLite full_int8")][0]

@@ -202,6 +202,11 @@ class QatStageTest(tf.test.TestCase):
                                             r"initialise the student; pass one"):
       StudentConfig(bert=BertStudentConfig(num_hidden_layers=1, init_from_layers=(1,)),
                     init_run=self.output_dir).validate()
+    with self.assertRaisesRegex(ValueError, r"--student_init_run=.* is this run's --output_dir; a continued run needs "
+                                            r"a directory of its own"):
+      DistillRun(self.data_config, TrainConfig(output_dir=self.output_dir + "/"),
+                 DistillConfig(teacher_model=self.shared.path, stages="qat:1"),
+                 StudentConfig(bert=BertStudentConfig(num_hidden_layers=1), init_run=self.output_dir))
 
   def test_refused_with_mixed_precision(self):
     with self.assertRaisesRegex(ValueError, r"--stages=joint:1,qat:1 simulates int8 on float32 activations; "

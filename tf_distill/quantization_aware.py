@@ -17,15 +17,17 @@ What is simulated, following TFLite's full-int8 rules:
                queries scaled by 1/sqrt(d), attention scores, masked scores, context, residual sums, the LayerNorm's
                centred and normalised values and its output; the BiLSTM's input projection and final states (its
                recurrence stays float32 in TFLite, so it does here too).
-  softmax      output fixed to [0, 1], as TFLite's int8 softmax (scale 1/256).
+  fixed        TFLite's int8 SOFTMAX output is fixed to [0, 255/256] (scale 1/256), TANH's to [-1, 127/128]
+               (scale 1/128): simulated on those ranges.
 Gradients are straight-through (the fake-quant ops' own): 1 inside the range, 0 outside it for activations.
 
 Use: `prepare(model)` once, before training and before a checkpoint is restored (it creates the range variables,
 which are checkpointed with the student, so a resumed run continues them), then `set_simulated(model, True)` for the
 epochs that simulate int8 (`tf_distill.schedules.StageSchedule` does it for the `qat` stage; `Distiller.simulate_int8`
 retraces its step functions). The exported student is float32 with the weights learned under the simulation;
-export_student's `full_int8` converter calibrates its activation ranges by min/max over representative training
-examples, the statistic the moving averages track, so the file quantises where and how training simulated it.
+export_student's `full_int8` converter calibrates its own activation ranges (min/max over representative training
+examples, without dropout), so the file quantises where training simulated it, over ranges close to, not equal to,
+the moving averages (which see dropout). The learned ranges stay in the checkpoint; the export does not read them.
 """
 
 from typing import Dict, Optional
@@ -52,7 +54,7 @@ def per_tensor_weights(table: tf.Tensor) -> tf.Tensor:
 
 
 def fixed_range(x: tf.Tensor, low: float, high: float) -> tf.Tensor:
-  """x fake-quantised to 256 levels over the fixed range [low, high] (softmax outputs: [0, 1])."""
+  """x fake-quantised to 256 levels over the fixed range [low, high] (TFLite's SOFTMAX and TANH outputs)."""
   return tf.quantization.fake_quant_with_min_max_args(x, min=low, max=high, num_bits=8)
 
 
@@ -85,13 +87,15 @@ class Int8Ranges(keras.layers.Layer):
     """x fake-quantised over the point's range; in training the range first moves towards this batch's
     [min(x, 0), max(x, 0)] (the first batch sets it). Before any training batch x passes unchanged."""
     low, high, batches = self._variables(point)
-    if training:
-      batch_low = tf.minimum(tf.reduce_min(tf.stop_gradient(x)), 0.0)
-      batch_high = tf.maximum(tf.reduce_max(tf.stop_gradient(x)), 0.0)
+    if training:  # a batch whose values are all 0 (or a replica's empty share of the last batch) moves nothing
+      values = tf.reshape(tf.stop_gradient(x), [-1])
+      batch_low = tf.minimum(tf.reduce_min(tf.concat([values, [0.0]], 0)), 0.0)
+      batch_high = tf.maximum(tf.reduce_max(tf.concat([values, [0.0]], 0)), 0.0)
+      informative = tf.cast(batch_high > batch_low, tf.float32)
       keep = tf.where(batches > 0, self.momentum, 0.0)
-      low.assign(keep * low + (1.0 - keep) * batch_low)
-      high.assign(keep * high + (1.0 - keep) * batch_high)
-      batches.assign_add(1.0)
+      low.assign(low + informative * (1.0 - keep) * (batch_low - low))
+      high.assign(high + informative * (1.0 - keep) * (batch_high - high))
+      batches.assign_add(informative)
     quantized = tf.quantization.fake_quant_with_min_max_vars(x, tf.identity(low), tf.identity(high), num_bits=8)
     return tf.where(batches > 0, quantized, x)
 
@@ -124,9 +128,11 @@ class Int8Dense(keras.layers.Dense):
     outputs = tf.matmul(inputs, per_channel_weights(self.kernel))
     if self.use_bias:
       outputs = tf.nn.bias_add(outputs, self.bias)
-    fused = self.activation in (keras.activations.linear, keras.activations.relu)
-    if not fused:
+    name = getattr(self.activation, "__name__", "")
+    if name not in ("linear", "relu"):  # FULLY_CONNECTED fuses ReLU; GELU and tanh are ops of their own
       outputs = activation(self, "pre_activation", outputs, training)
+    if name == "tanh":
+      return fixed_range(self.activation(outputs), -1.0, 127 / 128)
     return activation(self, "output", self.activation(outputs), training)
 
 

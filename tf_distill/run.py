@@ -125,6 +125,9 @@ def check_student_settings(train: TrainConfig, distill: DistillConfig, student: 
   if train.mixed_precision != "float32" and not student_type.mixed_precision:
     raise ValueError(f"--mixed_precision={train.mixed_precision} is not supported by the {student.type} student; "
                      "train it in float32")
+  if student.init_run and os.path.abspath(student.init_run) == os.path.abspath(train.output_dir):
+    raise ValueError(f"--student_init_run={student.init_run} is this run's --output_dir; a continued run needs a "
+                     "directory of its own: pass another --output_dir")
   if train.mixed_precision != "float32" and qat_start_epoch(parse_stages(distill.stages)) is not None:
     raise ValueError(f"--stages={distill.stages} simulates int8 on float32 activations; "
                      f"--mixed_precision={train.mixed_precision} cannot go with it: use --mixed_precision=float32")

@@ -105,7 +105,7 @@ class StudentExport:
   num_labelled:   the test examples with a label, on which the accuracies are measured.
   atol:           the float32 tolerance.
   unconvertible:  the variants the TFLite converter cannot produce for this model -> why (nothing written).
-  required:       the variants whose refusal or conversion failure is an error; the others' are warnings.
+  required:       the variants whose refusal for accuracy is an error; the others' refusals are warnings.
   """
   saved_model: str
   tflite_dir: str
@@ -122,10 +122,9 @@ class StudentExport:
     """The quantised variants not written: their accuracy dropped beyond the threshold."""
     return [variant for variant, check in self.checks.items() if not check.ok]
 
-  def _not_shipped(self) -> List[Tuple[str, str]]:
-    """(variant, why) of every variant not written: refused for accuracy, or not convertible."""
-    return ([(v, f"TFLite {v} not written: {self.checks[v]}; {_fix_for(v)}") for v in self.refused] +
-            [(v, f"TFLite {why}") for v, why in self.unconvertible.items()])
+  def _refusals(self) -> List[Tuple[str, str]]:
+    """(variant, why) of every variant not written because it lost too much accuracy."""
+    return [(v, f"TFLite {v} not written: {self.checks[v]}; {_fix_for(v)}") for v in self.refused]
 
   def lines(self) -> List[str]:
     """One line per export with its figures, then the Keras student's accuracy."""
@@ -151,12 +150,14 @@ class StudentExport:
       if not parity.tolerance(self.atol).allows(figures):
         errors.append(f"exported float32 {key} logits differ from the Keras student by "
                       f"{figures.max_abs_logit_diff:.2e} (> {self.atol:g}): the export does not compute the model")
-    return errors + [why for variant, why in self._not_shipped() if variant in self.required]
+    errors += [why for variant, why in self._refusals() if variant in self.required]
+    return errors + [f"TFLite {why}" for why in self.unconvertible.values()]
 
   def warnings(self) -> List[str]:
-    """One line per variant that only the defaults asked for and that was not written (the export succeeds)."""
+    """One line per variant that only the defaults asked for and that lost too much accuracy to be written (the
+    export succeeds). A variant the converter cannot produce stays an error."""
     return [f"{why} (a default variant: the export goes on without it)"
-            for variant, why in self._not_shipped() if variant not in self.required]
+            for variant, why in self._refusals() if variant not in self.required]
 
   def raise_on_failure(self) -> None:
     """Raises RuntimeError with `errors()`, one per line, when there are any (`warnings()` do not raise)."""
@@ -168,7 +169,8 @@ class StudentExport:
 def _fix_for(variant: str) -> str:
   others = [v for v in ("16x8", "selective") if v != variant]
   qat = ("continue the student quantisation-aware (scripts/distill.sh --student_init_run=RUN "
-         "--student_init_from_layers= --stages=qat:1, same flags otherwise), " if variant != "int8" else "")
+         "--output_dir=NEW_RUN --stages=qat:1, the run's other flags, and --student_init_from_layers= for a BERT), "
+         if variant == "full_int8" else "")
   return (f"{qat}try --tflite={','.join(others)} (finer or selective quantisation), calibrate on more examples "
           "(--representative_examples), or raise --max_accuracy_drop if the loss is acceptable")
 
