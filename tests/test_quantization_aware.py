@@ -16,7 +16,8 @@ import numpy as np
 import tensorflow as tf
 
 from tf_distill import quantization_aware as qa
-from tf_distill.configs import BertStudentConfig, DataConfig, DistillConfig, StudentConfig, TrainConfig
+from tf_distill.configs import (BertStudentConfig, BiLstmStudentConfig, DataConfig, DistillConfig, StudentConfig,
+                                TrainConfig)
 from tf_distill.export import run_export
 from tf_distill.run import DistillRun
 from tf_distill.schedules import parse_stages, qat_start_epoch
@@ -179,6 +180,22 @@ class QatStageTest(tf.test.TestCase):
     self.assertEqual(result.errors(), [])
     self.assertAllClose(result.report["keras_accuracy"], self.summary["test_accuracy"])
     self.assertTrue(result.report["full_int8"]["path"])
+
+  def test_bilstm_student_trains_quantisation_aware_and_exports(self):
+    output_dir = os.path.join(self.get_temp_dir(), "bilstm_qat")
+    run = DistillRun(self.data_config, TrainConfig(output_dir=output_dir, train_batch_size=8, learning_rate=1e-3),
+                     DistillConfig(teacher_model=self.shared.path, stages="joint:1,qat:1", kd_loss="mse",
+                                   temperature=1.0),
+                     StudentConfig(type="bilstm", bilstm=BiLstmStudentConfig(embedding_size=16, lstm_units=8,
+                                                                             hidden_units=8)))
+    summary = run.train_and_evaluate()
+    self.assertEqual(summary["best_epoch"], 2)
+    self.assertIn("test_accuracy_int8_simulated", summary)
+    result = run_export.export_student(run.run_dir, os.path.join(self.get_temp_dir(), "bilstm_export"), "student",
+                                       tflite=("full_int8",), representative_examples=16, max_accuracy_drop=100.0)
+    self.assertEqual(result.errors(), [])
+    # Its recurrence stays float32 in TFLite, as the simulation assumes.
+    self.assertEqual(result.report["full_int8"]["float_ops"], ["CONCATENATION", "WHILE", "ZEROS_LIKE"])
 
   def _continued(self, student):
     return DistillRun(self.data_config, TrainConfig(output_dir=os.path.join(self.get_temp_dir(), "continued")),
