@@ -146,10 +146,11 @@ def tflite_row(name: str, path: str, features: Dict[str, np.ndarray], latency_ex
     variant = "full_int8" if "full_int8" in name else "int8" if "int8" in name else "float32"
     version_dir = latest_version_dir(path)
     path = os.path.join(version_dir, f"{variant}.tflite")
-    entry = read_report(version_dir).get(variant, {})
+    report = read_report(version_dir)
+    entry = report.get(variant, {})
     if not os.path.isfile(path) and entry and not entry.get("path"):
       return Row(name, entry.get("accuracy") or 0.0, parameters, entry.get("bytes", 0) / 2**20,
-                 not_shipped=_why_not_shipped(entry, read_report(version_dir))), None
+                 not_shipped=_why_not_shipped(entry, report)), None
   model = TFLiteClassifier(path, num_threads=num_threads)
   logits = np.concatenate([model({k: features[k][i:i + 1] for k in INPUT_KEYS})
                            for i in range(len(features["input_ids"]))])
