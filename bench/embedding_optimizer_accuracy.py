@@ -29,11 +29,13 @@ def run(optimizer, seed, args):
   if not os.path.isfile(results):
     command = ["scripts/distill.sh", f"--output_dir={out}", f"--seed={seed}", f"--teacher_model={args.teacher_model}",
                "--nofreeze_word_embeddings", f"--embedding_optimizer={optimizer}",
-               f"--num_train_epochs={args.epochs}"]
+               f"--num_train_epochs={args.epochs}", "--augmentation="]
     if args.max_train_examples:
       command.append(f"--max_train_examples={args.max_train_examples}")
     if args.teacher_cache_dir:  # the teacher labels the training split once for all runs (same outputs as online)
       command += ["--teacher_cache=auto", f"--teacher_cache_dir={args.teacher_cache_dir}"]
+    else:
+      command.append("--teacher_cache=off")
     start = time.time()
     done = subprocess.run(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if done.returncode:

@@ -67,7 +67,7 @@ def student_accuracy(args, name, teacher_flags, seed):
   out = os.path.join(args.runs_dir, f"student_{name}_s{seed}")
   if not is_finished(out):
     run_logged(["scripts/distill.sh", *data_flags(args), *teacher_flags, f"--seed={seed}",
-                f"--num_train_epochs={args.epochs}", f"--student_init_from_layers={args.student_init}",
+                f"--num_train_epochs={args.epochs}", f"--student_init_from_layers={args.student_init}", "--augmentation=",
                 "--teacher_cache=auto", f"--teacher_cache_dir={os.path.join(args.runs_dir, 'cache_' + name)}",
                 f"--output_dir={out}"] + ([f"--max_train_examples={args.max_train_examples}"]
                                           if args.max_train_examples else []),

@@ -8,7 +8,7 @@ post-training full int8 and QAT full int8 of the same students, over seeds, with
 
 Per task the teacher is fine-tuned for one epoch (seed 1) and exported, unless `<work_dir>/<task>/teacher` is
 finished or `--teacher_model` names an export. Per seed:
-1. the float student: `scripts/distill.sh` with the student's preset (bert2: flags/distill.flags, bilstm:
+1. the float student: `scripts/distill.sh` with the student's preset (bert2: flags/distill.flags with `--augmentation=`, bilstm:
    flags/bilstm.flags) and `--seed`;
 2. its quantisation-aware continuation: the same command with `--student_init_run=<the float run> --stages=qat:1`
    (`--student_init_from_layers=` as the weights come from the run), one more epoch with int8 simulated;
@@ -29,7 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench_runs import REPO, fine_tuned_teacher, is_finished, mean_sd, publish, run_logged  # noqa: E402
 
-PRESETS = {"bert2": "flags/distill.flags", "bilstm": "flags/bilstm.flags"}
+# The labelled data (and the extra flags' transfer set): these tables predate flags/distill.flags' augmentation.
+PRESETS = {"bert2": ["--flagfile=flags/distill.flags", "--augmentation="], "bilstm": ["--flagfile=flags/bilstm.flags"]}
 THRESHOLD_FREE = 100.0  # points: keep every file, the table says what it lost
 
 
@@ -50,7 +51,7 @@ def distill(args, teacher_export, seed, qat):
   run_dir = os.path.join(root, f"qat_s{seed}") if qat else float_run
   if is_finished(run_dir):
     return run_dir
-  flags = [f"--flagfile={PRESETS[args.student]}", f"--task_name={args.task}", f"--teacher_model={teacher_export}",
+  flags = [*PRESETS[args.student], f"--task_name={args.task}", f"--teacher_model={teacher_export}",
            f"--seed={seed}", f"--output_dir={run_dir}"] + args.extra
   if args.max_train_examples:
     flags.append(f"--max_train_examples={args.max_train_examples}")

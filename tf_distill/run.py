@@ -172,12 +172,23 @@ class DistillRun(Run):
     then with `distill.augmentation` the variants of the training examples, label -1 too (the teacher cache then
     covers both). `--unlabeled_ratio` counts unlabeled text per labelled example only; variants come on top."""
     data = super().load_data()
+    labelled = len(data.features["train"]["label_ids"])
     tokenizer = WordPieceTokenizer(self.data_config.vocab_file, do_lower_case=self.data_config.do_lower_case)
     if self.distill_config.unlabeled_data:
       self._add_unlabeled(data, tokenizer)
     if self.distill_config.augmentation:
       self._add_augmented(data, tokenizer)
+    console.info(self._transfer_set_cost(data.train_examples_per_epoch(), labelled))
     return data
+
+  def _transfer_set_cost(self, rows: int, labelled: int) -> str:
+    """The console line saying what the transfer set adds to each epoch and how to train without it."""
+    given = [flag for flag, value in (("--unlabeled_data=", self.distill_config.unlabeled_data),
+                                      ("--augmentation=", self.distill_config.augmentation)) if value]
+    if not given:
+      return f"transfer set: none; each epoch trains on the {labelled} labelled examples"
+    return (f"transfer set: each epoch trains on {rows} rows, {rows / labelled:.1f}x the {labelled} labelled examples "
+            f"(the teacher labels the others); {' '.join(given)} trains on the labelled data alone")
 
   def _add_unlabeled(self, data: TaskData, tokenizer: WordPieceTokenizer) -> None:
     source, ratio = self.distill_config.unlabeled_data, self.distill_config.unlabeled_ratio
