@@ -78,7 +78,7 @@ def export(run_dir, name):
 
 def latencies(files, args):
   """{(variant, threads): median ms} for the .tflite `files` {variant: path}, timed round-robin."""
-  from tf_distill.cli.report import Timed, round_robin_latencies, single_examples  # pylint: disable=import-outside-toplevel
+  from tf_distill.report import Timed, round_robin_latencies, single_examples  # pylint: disable=import-outside-toplevel
   from tf_distill.export import run_export, tflite  # pylint: disable=import-outside-toplevel
   from tf_distill.run_dir import RunDir  # pylint: disable=import-outside-toplevel
   run_dir = os.path.join(REPO, args.work_dir, args.task, args.student, "float_s" + args.seeds.split(",")[0])

@@ -17,7 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tf_distill  # noqa: F401,E402  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from tf_distill.cli.report import Timed, round_robin_latencies, single_examples  # noqa: E402
+from tf_distill.report import Timed, round_robin_latencies, single_examples  # noqa: E402
 from tf_distill.export import parity, run_export, tflite  # noqa: E402
 from tf_distill.run_dir import RunDir  # noqa: E402
 

@@ -21,13 +21,18 @@ flags/tinybert4.flags, whose --stages replace --epochs) and:
 - + unlabeled text + augmentation: both transfer sets (n/a where there is no unlabeled set).
 `--configs` picks rows by key (none, labelled, unlabeled, augmentation, both; default: all); the no-distillation
 row is always there, as the others are measured against it.
+Your own data: `--tasks=csv --data_dir=DIR` (train/dev/test .csv with text and label columns), for teacher and
+students alike.
 A run whose eval_results.json exists is reused, so an interrupted bench continues where it stopped. The table gives
-the mean ± sample sd of test accuracy over the seeds, its share of the teacher's and the gain over the twin.
+the mean ± sample sd of test accuracy over the seeds, its share of the teacher's, the gain over the twin and the mean
+wall time of a student run (written to `<run_dir>.seconds` when the bench trains it; "-" for runs reused from before
+that file existed; compare within one table, as machine load moves it).
 """
 
 import argparse
 import os
 import sys
+import time
 
 from bench_runs import (REPO, fine_tuned_teacher, is_finished, mean_sd as _mean_sd, preset_setting, publish,
                         run_logged as _run, stage_epochs, test_accuracy as _test_accuracy, twin_flags)
@@ -54,7 +59,8 @@ def teacher(task, args):
 
 
 def _common(args):
-  return [f"--max_seq_length={args.max_seq_length}"] if args.max_seq_length else []
+  return ([f"--max_seq_length={args.max_seq_length}"] if args.max_seq_length else []) + (
+      [f"--data_dir={args.data_dir}"] if args.data_dir else [])
 
 
 def student_flags(task, student, config, args):
@@ -91,31 +97,41 @@ def student_accuracy(task, student, config, seed, teacher_model, args):
     return None
   name = f"{student}_{config.replace('+ ', 'plus_').replace(' ', '_')}_s{seed}"
   run_dir = os.path.join(args.work_dir, task, name)
+  seconds_file = os.path.join(REPO, run_dir + ".seconds")
   if not is_finished(run_dir):
+    start = time.time()
     _run(["scripts/distill.sh", *flags, f"--teacher_model={teacher_model}", f"--seed={seed}",
           f"--output_dir={run_dir}"] + _common(args), os.path.join(REPO, run_dir + ".log"))
-  return _test_accuracy(run_dir)
+    with open(seconds_file, "w", encoding="utf-8") as f:
+      f.write(f"{time.time() - start:.1f}\n")
+  seconds = None
+  if os.path.isfile(seconds_file):
+    with open(seconds_file, encoding="utf-8") as f:
+      seconds = float(f.read())
+  return _test_accuracy(run_dir), seconds
 
 
 def task_table(task, args, seeds):
   teacher_model, teacher_accuracy = teacher(task, args)
-  lines = [f"**{TASK_TITLES.get(task, task)}**: teacher (all-MiniLM-L6-v2 fine-tuned) test accuracy "
-           f"{teacher_accuracy:.4f}.", "",
-           "| student | transfer set | test accuracy | % of teacher | vs no distillation | seeds |",
-           "|---|---|---|---|---|---|"]
+  title = TASK_TITLES.get(task, f"{task} ({args.data_dir})" if args.data_dir else task)
+  lines = [f"**{title}**: teacher (all-MiniLM-L6-v2 fine-tuned) test accuracy {teacher_accuracy:.4f}.", "",
+           "| student | transfer set | test accuracy | % of teacher | vs no distillation | seeds | wall time per run |",
+           "|---|---|---|---|---|---|---|"]
   for student in args.students.split(","):
     twin = None
     for config in [CONFIGS[key] for key in args.configs]:
-      values = [student_accuracy(task, student, config, seed, teacher_model, args) for seed in seeds]
-      if values[0] is None:
-        lines.append(f"| {student} | {config} | n/a (no unlabeled set for this task) | | | |")
+      runs = [student_accuracy(task, student, config, seed, teacher_model, args) for seed in seeds]
+      if runs[0] is None:
+        lines.append(f"| {student} | {config} | n/a (no unlabeled set for this task) | | | | |")
         continue
+      values, seconds = [accuracy for accuracy, _ in runs], [s for _, s in runs]
+      wall = "-" if None in seconds else f"{sum(seconds) / len(seconds) / 60:.1f} min"
       mean, sd = _mean_sd(values)
       twin = mean if config == "no distillation" else twin
       spread = f" ± {sd:.4f}" if len(values) > 1 else ""
       gain = "" if config == "no distillation" else f"{100 * (mean - twin):+.2f} points"
       lines.append(f"| {student} | {config} | {mean:.4f}{spread} | {100 * mean / teacher_accuracy:.1f}% | {gain} | "
-                   f"{len(values)} |")
+                   f"{len(values)} | {wall} |")
   return "\n".join(lines)
 
 
@@ -131,6 +147,7 @@ def main():
   parser.add_argument("--teacher_max_train_examples", type=int, default=None)
   parser.add_argument("--teacher_seed", type=int, default=None, help="Default: flags/common.flags' 42.")
   parser.add_argument("--max_seq_length", type=int, default=None, help="Default: flags/common.flags' 64.")
+  parser.add_argument("--data_dir", default=None, help="With --tasks=csv: the directory of train/dev/test .csv.")
   parser.add_argument("--augmentation", default="tang:n=20")
   parser.add_argument("--augmentation_mode", default="fixed", choices=["fixed", "per_epoch"])
   parser.add_argument("--unlabeled_ratio", type=float, default=None, help="Default: all unlabeled text each epoch.")

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_distill import diagnostics
-from tf_distill.cli import report
+from tf_distill import report
 from tests import tiny
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "film"]  # [UNK] = 1, specials 0, 2, 3, 4

@@ -22,7 +22,7 @@ import tf_keras as keras
 
 from tf_distill import bert
 from tf_distill.cli import export_student as export_student_cli
-from tf_distill.cli import report as report_cli
+from tf_distill import report as report_lib
 from tf_distill.configs import DataConfig
 from tf_distill.export import parity, run_export, serving, tflite, verify
 from tf_distill.run_dir import RunDir
@@ -147,14 +147,14 @@ class QuantizedAccuracyTest(tf.test.TestCase):
     self.assertIn("TFLite full_int8 not written", warnings[0])
 
   def test_report_shows_a_variant_that_was_not_shipped(self):
-    row, timed = report_cli.tflite_row("student_tflite_full_int8", os.path.dirname(self.additive.tflite_dir),
+    row, timed = report_lib.tflite_row("student_tflite_full_int8", os.path.dirname(self.additive.tflite_dir),
                                        {}, latency_examples=10, num_threads=1, parameters=123)
     entry = self.additive.report["full_int8"]
     self.assertIsNone(timed)
     self.assertEqual(row.test_accuracy, entry["accuracy"])
     self.assertEqual(row.not_shipped, f"{entry['accuracy_drop_points']:+.2f} points vs the Keras student, threshold 1")
-    teacher = report_cli.Row("teacher", 1.0, 1, 1.0, latency_ms=1.0, latency_low_ms=1.0, latency_high_ms=1.0)
-    line = report_cli.format_table([teacher, row]).splitlines()[-1]
+    teacher = report_lib.Row("teacher", 1.0, 1, 1.0, latency_ms=1.0, latency_low_ms=1.0, latency_high_ms=1.0)
+    line = report_lib.format_table([teacher, row]).splitlines()[-1]
     self.assertTrue(line.startswith(f"| student_tflite_full_int8 | {entry['accuracy']:.4f} (not shipped: +"), line)
     self.assertTrue(line.endswith("| - | - | - |"), line)
 

@@ -1,4 +1,4 @@
-"""Tests for tf_distill/cli/report.py: the round-robin latency timer, the table and the PNG.
+"""Tests for tf_distill/report.py and its CLI: the round-robin latency timer, the table and the PNG.
 
 The whole program runs end to end in test_cli.py (CliPipelineTest.test_report)."""
 
@@ -13,7 +13,8 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
-from tf_distill.cli import report
+from tf_distill import report
+from tf_distill.cli import report as report_cli
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -107,7 +108,7 @@ class OutputsTest(tf.test.TestCase):
   def test_main_writes_report_files_with_round_robin_latencies(self):
     """main() with the model loading faked: a teacher and two identical students on a drifting fake machine."""
     fresh = flags.FlagValues()  # the programs' flags are process-global; report's own, unparsed elsewhere
-    report.define_flags(fresh)
+    report_cli.define_flags(fresh)
     machine = FakeMachine(lambda name, call: 0.001 * (1 + call / 50))
     features = {"label_ids": np.zeros(40, np.int32), "input_ids": np.zeros((40, 8), np.int32)}
 
@@ -119,13 +120,13 @@ class OutputsTest(tf.test.TestCase):
     fresh(["report", "--teacher_model=t", "--models=a:a,b:b", "--tflite=", "--latency_examples=40",
            "--latency_rounds=4", f"--report_dir={report_dir}"])
     timer = functools.partial(report.round_robin_latencies, clock=machine.clock)  # fake time only, whatever the load
-    with mock.patch.object(report, "FLAGS", fresh), \
+    with mock.patch.object(report_cli, "FLAGS", fresh), \
         mock.patch.object(report, "round_robin_latencies", timer), \
-        mock.patch.object(report, "latest_version_dir", lambda path: path), \
+        mock.patch.object(report_cli, "latest_version_dir", lambda path: path), \
         mock.patch.object(report, "test_features", lambda *args: features), \
         mock.patch.object(report, "set_up_warnings", lambda *args: []), \
         mock.patch.object(report, "saved_model_row", saved_model_row):
-      report.main([])
+      report_cli.main([])
     self.assertCountEqual(os.listdir(report_dir), ["report.md", "report.json", "report.png"])
     with open(os.path.join(report_dir, "report.json"), encoding="utf-8") as f:
       rows_by_name = {row["name"]: row for row in json.load(f)["rows"]}

@@ -16,7 +16,7 @@ import numpy as np
 
 from tf_distill.data.tokenization import FEATURE_KEYS
 from tf_distill.teacher import TeacherSource
-from tf_distill.teacher_cache.manifest import FORMAT_VERSION, CacheError
+from tf_distill.teacher_cache.errors import FORMAT_VERSION, CacheError
 
 
 @dataclasses.dataclass(frozen=True)

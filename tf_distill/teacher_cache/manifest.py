@@ -23,17 +23,15 @@ interrupted build and is refused.
 
 import json
 import os
-from typing import TYPE_CHECKING, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from tf_distill.data.tokenization import FEATURE_KEYS
-
-if TYPE_CHECKING:
-  from tf_distill.teacher_cache.key import CacheKey
+from tf_distill.teacher_cache.errors import CacheError
+from tf_distill.teacher_cache.key import CacheKey
 
 MANIFEST_FILE = "manifest.json"
-FORMAT_VERSION = 1
 
 # Output name -> kind. "example": float32 per example; the others are float16 and variable-length.
 KINDS = {
@@ -48,15 +46,6 @@ KINDS = {
     "attention_probs": "layer_attention",
 }
 PER_LAYER = ("layer_sequence", "layer_attention")
-
-
-class CacheError(ValueError):
-  """A teacher cache is missing, incomplete, or does not match this run: `reason`, then the `fix` if one is given
-  (left out where --teacher_cache=auto applies the fix itself)."""
-
-  def __init__(self, reason: str, fix: Optional[str] = None):
-    super().__init__(f"{reason}; {fix}" if fix else reason)
-    self.reason = reason
 
 
 def is_per_layer(name: str) -> bool:
@@ -119,7 +108,7 @@ def read_manifest(cache_dir: str) -> Dict:
     raise CacheError(f"corrupt {path}: {e}", "rebuild the cache with --teacher_cache=build") from e
 
 
-def check_manifest(manifest: Mapping, cache_dir: str, expected_key: "CacheKey", outputs: Sequence[str],
+def check_manifest(manifest: Mapping, cache_dir: str, expected_key: CacheKey, outputs: Sequence[str],
                    layers: Optional[Sequence[int]] = None) -> None:
   """Raises CacheError naming every reason the cache in `cache_dir` cannot serve `expected_key` and `outputs`."""
   outputs = check_outputs(outputs)

@@ -6,7 +6,8 @@ import numpy as np
 
 from tf_distill.configs import TEACHER_CACHE_MODES
 from tf_distill.teacher_cache.key import CacheKey
-from tf_distill.teacher_cache.manifest import CacheError, check_features, describe_teacher
+from tf_distill.teacher_cache.errors import CacheError
+from tf_distill.teacher_cache.manifest import check_features, describe_teacher
 from tf_distill.teacher_cache.reader import TeacherCache, open_cache
 from tf_distill.teacher_cache.writer import build_cache
 

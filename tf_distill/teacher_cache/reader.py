@@ -25,8 +25,8 @@ import tensorflow as tf
 
 from tf_distill.teacher import INDEX_KEY, TeacherSource
 from tf_distill.teacher_cache.key import CacheKey
-from tf_distill.teacher_cache.manifest import (KINDS, CacheError, check_manifest, is_per_layer, ragged_dims,
-                                               read_manifest)
+from tf_distill.teacher_cache.errors import CacheError
+from tf_distill.teacher_cache.manifest import KINDS, check_manifest, is_per_layer, ragged_dims, read_manifest
 
 
 def open_cache(cache_dir: str, expected_key: CacheKey, outputs: Sequence[str] = ("logits",),

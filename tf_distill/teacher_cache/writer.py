@@ -15,8 +15,9 @@ import tensorflow as tf
 
 from tf_distill.data.tokenization import FEATURE_KEYS
 from tf_distill.teacher_cache.key import CacheKey
-from tf_distill.teacher_cache.manifest import (FORMAT_VERSION, KINDS, MANIFEST_FILE, CacheError, check_features,
-                                               check_outputs, describe_teacher, is_per_layer, ragged_dims)
+from tf_distill.teacher_cache.errors import FORMAT_VERSION, CacheError
+from tf_distill.teacher_cache.manifest import (KINDS, MANIFEST_FILE, check_features, check_outputs, describe_teacher,
+                                               is_per_layer, ragged_dims)
 
 
 def build_cache(teacher: Callable, features: Mapping[str, np.ndarray], cache_dir: str, key: CacheKey,
