@@ -10,6 +10,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["tf_distill", "tf_distill.*"]),
+    # WNUT-17 (CC BY 4.0), shipped for the embedded NER task; tf_distill/data/wnut17/README.md says what and whence.
+    package_data={"tf_distill.data": ["wnut17/*.conll.gz", "wnut17/LICENSE", "wnut17/CITATION", "wnut17/README.md"]},
     install_requires=[
         "tensorflow==2.21.0",
         "tf-keras==2.21.0",

