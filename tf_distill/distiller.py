@@ -1,10 +1,17 @@
 """`Distiller`: the Keras model whose `train_step` queries the teacher online and trains the student.
 
-    L = logits_weight * [(1 - alpha) * CE(y, softmax(z_s)) + alpha * KD(z_t, z_s, T)]
-        + feature_weight * sum_i w_i * loss_i(teacher layer t_i, P_i(student layer s_i), mask)
+    L = logits_weight * [(1 - alpha) * CE(y, softmax(z_s), m) + alpha * KD(z_t, z_s, T, m)]
+        + feature_weight * sum_i w_i * loss_i(teacher layer t_i, P_i(student layer s_i), input_mask)
 
-Examples with label -1 (unlabeled transfer-set text, `tf_distill.data.unlabeled`) take part in every term but CE,
-where they count 0 (`tf_distill.losses.logits.hard_cross_entropy`); each term is a mean over the whole batch.
+The logits terms (`tf_distill.losses.logits`) are means over positions p, sum_p m_p l_p / sum_p m_p, and the rank of
+the labels says what a position is, with no task switch anywhere:
+    labels [batch],      logits [batch, num_labels]:     one position per example, m all ones (a classifier);
+    labels [batch, seq], logits [batch, seq, num_tags]:  one per token, m = input_mask, so padding never counts.
+(`tf_distill.losses.logits.position_mask`.) Positions with label -1 (unlabeled transfer-set text,
+`tf_distill.data.unlabeled`; a tagger's [CLS], [SEP] and later word pieces) take part in every term but CE, where they
+count 0 (`tf_distill.losses.logits.hard_cross_entropy`); each term is a mean over all the batch's positions. Features
+are cut to the batch's longest real sequence (`trim_padding`), per-token labels with them (`trim_labels`).
+
 The second line is the intermediate-layer distillation (TinyBERT, BERT-PKD, DistilBERT, MobileBERT, MiniLM): one term
 per `tf_distill.layer_map.Match`, with a learned `Projection` P_i when a loss compares hidden vectors of different
 widths (owned by the distiller: checkpointed with the student for resume, never exported with it).
@@ -28,7 +35,7 @@ from tf_distill import quantization_aware
 from tf_distill.data.tokenization import FEATURE_KEYS
 from tf_distill.layer_map import Match, format_matches, required_outputs
 from tf_distill.losses.features import Projection, feature_loss
-from tf_distill.losses.logits import hard_cross_entropy, kd_loss_fn, probability_shift
+from tf_distill.losses.logits import hard_cross_entropy, kd_loss_fn, position_mask, probability_shift
 from tf_distill.students import student_type
 from tf_distill.teacher import INDEX_KEY, TeacherSource
 
@@ -54,13 +61,35 @@ def trim_padding(features):
   return {k: features[k][:, :length] for k in FEATURE_KEYS}
 
 
-def replica_share(labels):
-  """This replica's share of the global batch, local / global examples: float32 scalar (1.0 on one device).
+def trim_labels(labels, inputs):
+  """The labels that go with `inputs = trim_padding(features)`: labels [batch] as they are, per-token labels
+  [batch, seq] cut to the inputs' length (what is cut is padding, label -1)."""
+  labels = tf.convert_to_tensor(labels)
+  if labels.shape.rank == 1:
+    return labels
+  return labels[:, :tf.shape(inputs["input_ids"])[1]]
 
-  Keras' optimizer sums gradients over replicas, so a per-replica mean loss scaled by its share gives the gradient
-  of the mean over the global batch -- also for the uneven last batch (compare TF issue 48817).
+
+def pad_to_length(logits, length):
+  """Per-token logits [batch, trimmed, num_tags] padded with zeros back to [batch, length, num_tags], so that the
+  batches of `predict` concatenate into one [n, max_seq_length, num_tags] array; logits [batch, num_labels] (one per
+  example) as they are."""
+  if logits.shape.rank == 2:
+    return logits
+  return tf.pad(logits, [[0, 0], [0, length - tf.shape(logits)[1]], [0, 0]])
+
+
+def replica_share(mask):
+  """This replica's share of the global batch's positions, local / global: float32 scalar (1.0 on one device), and
+  the local count.
+
+  `mask` is the positions' mask of the logits terms (`tf_distill.losses.logits.position_mask`): ones [batch] for a
+  classifier, so the share is that of the examples; the input mask [batch, seq] for a tagger, so it is that of the
+  real tokens. Keras' optimizer sums gradients over replicas, so a per-replica mean over its positions scaled by its
+  share gives the gradient of the mean over the global batch's positions -- also for the uneven last batch (compare
+  TF issue 48817). The feature terms, means over real tokens, get the same share.
   """
-  local = tf.cast(tf.shape(labels)[0], tf.float32)
+  local = tf.reduce_sum(tf.cast(mask, tf.float32))
   context = tf.distribute.get_replica_context()
   total = context.all_reduce(tf.distribute.ReduceOp.SUM, local) if context else local
   return local / tf.maximum(total, 1.0), local
@@ -145,20 +174,29 @@ class Distiller(keras.Model):
   def call(self, inputs, training=None):
     return self.student(inputs, training=training)
 
-  def compute_losses(self, labels, student_logits, teacher_logits):
-    """Returns (logits term, hard, kd) scalars for one batch: (1 - alpha) * hard + alpha * kd, hard, kd."""
-    hard = hard_cross_entropy(labels, student_logits)
+  def compute_losses(self, labels, student_logits, teacher_logits, mask=None):
+    """Returns (logits term, hard, kd) scalars for one batch: (1 - alpha) * hard + alpha * kd, hard, kd.
+
+    Args:
+      labels: int32 [batch] or [batch, seq].
+      student_logits, teacher_logits: float32 [batch, num_labels] or [batch, seq, num_labels]; teacher None: kd = 0.
+      mask: float32 with the labels' shape (`position_mask`), or None for every position.
+
+    The temperature is the variable, or per example or position from `temperature_fn` (flsw / cwsm give one value
+    per row of the logits' leading axes), broadcast over what it lacks.
+    """
+    hard = hard_cross_entropy(labels, student_logits, mask)
     if teacher_logits is not None and self.shift_probabilities:
       teacher_logits = probability_shift(teacher_logits, labels)
     if teacher_logits is None:
       kd = tf.zeros_like(hard)
     elif self.kd_loss == "mse":
-      kd = self._kd_fn(teacher_logits, student_logits, 1.0)
+      kd = self._kd_fn(teacher_logits, student_logits, 1.0, mask)
     else:
       temperature = self.temperature
       if self._temperature_fn is not None:
         temperature = tf.stop_gradient(self._temperature_fn(student_logits, teacher_logits, self.temperature))
-      kd = self._kd_fn(teacher_logits, student_logits, temperature)
+      kd = self._kd_fn(teacher_logits, student_logits, temperature, mask)
     return (1.0 - self.alpha) * hard + self.alpha * kd, hard, kd
 
   def feature_losses(self, teacher_outputs, student_outputs, mask):
@@ -182,6 +220,8 @@ class Distiller(keras.Model):
   def train_step(self, data):
     features, labels = data
     inputs = trim_padding(features)
+    labels = trim_labels(labels, inputs)
+    mask = position_mask(labels, inputs["input_mask"])
     teacher_outputs = {}
     if self.teacher_outputs:
       if self.teacher.needs_example_index and INDEX_KEY not in features:
@@ -189,14 +229,14 @@ class Distiller(keras.Model):
                          f"lack {INDEX_KEY!r}; add it to the training features (tf_distill.run.DistillRun does)")
       query = {**inputs, INDEX_KEY: features[INDEX_KEY]} if INDEX_KEY in features else inputs
       teacher_outputs = self.teacher(query, outputs=self.teacher_outputs)
-    share, local = replica_share(labels)
+    share, local = replica_share(mask)
     with tf.GradientTape() as tape:
       student_outputs = self.student(inputs, training=True, logits_only=not self.matches)
       student_logits = student_outputs["logits"]
-      logits_term, hard, kd = self.compute_losses(labels, student_logits, teacher_outputs.get("logits"))
+      logits_term, hard, kd = self.compute_losses(labels, student_logits, teacher_outputs.get("logits"), mask)
       features_term = self.feature_losses(teacher_outputs, student_outputs, inputs["input_mask"])
       loss = self.logits_weight * logits_term + self.feature_weight * features_term
-      # A replica can get no examples of the last, partial batch: its mean losses are NaN, its share is 0.
+      # A replica can get no examples of the last, partial batch: its mean losses are 0 or NaN, its share is 0.
       loss, hard, kd, features_term = (tf.where(local > 0, x, 0.0) for x in (loss, hard, kd, features_term))
       scaled_loss = loss * share
       if isinstance(self.optimizer, keras.mixed_precision.LossScaleOptimizer):  # compile() adds it for mixed_float16
@@ -210,17 +250,23 @@ class Distiller(keras.Model):
       # all-reduce them as slices (collective shape mismatch), so they are summed dense.
       gradients = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in gradients]
     self.optimizer.apply_gradients(zip(gradients, variables))
-    return self._update_metrics(labels, student_logits, loss, hard, kd, features_term, weight=local)
+    return self._update_metrics(labels, student_logits, loss, hard, kd, features_term, mask, weight=local)
 
   def test_step(self, data):
-    """Dev evaluation scores the student alone: labels only, no teacher query."""
+    """Dev evaluation scores the student alone: labels only, no teacher query. The dev loss is the hard term as
+    training computes it (its mean over the batch's positions, for a tagger its real tokens), accuracy is over the
+    labelled positions."""
     features, labels = data
-    student_logits = self.student(trim_padding(features), training=False, logits_only=True)["logits"]
-    local = tf.shape(labels)[0]
-    hard = tf.where(local > 0, hard_cross_entropy(labels, student_logits), 0.0)
+    inputs = trim_padding(features)
+    labels = trim_labels(labels, inputs)
+    mask = position_mask(labels, inputs["input_mask"])
+    student_logits = self.student(inputs, training=False, logits_only=True)["logits"]
+    local = tf.reduce_sum(mask)
+    hard = tf.where(local > 0, hard_cross_entropy(labels, student_logits, mask), 0.0)
     # Only what is computed: the dev loss is the hard loss, and there is no teacher term (no val_kd_loss of 0).
-    self.loss_tracker.update_state(hard, sample_weight=tf.cast(local, tf.float32))
-    self.accuracy.update_state(tf.maximum(labels, 0), student_logits, sample_weight=tf.cast(labels >= 0, tf.float32))
+    self.loss_tracker.update_state(hard, sample_weight=local)
+    self.accuracy.update_state(tf.maximum(labels, 0), student_logits,
+                               sample_weight=mask * tf.cast(labels >= 0, tf.float32))
     return {m.name: m.result() for m in (self.loss_tracker, self.accuracy)}
 
   def simulate_int8(self, simulated: bool) -> None:
@@ -233,18 +279,22 @@ class Distiller(keras.Model):
         self.make_train_function()
 
   def predict_step(self, data):
+    """Student logits [batch, num_labels], or [batch, seq, num_tags] at the features' full length (`pad_to_length`;
+    the trimmed padding gets logits 0)."""
     features = data[0] if isinstance(data, tuple) else data
-    return self.student(trim_padding(features), training=False, logits_only=True)["logits"]
+    logits = self.student(trim_padding(features), training=False, logits_only=True)["logits"]
+    return pad_to_length(logits, tf.shape(features["input_ids"])[1])
 
-  def _update_metrics(self, labels, logits, loss, hard, kd, feature_term, weight=None):
-    """Loss metrics are example-weighted means, so across replicas they report the global batch mean. hard_loss and
-    accuracy are over the labelled examples only: unlabeled transfer-set examples (label -1) add 0 to the hard term
-    of the loss (a mean over the whole batch), so its batch value is rescaled to the labelled rows' mean."""
-    has_label = tf.cast(labels >= 0, tf.float32)
+  def _update_metrics(self, labels, logits, loss, hard, kd, feature_term, mask, weight=None):
+    """Loss metrics are means weighted by the batch's positions (`mask`: examples, or a tagger's real tokens), so
+    across replicas they report the global batch mean. hard_loss and accuracy are over the labelled positions only:
+    positions with label -1 (unlabeled transfer-set examples; a tagger's [CLS], [SEP] and later word pieces) add 0 to
+    the hard term of the loss (a mean over all positions), so its batch value is rescaled to the labelled mean."""
+    has_label = mask * tf.cast(labels >= 0, tf.float32)
     labelled = tf.reduce_sum(has_label)
-    rows = tf.cast(tf.shape(labels)[0], tf.float32)
+    positions = tf.reduce_sum(mask)
     self.loss_tracker.update_state(loss, sample_weight=weight)
-    self.hard_loss_tracker.update_state(tf.math.divide_no_nan(hard * rows, labelled), sample_weight=labelled)
+    self.hard_loss_tracker.update_state(tf.math.divide_no_nan(hard * positions, labelled), sample_weight=labelled)
     self.kd_loss_tracker.update_state(kd, sample_weight=weight)
     self.feature_loss_tracker.update_state(feature_term, sample_weight=weight)
     self.accuracy.update_state(tf.maximum(labels, 0), logits, sample_weight=has_label)
