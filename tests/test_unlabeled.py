@@ -90,6 +90,21 @@ class MixTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, r"--unlabeled_ratio=0.001 gives no unlabeled example per epoch"):
       unlabeled.unlabeled_per_epoch(0.001, 40, 25, "u.txt")
 
+  def test_row_tags_per_token_labels_unlabeled_only_when_every_position_is_minus_one(self):
+    per_example = np.array([0, -1, 1], np.int32)
+    self.assertAllEqual(unlabeled.row_tags(per_example), [unlabeled.EVERY_EPOCH, unlabeled.DRAWN,
+                                                          unlabeled.EVERY_EPOCH])
+    per_token = np.array([[-1, 2, -1, -1],    # a tagged row: [CLS], later pieces and padding are -1
+                          [-1, -1, -1, -1],   # unlabeled text
+                          [-1, -1, -1, 0],    # one labelled position is enough
+                          [-1, -1, -1, -1]], np.int32)
+    self.assertAllEqual(unlabeled.row_tags(per_token), [unlabeled.EVERY_EPOCH, unlabeled.DRAWN,
+                                                        unlabeled.EVERY_EPOCH, unlabeled.DRAWN])
+    self.assertAllEqual(unlabeled.epoch_rows(per_token, None, seed=0), [0, 1, 2, 3])
+    self.assertAllEqual(unlabeled.epoch_rows(per_token, 0, seed=0), [0, 2])
+    data = training.TaskData({"train": {"label_ids": per_token}}, ["O", "B-x", "I-x"], unlabeled_per_epoch=1)
+    self.assertEqual(data.train_examples_per_epoch(), 3)
+
   def test_epoch_rows_keep_every_labelled_row_and_draw_the_unlabeled(self):
     labels = np.array([0, -1, 1, -1, -1, 0, -1, -1, 1, -1], np.int32)  # labelled rows 0, 2, 5, 8
     pool = np.flatnonzero(labels == -1)

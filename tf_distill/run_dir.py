@@ -11,8 +11,9 @@ Layout:
   labels.json         {"labels": [...]} (`labels`); runs written before RunDir also keep max_seq_length and
                       task_name there, which config.json holds too: only when config.json lacks them are they read
   vocab.txt           a copy of the vocab the run tokenised with
-  eval_results.json   best epoch, dev and test accuracy, history: `write_eval_results`, `read_eval_results`
-  best/student.*      the TF checkpoint of the best weights by dev accuracy (`best_weights` is its prefix)
+  eval_results.json   best epoch, dev and test metric (accuracy; a tagger's entity F1), history: `write_eval_results`,
+                      `read_eval_results`
+  best/student.*      the TF checkpoint of the best weights by the dev metric (`best_weights` is its prefix)
   resume/             the exact-resume checkpoints (tf_distill.checkpointing.RunState)
   checkpoints/        the weights after each epoch, epoch-NN
   logs/               TensorBoard

@@ -1,11 +1,10 @@
 """Shared pieces of a training run: data loading, the Keras fit with its callbacks, and evaluation."""
 
-import dataclasses
 import json
 import math
 import os
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -17,52 +16,22 @@ from tf_distill import console, quantization_aware
 from tf_distill.callbacks import KeepBestStudent, RecordBest, RunProgbar, StopOnNonFiniteLoss
 from tf_distill.checkpointing import RunState, SaveRunState
 from tf_distill.configs import DataConfig, TrainConfig
-from tf_distill.data.pipeline import load_task_features, make_dataset
-from tf_distill.data.processors import get_processor
-from tf_distill.data.tokenization import NO_LABEL, WordPieceTokenizer
-from tf_distill.data.unlabeled import DRAWN, EVERY_EPOCH, epoch_rows, row_tags
+from tf_distill.data.pipeline import make_dataset
+from tf_distill.data.unlabeled import epoch_rows
 from tf_distill.distiller import Distiller
 from tf_distill.optimization import create_optimizer
 from tf_distill.run_dir import RunDir
+from tf_distill.tasks import TASK_TYPES, TaskData, TaskType, task_type_of
+from tf_distill.tasks.classification import accuracy  # noqa: F401  (tf_distill.training.accuracy, as before)
 
 Features = Dict[str, np.ndarray]
 
 
-@dataclasses.dataclass
-class TaskData:
-  """Encoded splits and the label list. Training rows with label -1 carry no label (unlabeled text, augmented
-  variants). `row_epochs` (int32 [n_train], `tf_distill.data.unlabeled.row_tags`) says which epochs use each row:
-  EVERY_EPOCH, DRAWN (unlabeled text: `unlabeled_per_epoch` of them each epoch, None: all) or one epoch e >= 0
-  (per-epoch augmentation variants); None: label -1 rows are DRAWN, the others EVERY_EPOCH."""
-  features: Dict[str, Features]
-  labels: List[str]
-  unlabeled_per_epoch: Optional[int] = None
-  row_epochs: Optional[np.ndarray] = None
-
-  def train_examples_per_epoch(self, epoch: int = 0) -> int:
-    tags = row_tags(self.features["train"]["label_ids"], self.row_epochs)
-    drawn = int(np.sum(tags == DRAWN))
-    per_epoch = drawn if self.unlabeled_per_epoch is None else min(self.unlabeled_per_epoch, drawn)
-    return int(np.sum((tags == EVERY_EPOCH) | (tags == epoch))) + per_epoch
-
-
 def load_data(config: DataConfig, splits: Sequence[str] = ("train", "dev", "test"),
               max_train_examples: Optional[int] = None) -> TaskData:
-  """Reads and tokenises `splits` of the configured task; optionally keeps the first N training examples."""
-  kwargs = {}
-  if config.task_name == "csv":
-    kwargs = dict(text_column=config.text_column, label_column=config.label_column,
-                  text_b_column=config.text_b_column, labels=list(config.labels) if config.labels else None)
-  elif config.tfds_data_dir:
-    kwargs = dict(tfds_data_dir=config.tfds_data_dir)
-  processor = get_processor(config.task_name, **kwargs)
-  tokenizer = WordPieceTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
-  features, labels = load_task_features(processor, tokenizer, config.data_dir, config.max_seq_length, splits)
-  if max_train_examples and "train" in features:
-    features["train"] = {k: v[:max_train_examples] for k, v in features["train"].items()}
-  if config.labels is not None and list(config.labels) != list(labels):
-    raise ValueError(f"--labels={','.join(config.labels)} differs from the task's labels {labels}")
-  return TaskData(features, list(labels))
+  """Reads and encodes `splits` of the configured task, as its task type does (`tf_distill.tasks`); optionally keeps
+  the first N training rows."""
+  return task_type_of(config.task_name).load_data(config, splits, max_train_examples=max_train_examples)
 
 
 def length_buckets(max_seq_length: int) -> Tuple[int, ...]:
@@ -116,19 +85,23 @@ def total_train_steps(data: TaskData, epochs: int, batch_size: int) -> int:
 
 def fit(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunDir,
         callbacks: Sequence[keras.callbacks.Callback] = (), verbose: Optional[int] = None,
-        first_selected_epoch: int = 0) -> Dict:
+        first_selected_epoch: int = 0, task: Optional[TaskType] = None) -> Dict:
   """Trains with per-epoch dev evaluation, TensorBoard logs, epoch checkpoints and the best student kept.
+
+  `task` (default classification) says which dev metric picks the best student (`TaskType.monitor`: accuracy, a
+  tagger's entity F1) and adds the callbacks that compute it.
 
   The run is resumable: `run_dir.resume_dir` holds a checkpoint of the model, optimizer, data position and best
   dev accuracy, written every `config.save_every_steps` batches and at each epoch end; calling `fit` again with the
   same arguments after a crash or kill continues from it and ends with the weights an uninterrupted run would have.
-  The best student's weights (by dev accuracy, among the epochs from the 0-based `first_selected_epoch` on) are
+  The best student's weights (by the dev metric, among the epochs from the 0-based `first_selected_epoch` on) are
   restored into `distiller.student` before returning.
   `verbose` is Keras's; by default a progress bar on a terminal and one line per epoch otherwise.
-  Returns a summary: best epoch, dev accuracy, the per-epoch history of this call and each epoch's wall-clock
+  Returns a summary: best epoch, best dev metric (`best_dev_accuracy`, `best_dev_f1`), the per-epoch history of this call and each epoch's wall-clock
   seconds (training and dev evaluation; the only entry that changes with machine load).
   """
   run_dir = RunDir(run_dir)
+  task = task or TASK_TYPES.get("classification")
   student = distiller.student
   word_embeddings = getattr(getattr(student, "embeddings", None), "word_embeddings", None)
   word_embeddings = word_embeddings or getattr(student, "word_embeddings", None)
@@ -146,12 +119,14 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunD
     print(f"resuming from {state.latest_checkpoint}: epoch {int(state.epoch) + 1}, "
           f"{int(state.step_in_epoch)} batches done")
   dev = make_dataset(data.features["dev"], config.eval_batch_size, training=False)
-  keep_best = KeepBestStudent(run_dir.best_weights, best=float(state.best_dev), best_epoch=int(state.best_epoch) or None,
-                              first_epoch=first_selected_epoch)
+  keep_best = KeepBestStudent(run_dir.best_weights, monitor=task.monitor, best=float(state.best_dev),
+                              best_epoch=int(state.best_epoch) or None, first_epoch=first_selected_epoch)
+  dev_callbacks = task.dev_callbacks(data.features["dev"], data.labels, config.eval_batch_size)
   history, epoch_seconds = {}, []
   for epoch in range(int(state.epoch), epochs):
     done = int(state.step_in_epoch)
     epoch_callbacks = [
+        *dev_callbacks,
         RunProgbar(epochs),
         StopOnNonFiniteLoss(first_step=done),
         keep_best,
@@ -174,22 +149,26 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunD
   if not run_dir.has_best_weights():
     raise FileNotFoundError(f"{run_dir.path} has no best student weights; the run ended before an epoch finished")
   student.load_weights(run_dir.best_weights)
-  return {"best_epoch": keep_best.best_epoch, "best_dev_accuracy": keep_best.best, "history": history,
+  return {"best_epoch": keep_best.best_epoch, f"best_dev_{task.metric}": keep_best.best, "history": history,
           "epoch_seconds": epoch_seconds}
 
 
 def train_and_evaluate(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunDir,
                        do_train: bool, do_eval: bool, name: str,
-                       callbacks: Sequence[keras.callbacks.Callback] = (), first_selected_epoch: int = 0) -> Dict:
-  """run_classifier's --do_train / --do_eval: fits (or loads the best weights), scores dev and test, writes
-  eval_results.json and prints one line with the accuracies. A quantisation-aware student (prepared by
-  `tf_distill.quantization_aware`) is scored in float32, as it is exported, and with int8 simulated
-  (`dev_accuracy_int8_simulated`, `test_accuracy_int8_simulated`)."""
+                       callbacks: Sequence[keras.callbacks.Callback] = (), first_selected_epoch: int = 0,
+                       task: Optional[TaskType] = None) -> Dict:
+  """run_classifier's --do_train / --do_eval: fits (or loads the best weights), scores dev and test by the task
+  type's metric (`TaskType.score`, default classification: `dev_accuracy`, `test_accuracy`; tagging: `dev_f1`,
+  `dev_precision`, `dev_recall`, `dev_per_type`, ...), writes eval_results.json and prints one line with the dev and
+  test metric. A quantisation-aware student (prepared by `tf_distill.quantization_aware`) is scored in float32, as it
+  is exported, and with int8 simulated (`dev_accuracy_int8_simulated`, `test_accuracy_int8_simulated`)."""
   run_dir = RunDir(run_dir)
+  task = task or TASK_TYPES.get("classification")
   summary = {}
   student = distiller.student
   if do_train:
-    summary = fit(distiller, data, config, run_dir, callbacks=callbacks, first_selected_epoch=first_selected_epoch)
+    summary = fit(distiller, data, config, run_dir, callbacks=callbacks, first_selected_epoch=first_selected_epoch,
+                  task=task)
   else:
     student.load_weights(run_dir.best_weights).expect_partial()
   if do_eval:
@@ -199,24 +178,22 @@ def train_and_evaluate(distiller: Distiller, data: TaskData, config: TrainConfig
         quantization_aware.set_simulated(student, simulated)
       for split in ("dev", "test"):
         logits = predict_logits(student, data.features[split], config.eval_batch_size)
-        summary[f"{split}_accuracy{suffix}"] = accuracy(logits, data.features[split]["label_ids"])
-    simulated_line = (f" (int8 simulated: dev {summary['dev_accuracy_int8_simulated']:.4f}, test "
-                      f"{summary['test_accuracy_int8_simulated']:.4f})" if "test_accuracy_int8_simulated" in summary
-                      else "")
-    print(f"{name}: dev accuracy {summary['dev_accuracy']:.4f}, test accuracy {summary['test_accuracy']:.4f}"
+        scores = task.score(logits, data.features[split], data.labels)
+        summary.update({f"{split}_{key}{suffix}": value for key, value in scores.items()})
+    metric, title = task.metric, task.metric_title
+    simulated_line = (f" (int8 simulated: dev {summary[f'dev_{metric}_int8_simulated']:.4f}, test "
+                      f"{summary[f'test_{metric}_int8_simulated']:.4f})"
+                      if f"test_{metric}_int8_simulated" in summary else "")
+    print(f"{name}: dev {title} {summary[f'dev_{metric}']:.4f}, test {title} {summary[f'test_{metric}']:.4f}"
           f"{simulated_line}")
   run_dir.write_eval_results(summary)
   return summary
 
 
 def predict_logits(model: keras.Model, features: Features, batch_size: int) -> np.ndarray:
-  """Student logits float32 [n, labels] for encoded features."""
+  """Student logits float32 [n, labels], or [n, seq, tags] for a tagger, for encoded features."""
   dataset = make_dataset(features, batch_size, training=False)
   return Distiller(model, alpha=0.0).predict(dataset, verbose=0)
-
-
-def accuracy(logits: np.ndarray, label_ids: np.ndarray) -> float:
-  return float(np.mean(np.argmax(logits, axis=-1) == label_ids))
 
 
 def write_json(path: str, payload: Dict) -> None:

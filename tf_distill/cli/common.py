@@ -22,14 +22,17 @@ from tf_distill.distribute import STRATEGIES, configure_cpu_replicas, make_strat
 
 
 def define_data_flags() -> None:
-  flags.DEFINE_string("task_name", "rotten_tomatoes", "Task: rotten_tomatoes, bbc_news or csv.")
-  flags.DEFINE_string("data_dir", None, "For task csv: directory with train, dev and test .csv/.tsv files.")
+  flags.DEFINE_string("task_name", "rotten_tomatoes", "Task: rotten_tomatoes, bbc_news or csv (classification); "
+                      "wnut17 or conll (tagging).")
+  flags.DEFINE_string("data_dir", None, "For task csv: directory with train, dev and test .csv/.tsv files; for conll: "
+                      "with train, dev and test CoNLL files (.conll, .txt, .tsv, optionally .gz).")
   flags.DEFINE_string("vocab_file", None, "WordPiece vocab.txt. Default: the pretrained model's / teacher's.")
   flags.DEFINE_bool("do_lower_case", True, "Lower-case input text (uncased models).")
   flags.DEFINE_integer("max_seq_length", 64, "Maximum WordPiece sequence length, [CLS] and [SEP] included.")
   flags.DEFINE_string("text_column", "text", "For task csv: column with the text.")
   flags.DEFINE_string("text_b_column", None, "For task csv: column with the second text of a sentence pair.")
-  flags.DEFINE_string("label_column", "label", "For task csv: column with the label.")
+  flags.DEFINE_string("label_column", "label", "For task csv: column with the label; for conll: the tag's column "
+                      "number (0 is the word; default the last).")
   flags.DEFINE_list("labels", None, "Label list, in id order. Default: inferred from the training file.")
   flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps prepared datasets. Default: ~/tensorflow_datasets.")
 

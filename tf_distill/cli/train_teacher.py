@@ -1,9 +1,11 @@
-"""Fine-tunes a BERT teacher classifier from real pretrained weights (Google BERT's run_classifier, in Keras).
+"""Fine-tunes a BERT teacher classifier or tagger from real pretrained weights (Google BERT's run_classifier, in Keras).
 
     python -m tf_distill.cli.train_teacher --task_name=rotten_tomatoes --output_dir=runs/teacher
+    python -m tf_distill.cli.train_teacher --task_name=wnut17 --max_seq_length=128 --output_dir=runs/ner_teacher
 
 Writes to --output_dir: config.json (the resolved run), model_config.json and labels.json, best/ (the weights with
-the best dev accuracy), checkpoints/, logs/ (TensorBoard) and eval_results.json. Export with export_teacher. The
+the best dev metric: accuracy, or entity F1 for a tagging task), checkpoints/, logs/ (TensorBoard) and
+eval_results.json. Export with export_teacher. The
 library API under it is `tf_distill.run.TeacherRun`.
 """
 

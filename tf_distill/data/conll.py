@@ -158,6 +158,25 @@ def read_conll(path: str, label_column: int = -1, labels: Optional[Sequence[str]
   return sentences
 
 
+SPLIT_FILE_EXTENSIONS = ("", ".conll", ".txt", ".tsv", ".conll.gz", ".txt.gz", ".tsv.gz")
+
+
+def find_split_file(data_dir: str, split: str) -> str:
+  """`data_dir/<split>` with one of `SPLIT_FILE_EXTENSIONS` (train.conll, dev.txt, test.tsv.gz, ...); ConllError
+  when there is none or more than one."""
+  if not os.path.isdir(data_dir):
+    raise ConllError(f"data_dir {data_dir!r} is not a directory; pass the directory that holds the train, dev and "
+                     "test CoNLL files")
+  found = [os.path.join(data_dir, split + ext) for ext in SPLIT_FILE_EXTENSIONS
+           if os.path.isfile(os.path.join(data_dir, split + ext))]
+  if not found:
+    raise ConllError(f"no {split} file ({', '.join(split + ext for ext in SPLIT_FILE_EXTENSIONS if ext)}) in "
+                     f"{data_dir}; it contains: {sorted(os.listdir(data_dir))}")
+  if len(found) > 1:
+    raise ConllError(f"{' and '.join(found)} all exist; keep only one {split} file")
+  return found[0]
+
+
 def _tag_index(path: str, line: int, num_columns: int, label_column: int) -> int:
   if num_columns < 2:
     raise ConllError(f"{path}, line {line}: 1 column; a CoNLL line needs the word and its tag, separated by a tab or "

@@ -119,10 +119,14 @@ DRAWN = -2        # row tag: unlabeled text, of which `per_epoch` rows are drawn
 
 
 def row_tags(label_ids: np.ndarray, row_epochs: Optional[np.ndarray] = None) -> np.ndarray:
-  """Each training row's tag: `row_epochs` when given, else DRAWN for label -1 rows and EVERY_EPOCH for the rest."""
+  """Each training row's tag: `row_epochs` when given, else DRAWN for rows without a label and EVERY_EPOCH for the
+  rest. label_ids: int [n] (a row is unlabeled when its label is -1) or [n, seq] per-token labels (unlabeled only
+  when every position is -1: a tagged row has -1 on [CLS], [SEP], padding and later word pieces)."""
   if row_epochs is not None:
     return np.asarray(row_epochs)
-  return np.where(label_ids == NO_LABEL, DRAWN, EVERY_EPOCH).astype(np.int32)
+  label_ids = np.asarray(label_ids)
+  unlabeled = np.all(label_ids.reshape(len(label_ids), -1) == NO_LABEL, axis=1)
+  return np.where(unlabeled, DRAWN, EVERY_EPOCH).astype(np.int32)
 
 
 def epoch_rows(label_ids: np.ndarray, per_epoch: Optional[int], seed: int, row_epochs: Optional[np.ndarray] = None,

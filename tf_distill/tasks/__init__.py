@@ -1,0 +1,41 @@
+"""Task types: each kind of task (`classification`, `tagging`) in a module of its own, registered here.
+
+    task_type = task_type_of("wnut17")       # the Tagging instance
+    data = task_type.load_data(data_config)  # TaskData
+    model = build_pretrained_classifier(path, len(data.labels), head=task_type.head)
+    task_type.score(logits, data.features["dev"], data.labels)  # {"f1": ..., ...}
+
+`TaskType` (tf_distill.tasks.base) says what a type supplies. Adding one touches its module, its tests and this file.
+"""
+
+from typing import Dict
+
+from tf_distill.registry import Registry
+from tf_distill.tasks.base import TaskData, TaskType
+from tf_distill.tasks.classification import Classification
+from tf_distill.tasks.tagging import Tagging
+
+TASK_TYPES: Registry[TaskType] = Registry("task type")
+TASK_TYPES.register("classification")(Classification())
+TASK_TYPES.register("tagging")(Tagging())
+
+
+def _types_by_task_name() -> Dict[str, TaskType]:
+  by_name = {}
+  for type_name in TASK_TYPES.names():
+    for task_name in TASK_TYPES.get(type_name).task_names:
+      if task_name in by_name:
+        raise ValueError(f"task {task_name!r} is claimed by two task types")
+      by_name[task_name] = TASK_TYPES.get(type_name)
+  return by_name
+
+
+def task_type_of(task_name: str) -> TaskType:
+  """The task type of `--task_name`; LookupError listing the known task names otherwise."""
+  by_name = _types_by_task_name()
+  if task_name not in by_name:
+    raise LookupError(f"unknown task {task_name!r}; known: {sorted(by_name)}")
+  return by_name[task_name]
+
+
+__all__ = ["TASK_TYPES", "TaskData", "TaskType", "task_type_of"]
