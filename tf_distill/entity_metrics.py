@@ -13,7 +13,8 @@ Over the corpus, with C correct, P predicted and G gold entities (zero division 
 micro-averaged over all entities; per type, the same over that type's entities, with support G of the type. Types
 are the union of the gold and predicted types (a type only predicted has support 0 and recall 0).
 These are the numbers of conlleval and of seqeval's default (non-strict) mode, e.g. seqeval's README example:
-  gold [[O O O B-MISC I-MISC I-MISC O] [B-PER I-PER O]], predicted [[O O B-MISC I-MISC I-MISC I-MISC O] [B-PER I-PER O]]
+  gold `[[O O O B-MISC I-MISC I-MISC O] [B-PER I-PER O]]`,
+  predicted `[[O O B-MISC I-MISC I-MISC I-MISC O] [B-PER I-PER O]]`
   -> C = 1 (PER), P = G = 2: precision = recall = F1 = 0.5.
 """
 
