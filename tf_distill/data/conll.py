@@ -23,16 +23,16 @@ Every problem raises `ConllError` (a ValueError) with one line: the file, the 1-
 """
 
 import dataclasses
-import gzip
 import os
 import re
 from typing import Iterable, List, Optional, Sequence, Tuple
+
+from tf_distill.data.raw_files import read_bytes
 
 OUTSIDE = "O"
 DOCSTART = "-DOCSTART-"
 _BLANK = " \t\r\f\v"  # ASCII whitespace only: a word may be U+00A0 or U+3000, which str.strip() would eat.
 _SPACES = re.compile(r"[ \f\v]+")
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class ConllError(ValueError):
@@ -212,15 +212,7 @@ def _check_tags(path: str, sentences: List[TaggedSentence], labels: Optional[Lis
 
 
 def _read_lines(path: str) -> List[str]:
-  if not os.path.isfile(path):
-    raise ConllError(f"{path}: no such file; pass a CoNLL file (one word and its tag per line)")
-  with open(path, "rb") as f:
-    content = f.read()
-  if content.startswith(_GZIP_MAGIC):
-    try:
-      content = gzip.decompress(content)
-    except (OSError, EOFError) as e:
-      raise ConllError(f"{path}: gzip data is damaged ({e}); re-compress the file or pass it uncompressed") from None
+  content = read_bytes(path, ConllError, "a CoNLL file (one word and its tag per line)")
   if content.startswith(b"\xef\xbb\xbf"):
     content = content[3:]
   if content.startswith((b"\xff\xfe", b"\xfe\xff")):

@@ -41,18 +41,16 @@ question's windows of start_logits[0] + end_logits[0], and null_odds = null_scor
 
 import bisect
 import dataclasses
-import gzip
 import json
-import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from tf_distill.data.raw_files import read_bytes
 from tf_distill.data.token_alignment import max_context_span, window_spans
 from tf_distill.data.tokenization import FEATURE_KEYS, WordPieceTokenizer
 
 SQUAD_FEATURE_KEYS = FEATURE_KEYS + ("start_positions", "end_positions")
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class SquadError(ValueError):
@@ -314,15 +312,7 @@ def _field(path: str, where: str, obj: Any, key: str, kind, default: Any = None)
 
 
 def _load_json(path: str) -> Any:
-  if not os.path.isfile(path):
-    raise SquadError(f"{path}: no such file; pass a SQuAD v1.1 or v2.0 JSON file (plain or .gz)")
-  with open(path, "rb") as f:
-    content = f.read()
-  if content.startswith(_GZIP_MAGIC):
-    try:
-      content = gzip.decompress(content)
-    except (OSError, EOFError) as e:
-      raise SquadError(f"{path}: gzip data is damaged ({e}); re-compress the file or pass it uncompressed") from None
+  content = read_bytes(path, SquadError, "a SQuAD v1.1 or v2.0 JSON file (plain or .gz)")
   try:
     return json.loads(content.decode("utf-8-sig"))
   except UnicodeDecodeError as e:
