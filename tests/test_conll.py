@@ -5,19 +5,17 @@ import gzip
 import hashlib
 import os
 import shutil
-import socket
 import tempfile
-from unittest import mock
 
 import tf_distill  # pylint: disable=unused-import  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 from absl.testing import parameterized
 import tensorflow as tf
-import tensorflow_datasets as tfds
-from tensorflow_datasets.core.utils import gcs_utils
 
 from tf_distill.data import conll
 from tf_distill.data import tfds_builders
+
+import offline
 
 WNUT_DIR = os.path.join(os.path.dirname(os.path.abspath(tfds_builders.__file__)), "wnut17")
 WNUT_TYPES = ["corporation", "creative-work", "group", "location", "person", "product"]
@@ -207,20 +205,8 @@ class Wnut17BuilderTest(tf.test.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    tfds.disable_progress_bar()
     cls.data_dir = tempfile.mkdtemp()
-    cls.network_calls = []
-
-    def refuse(name):
-      def fail(*args, **kwargs):
-        cls.network_calls.append((name, args))
-        raise OSError(f"network access in a test: {name}{args}")
-      return fail
-
-    with mock.patch.object(socket.socket, "connect", refuse("connect")), \
-         mock.patch.object(socket, "getaddrinfo", refuse("getaddrinfo")), \
-         mock.patch.object(gcs_utils, "exists", refuse("gcs_utils.exists")):
-      cls.builder = tfds_builders.prepare(tfds_builders.Wnut17, cls.data_dir)
+    cls.builder, cls.network_calls = offline.prepare_offline(tfds_builders.Wnut17, cls.data_dir)
     cls.splits = {}
     for split in ("train", "validation", "test"):
       rows = {}

@@ -7,17 +7,15 @@ import hashlib
 import importlib.util
 import os
 import shutil
-import socket
 import tempfile
-from unittest import mock
 
 import tf_distill  # pylint: disable=unused-import  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import tensorflow as tf
-import tensorflow_datasets as tfds
-from tensorflow_datasets.core.utils import gcs_utils
 
 from tf_distill.data import tfds_builders
+
+import offline
 
 SPLITS = ("train", "validation", "test")
 
@@ -52,20 +50,8 @@ class _OfflineBuilderMixin:
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    tfds.disable_progress_bar()
     cls.data_dir = tempfile.mkdtemp()
-    cls.network_calls = []
-
-    def refuse(name):
-      def fail(*args, **kwargs):
-        cls.network_calls.append((name, args))
-        raise OSError(f"network access in a test: {name}{args}")
-      return fail
-
-    with mock.patch.object(socket.socket, "connect", refuse("connect")), \
-         mock.patch.object(socket, "getaddrinfo", refuse("getaddrinfo")), \
-         mock.patch.object(gcs_utils, "exists", refuse("gcs_utils.exists")):
-      cls.builder = tfds_builders.prepare(cls.builder_cls, cls.data_dir)
+    cls.builder, cls.network_calls = offline.prepare_offline(cls.builder_cls, cls.data_dir)
     cls.splits = _read_splits(cls.builder)
 
   @classmethod
