@@ -40,6 +40,12 @@ class TaskData:
     return int(np.sum((tags == EVERY_EPOCH) | (tags == epoch))) + per_epoch
 
 
+def check_task_labels(config: DataConfig, labels: Sequence[str]) -> None:
+  """Refuses a `--labels` (config.labels) that differs from the label list the task's data gives."""
+  if config.labels is not None and list(config.labels) != list(labels):
+    raise ValueError(f"--labels={','.join(config.labels)} differs from the task's labels {list(labels)}")
+
+
 class TaskType(abc.ABC):
   """One kind of task, registered in `tf_distill.tasks.TASK_TYPES`.
 

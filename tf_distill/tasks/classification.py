@@ -13,7 +13,7 @@ from tf_distill.configs import DataConfig
 from tf_distill.data.pipeline import load_task_features
 from tf_distill.data.processors import processor_for
 from tf_distill.data.tokenization import WordPieceTokenizer
-from tf_distill.tasks.base import Features, TaskData, TaskType
+from tf_distill.tasks.base import Features, TaskData, TaskType, check_task_labels
 
 
 def accuracy(logits: np.ndarray, label_ids: np.ndarray) -> float:
@@ -36,8 +36,7 @@ class Classification(TaskType):
                                           splits)
     if max_train_examples and "train" in features:
       features["train"] = {k: v[:max_train_examples] for k, v in features["train"].items()}
-    if config.labels is not None and list(config.labels) != list(labels):
-      raise ValueError(f"--labels={','.join(config.labels)} differs from the task's labels {labels}")
+    check_task_labels(config, labels)
     return TaskData(features, list(labels))
 
   def score(self, logits: np.ndarray, features: Features, labels: Sequence[str]) -> Dict:

@@ -25,7 +25,7 @@ from tf_distill.data import conll, tfds_builders
 from tf_distill.data.tokenization import FEATURE_KEYS, WordPieceTokenizer
 from tf_distill.data.token_alignment import encode_tagged, word_predictions
 from tf_distill.entity_metrics import entity_scores
-from tf_distill.tasks.base import Features, TaskData, TaskType
+from tf_distill.tasks.base import Features, TaskData, TaskType, check_task_labels
 
 Sentences = List[Tuple[Sequence[str], Sequence[int]]]  # (words, tag ids) per sentence
 _TFDS_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
@@ -71,8 +71,7 @@ def read_wnut17(config: DataConfig, splits: Sequence[str]) -> Tuple[Dict[str, Se
     rows = sorted(dataset.as_numpy_iterator(), key=lambda row: int(row["id"]))  # file order
     sentences[split] = [([word.decode("utf-8") for word in row["tokens"]], list(row["tags"])) for row in rows]
   labels = list(tfds_builders.Wnut17.LABELS)
-  if config.labels is not None and list(config.labels) != labels:
-    raise ValueError(f"--labels={','.join(config.labels)} differs from the task's labels {labels}")
+  check_task_labels(config, labels)
   return sentences, labels
 
 
