@@ -13,7 +13,7 @@ from tf_distill.configs import (BertStudentConfig, BiLstmStudentConfig, DataConf
                                 TrainConfig)
 from tf_distill.distiller import teacher_outputs_needed
 from tf_distill.layer_map import parse_matches
-from tf_distill.run import DistillRun
+from tf_distill.run import DistillRun, transfer_set_line
 from tf_distill.teacher import INDEX_KEY, SavedModelTeacher
 from tf_distill.teacher_cache import TeacherCache
 from tf_distill.training import load_data
@@ -33,6 +33,20 @@ class TeacherOutputsNeededTest(tf.test.TestCase, parameterized.TestCase):
   def test_outputs(self, alpha, spec, expected):
     matches = parse_matches(spec, 2, 4, "0:0,uniform") if spec else ()
     self.assertEqual(teacher_outputs_needed(alpha, matches), expected)
+
+
+class TransferSetLineTest(tf.test.TestCase):
+
+  def test_no_transfer_set(self):
+    self.assertEqual(transfer_set_line(DistillConfig(teacher_model="t"), 600, 600),
+                     "transfer set: none; each epoch trains on the 600 labelled examples")
+
+  def test_variants_and_unlabeled_text_name_both_flags(self):
+    distill = DistillConfig(teacher_model="t", augmentation="tang:n=10", unlabeled_data="more.txt")
+    # 600 labelled + 5,957 variants + 300 unlabeled: 6,857 rows, 6857 / 600 = 11.43 -> 11.4x.
+    self.assertEqual(transfer_set_line(distill, 6857, 600),
+                     "transfer set: each epoch trains on 6857 rows, 11.4x the 600 labelled examples (the teacher "
+                     "labels the others); --unlabeled_data= --augmentation= trains on the labelled data alone")
 
 
 class DistillRunTest(tf.test.TestCase, parameterized.TestCase):

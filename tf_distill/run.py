@@ -143,6 +143,17 @@ def check_student_settings(train: TrainConfig, distill: DistillConfig, student: 
                      f"{student.type} student takes logits losses only: drop --intermediate_matches")
 
 
+def transfer_set_line(distill: DistillConfig, rows: int, labelled: int) -> str:
+  """The console line saying what the transfer set (`--unlabeled_data`, `--augmentation`) adds to each epoch of
+  `rows` training rows, of which `labelled` carry labels, and how to train without it."""
+  given = [flag for flag, value in (("--unlabeled_data=", distill.unlabeled_data),
+                                    ("--augmentation=", distill.augmentation)) if value]
+  if not given:
+    return f"transfer set: none; each epoch trains on the {labelled} labelled examples"
+  return (f"transfer set: each epoch trains on {rows} rows, {rows / labelled:.1f}x the {labelled} labelled examples "
+          f"(the teacher labels the others); {' '.join(given)} trains on the labelled data alone")
+
+
 class DistillRun(Run):
   """Distils a teacher SavedModel into a student: the configs say which teacher, which student and which losses.
 
@@ -188,17 +199,8 @@ class DistillRun(Run):
       self._add_unlabeled(data, tokenizer)
     if self.distill_config.augmentation:
       self._add_augmented(data, tokenizer)
-    console.info(self._transfer_set_cost(data.train_examples_per_epoch(), labelled))
+    console.info(transfer_set_line(self.distill_config, data.train_examples_per_epoch(), labelled))
     return data
-
-  def _transfer_set_cost(self, rows: int, labelled: int) -> str:
-    """The console line saying what the transfer set adds to each epoch and how to train without it."""
-    given = [flag for flag, value in (("--unlabeled_data=", self.distill_config.unlabeled_data),
-                                      ("--augmentation=", self.distill_config.augmentation)) if value]
-    if not given:
-      return f"transfer set: none; each epoch trains on the {labelled} labelled examples"
-    return (f"transfer set: each epoch trains on {rows} rows, {rows / labelled:.1f}x the {labelled} labelled examples "
-            f"(the teacher labels the others); {' '.join(given)} trains on the labelled data alone")
 
   def _add_unlabeled(self, data: TaskData, tokenizer: WordPieceTokenizer) -> None:
     source, ratio = self.distill_config.unlabeled_data, self.distill_config.unlabeled_ratio
