@@ -126,6 +126,32 @@ class BiLstmClassifierTest(tf.test.TestCase, parameterized.TestCase):
     self.assertGreater(np.max(np.abs(ours(embeddings, mask=self.features["input_mask"]) - expected)), 1e-3)
     self.assertAllClose(ours(embeddings), reference(embeddings), atol=1e-6)  # no mask: every position is a token
 
+  def test_token_head_matches_keras_return_sequences_at_the_tokens(self):
+    """The token head's states: Keras' masked Bidirectional(LSTM(return_sequences=True)) at every real token, and the
+    logits are the MLP over them, by hand; padding after the tokens does not change them."""
+    tagger = tiny_bilstm(seed=5, head="token")
+    features = self.features
+    embeddings = tagger.word_embeddings(features["input_ids"])
+    reference = keras.layers.Bidirectional(keras.layers.LSTM(32, return_sequences=True), merge_mode="concat")
+    reference(embeddings, mask=tf.cast(features["input_mask"], tf.bool))
+    for keras_layer, direction in ((reference.forward_layer, "forward"), (reference.backward_layer, "backward")):
+      keras_layer.set_weights([getattr(tagger.bilstm, f"{direction}_{name}").numpy()
+                               for name in ("kernel", "recurrent_kernel", "bias")])
+    expected = reference(embeddings, mask=tf.cast(features["input_mask"], tf.bool)).numpy()
+    states = tagger.bilstm(embeddings, mask=features["input_mask"]).numpy()
+    tokens = features["input_mask"].astype(bool)
+    self.assertEqual(states.shape, expected.shape)
+    self.assertAllClose(states[tokens], expected[tokens], atol=1e-6)
+    hidden = np.maximum(states @ tagger.hidden.kernel.numpy() + tagger.hidden.bias.numpy(), 0.0)
+    by_hand = hidden @ tagger.classifier.kernel.numpy() + tagger.classifier.bias.numpy()
+    logits = tagger(features, training=False)["logits"].numpy()
+    self.assertEqual(logits.shape, features["input_ids"].shape + (len(tiny.LABELS),))
+    self.assertAllClose(logits, by_hand, atol=1e-5)
+    padded = tagger(pad(features, 5), training=False)["logits"].numpy()[:, :features["input_ids"].shape[1]]
+    self.assertAllClose(padded[tokens], logits[tokens], atol=1e-6)
+    self.assertEqual(tagger.config.to_dict()["head"], "token")
+    self.assertNotIn("head", self.model.config.to_dict())  # a classifier's model_config.json is unchanged
+
   def test_bidirectional_lstm_initialisers_match_keras(self):
     layer = BidirectionalLstm(4)
     layer(tf.zeros([1, 2, 3]), mask=tf.ones([1, 2]))
@@ -278,6 +304,17 @@ class BiLstmExportTest(tf.test.TestCase):
       self.assertAllClose(model(batch), expected, atol=1e-4)
     # Extra padding is invisible to the TFLite model too.
     self.assertAllClose(model(pad(self.batches[1], 9)), self.logits[1], atol=1e-4)
+
+  def test_token_head_tflite_float32_matches_keras(self):
+    """The token head's loop (states written per position) converts to builtins and computes the same logits."""
+    tagger = tiny_bilstm(seed=6, head="token")
+    path = tiny.export_tiny_classifier(tagger, os.path.join(self.root, "export"), self.vocab_file,
+                                       model_name="bilstm_tagger", with_distill_signature=False)
+    tflite_path = tflite.convert_saved_model(path, os.path.join(self.root, "tagger.tflite"), "float32")
+    model = tflite.TFLiteClassifier(tflite_path)
+    for batch in self.batches:
+      expected = tagger(batch, training=False)["logits"].numpy()
+      self.assertAllClose(model(batch), expected, atol=1e-4)
 
   def test_tflite_int8_stays_close_to_keras(self):
     logits = np.concatenate([tflite.TFLiteClassifier(self.tflite_paths["int8"])(b) for b in self.batches])

@@ -468,9 +468,10 @@ class RunExportTest(tf.test.TestCase):
     self.assertEqual(sorted(tf.saved_model.load(result.saved_model).signatures), ["serving_default", "serving_text"])
     report = parity.read_report(result.tflite_dir)
     self.assertEqual(report, json.loads(json.dumps(result.report)))
-    self.assertEqual(sorted(report), sorted(list(tflite.VARIANTS) + ["keras_accuracy", "max_accuracy_drop",
+    self.assertEqual(sorted(report), sorted(list(tflite.VARIANTS) + ["keras_accuracy", "max_accuracy_drop", "metric",
                                                                      "saved_model", "saved_model_cli",
                                                                      "serving_text"]))
+    self.assertEqual(report["metric"], "accuracy")
     keras_accuracy = float(np.mean(self.keras_logits.argmax(-1) == self.label_ids))
     self.assertAllClose(report["keras_accuracy"], keras_accuracy)
     self.assertEqual(result.num_labelled, 5)

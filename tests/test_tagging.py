@@ -1,6 +1,9 @@
-"""The tagging task type (tf_distill.tasks.tagging): the token head, the task-type registry, and train_teacher
-fine-tuning a tiny BERT tagger on a CoNLL task with entity F1 in eval_results.json."""
+"""The tagging task type (tf_distill.tasks.tagging): the token head, the task-type registry, the tagger's text
+signature, and the whole flow on a tiny CoNLL task: train_teacher with entity F1 in eval_results.json,
+export_teacher, distill into a BERT student (augmentation, teacher cache) and a BiLSTM (unlabeled text),
+export_student with per-word parity and the F1 rule, verify-export."""
 
+import json
 import os
 import random
 import subprocess
@@ -15,7 +18,11 @@ import tensorflow as tf
 from tf_distill import pretrained, tasks
 from tf_distill.bert import BertClassifier, BertConfig
 from tf_distill.configs import DataConfig
+from tf_distill.data.token_alignment import encode_tagged
+from tf_distill.data.tokenization import WordPieceTokenizer
 from tf_distill.entity_metrics import entity_scores
+from tf_distill.export import parity, serving, text_signature
+from tf_distill.export.tflite import TFLiteClassifier
 from tf_distill.run_dir import RunDir
 from tf_distill.training import load_data
 
@@ -136,8 +143,43 @@ class TaskTypesTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(scores["per_type"]["neg"]["f1"], 0.0)
 
 
-class TrainTeacherTaggerTest(tf.test.TestCase):
-  """train_teacher --task_name=conll on a tiny CoNLL task, run once for the class with a bad-file case beside it."""
+class TaggingTextSignatureTest(tf.test.TestCase):
+  """serving_text of a tagger (text_signature.tagging_text_function) against the Python encoding, by hand."""
+
+  def test_words_tags_and_logits_at_first_pieces(self):
+    vocab = tiny.write_vocab(os.path.join(self.get_temp_dir(), "vocab.txt"))
+    labels = ["O", "B-x", "I-x"]
+    model = tiny.tiny_classifier(seed=2, head="token", num_labels=3)
+    encoder = text_signature.TextEncoder(
+        text_signature.write_asset_vocab(vocab, os.path.join(self.get_temp_dir(), "asset.txt")), True, 8)
+    serve = tf.function(lambda features: {"logits": model(features, training=False)["logits"]})
+    signature = text_signature.tagging_text_function(serve, encoder, labels)
+    texts = ["Good\tfilm\u00a0was  fun", "", " bad ", "the plot zzqx movie is very dull and bad"]
+    out = {k: v.numpy() for k, v in signature(text=tf.constant(texts)).items()}
+    words = [text.split() for text in texts]  # Python's whitespace: tab, no-break space, runs of spaces
+    self.assertEqual(out["words"].shape, (4, max(len(w) for w in words)))
+    self.assertEqual(out["word_logits"].shape, (4, max(len(w) for w in words), 3))
+    features = encode_tagged(WordPieceTokenizer(vocab), words, 8)
+    logits = model({k: features[k] for k in ("input_ids", "input_mask", "segment_ids")}, training=False)["logits"]
+    for i, sentence in enumerate(words):
+      self.assertEqual([w.decode() for w in out["words"][i][:len(sentence)]], sentence)
+      self.assertTrue(all(w == b"" for w in out["words"][i][len(sentence):]))
+      first_row = int(np.flatnonzero(features["sentence_ids"] == i)[0])  # the signature reads the first window only
+      for j in range(len(sentence)):
+        position = np.flatnonzero(features["word_ids"][first_row] == j)
+        if len(position):  # scored in the first window: the same pieces before it, the same logits
+          self.assertAllClose(out["word_logits"][i, j], logits[first_row, position[0]], atol=1e-5)
+          self.assertEqual(out["tags"][i, j].decode(), labels[int(np.argmax(logits[first_row, position[0]]))])
+    # The long text: 9 words of one piece each ("zzqx" is [UNK]); 6 fit between [CLS] and [SEP], the rest are cut.
+    self.assertAllEqual(out["tags"][3, 6:] == b"", [True] * 3)
+    self.assertAllEqual(out["word_logits"][3, 6:], np.zeros([3, 3]))
+    self.assertTrue(all(tag != b"" for tag in out["tags"][3, :6]))
+
+
+class TaggerFlowTest(tf.test.TestCase):
+  """The NER flow on a tiny CoNLL task, run once for the class, as a user runs it: train_teacher (with a bad-file
+  case beside it), export_teacher, distill a 1-layer BERT (augmentation, teacher cache) and a BiLSTM (unlabeled
+  text), export_student and verify-export each."""
 
   @classmethod
   def setUpClass(cls):
@@ -149,6 +191,8 @@ class TrainTeacherTaggerTest(tf.test.TestCase):
     for split in ("train", "dev", "test"):
       with open(os.path.join(bad, f"{split}.conll"), "w", encoding="utf-8") as f:
         f.write("good B-pos\nfilm O\n\nbad B-neg\nmovie\n" if split == "dev" else "good B-pos\nfilm O\n")
+    with open(os.path.join(cls.work, "unlabeled.txt"), "w", encoding="utf-8") as f:
+      f.write("the good film was fun\nbad movie\na very dull story and a great actor\n")
     cls.pretrained = tiny.write_pretrained_dir(os.path.join(cls.work, "pretrained"))
     common = [f"--init_checkpoint={cls.pretrained}", "--task_name=conll", f"--max_seq_length={MAX_SEQ_LENGTH}",
               "--train_batch_size=4", "--learning_rate=3e-3", "--num_train_epochs=6"]
@@ -158,11 +202,29 @@ class TrainTeacherTaggerTest(tf.test.TestCase):
       broken = pool.submit(run_cli, "train_teacher", common + [f"--data_dir={bad}", "--output_dir=runs/bad"],
                            cls.work)
       cls.result, cls.bad_result = good.result(), broken.result()
+      cls.export_teacher = run_cli("export_teacher", ["--output_dir=runs/tagger", "--export_dir=export"], cls.work)
+      distill = ["--task_name=conll", "--data_dir=data", "--teacher_model=export/teacher", "--train_batch_size=4",
+                 f"--max_seq_length={MAX_SEQ_LENGTH}",
+                 "--learning_rate=3e-3", "--num_train_epochs=4", "--alpha=0.5", "--temperature=2"]
+      students = {"bert": ["--student_num_layers=1", "--augmentation=tang:n=2", "--teacher_cache=auto"],
+                  "bilstm": ["--student_type=bilstm", "--bilstm_embedding_size=16", "--bilstm_lstm_units=16",
+                             "--bilstm_hidden_units=16", "--unlabeled_data=unlabeled.txt"]}
+      runs = {name: pool.submit(run_cli, "distill", distill + args + [f"--output_dir=runs/{name}"], cls.work)
+              for name, args in students.items()}
+      cls.distilled = {name: run.result() for name, run in runs.items()}
+      exports = {name: pool.submit(run_cli, "export_student", [f"--output_dir=runs/{name}", "--export_dir=export",
+                                                               f"--model_name={name}", "--tflite=float32,int8"],
+                                   cls.work) for name in students}
+      cls.exported = {name: run.result() for name, run in exports.items()}
+      verified = {name: pool.submit(run_cli, "verify_export", [f"export/{name}"], cls.work) for name in students}
+      cls.verified = {name: run.result() for name, run in verified.items()}
     cls.run_dir = RunDir(os.path.join(cls.work, "runs", "tagger"))
 
-  def _predict_words(self, model, features, labels):
-    """Each word's predicted tag, read by hand at the position where word_ids names it."""
-    logits = model(features, training=False)["logits"].numpy()
+  def _predict_words(self, model, features, labels, logits=None):
+    """Each word's predicted tag, read by hand at the position where word_ids names it (from `logits` when given)."""
+    if logits is None:
+      inputs = {key: features[key] for key in ("input_ids", "input_mask", "segment_ids")}
+      logits = model(inputs, training=False)["logits"].numpy()
     words = {}
     for row, position in zip(*np.nonzero(features["word_ids"] >= 0)):
       words[(features["sentence_ids"][row], features["word_ids"][row, position])] = \
@@ -209,6 +271,71 @@ class TrainTeacherTaggerTest(tf.test.TestCase):
     self.assertRegex(lines[0], r"^error: .*bad/dev\.conll, line 5: 1 column\(s\) but the file's first word line "
                      r"has 2")
     self.assertNotIn("Traceback", self.bad_result.stderr)
+
+
+  def _student(self, name):
+    for result in (self.distilled[name], self.exported[name]):
+      self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+    return RunDir(os.path.join(self.work, "runs", name))
+
+  def test_distilled_students_report_the_entity_scores_of_their_best_model(self):
+    self.assertEqual(self.export_teacher.returncode, 0, self.export_teacher.stderr[-3000:])
+    data = load_data(self._student("bert").data_config(data_dir=os.path.join(self.work, "data")), splits=("test",))
+    test = data.features["test"]
+    gold = [[tag for _, tag in sentence] for sentence in self.sentences["test"]]
+    for name in ("bert", "bilstm"):
+      run_dir = self._student(name)
+      results = run_dir.read_eval_results()
+      self.assertEqual(run_dir.read_model_config()["head"], "token")
+      _, words = self._predict_words(run_dir.load_model(), test, data.labels)
+      predicted = [[words[(i, j)] for j in range(len(sentence))] for i, sentence in enumerate(gold)]
+      self.assertAllClose(results["test_f1"], entity_scores(gold, predicted).micro.f1, msg=name)
+      self.assertLen(results["history"]["val_f1"], 4)
+    self.assertRegex(self.distilled["bert"].stdout, r"augmentation: tang:n=2.*variants of 24 training examples")
+    self.assertRegex(self.distilled["bert"].stdout, r"teacher cache: built .* \(\d+ examples")
+    with open(os.path.join(self.work, "runs", "bert", "teacher_cache", "manifest.json"), encoding="utf-8") as f:
+      self.assertEqual(json.load(f)["kinds"], {"logits": "sequence"})  # per-token teacher logits
+    self.assertRegex(self.distilled["bilstm"].stdout, r"unlabeled data: 3 examples from unlabeled.txt")
+
+  def test_exports_keep_the_entity_f1_and_serve_words_and_tags(self):
+    data = load_data(self._student("bert").data_config(data_dir=os.path.join(self.work, "data")), splits=("test",))
+    test = data.features["test"]
+    inputs = {key: test[key] for key in ("input_ids", "input_mask", "segment_ids")}
+    gold = [[tag for _, tag in sentence] for sentence in self.sentences["test"]]
+    for name in ("bert", "bilstm"):
+      run_dir = self._student(name)
+      keras_logits, keras_words = self._predict_words(run_dir.load_model(), test, data.labels)
+      report = parity.read_report(os.path.join(self.work, "export", f"{name}_tflite", "1"))
+      self.assertAllClose(report["keras_accuracy"], run_dir.read_eval_results()["test_f1"])
+      self.assertEqual(report["metric"], "entity F1")
+      for variant in ("float32", "int8"):
+        logits = TFLiteClassifier(os.path.join(self.work, "export", f"{name}_tflite", "1", f"{variant}.tflite"))(
+            inputs)
+        self.assertEqual(logits.shape, keras_logits.shape)
+        _, words = self._predict_words(None, test, data.labels, logits=logits)
+        predicted = [[words[(i, j)] for j in range(len(sentence))] for i, sentence in enumerate(gold)]
+        self.assertAllClose(report[variant]["accuracy"], entity_scores(gold, predicted).micro.f1, msg=variant)
+        scored = test["word_ids"] >= 0
+        self.assertAllClose(report[variant]["max_abs_logit_diff"],
+                            np.max(np.abs(logits[scored] - keras_logits[scored])), atol=1e-6)
+      self.assertRegex(self.exported[name].stdout, r"Keras student test entity F1 \d+\.\d\d% on 41 labelled words")
+      # serving_text: raw sentences in, per word the Keras student's tag out.
+      signature = tf.saved_model.load(os.path.join(self.work, "export", name, "1")).signatures["serving_text"]
+      out = signature(text=tf.constant([" ".join(w for w, _ in s) for s in self.sentences["test"]]))
+      for i, sentence in enumerate(self.sentences["test"]):
+        self.assertEqual([t.decode() for t in out["tags"].numpy()[i][:len(sentence)]],
+                         [keras_words[(i, j)] for j in range(len(sentence))])
+      self.assertEqual(serving.read_metadata(os.path.join(self.work, "export", name, "1"))["model_config"]["head"],
+                       "token")
+
+  def test_verify_export_checks_tagger_exports(self):
+    for name in ("bert", "bilstm"):
+      result = self.verified[name]
+      self.assertEqual(result.returncode, 0, result.stdout[-3000:] + result.stderr[-3000:])
+      for check in ("serving_default", "serving_text", "saved_model_cli serving_text", "text_tokenization",
+                    "tflite:float32.tflite", "tflite:int8.tflite"):
+        self.assertRegex(result.stdout, rf"\[ok\] {check}:", msg=f"{name}: {check}")
+      self.assertRegex(result.stdout, r"\[ok\] tflite:int8.tflite: .*entity F1")
 
 
 if __name__ == "__main__":

@@ -103,6 +103,31 @@ class TeacherCacheTest(tf.test.TestCase, parameterized.TestCase):
           self.assertFalse(np.array_equal(got[mask], want[mask]), f"{name} should carry float16 rounding")
           self.assertAllEqual(got[~mask], np.zeros_like(got[~mask]), msg=f"{name} padding")
 
+  def test_tagger_logits_are_cached_per_token(self):
+    """A tagger teacher's logits [batch, seq, tags] are a per-token output: stored float16 at each example's real
+    length (manifest kind "sequence"), served in the trimmed batch's layout with zeros at padding."""
+    tagger = tiny.tiny_classifier(seed=4, head="token", num_labels=3)
+    path = tiny.export_tiny_classifier(tagger, os.path.join(self.get_temp_dir(), "tagger"), self.shared.vocab_file,
+                                       labels=("O", "B-x", "I-x"))
+    teacher = SavedModelTeacher(path)
+    cache_dir = os.path.join(self.get_temp_dir(), "tagger_cache")
+    key = teacher_cache.cache_key(path, self.shared.vocab_file, SEQ, teacher_cache.features_fingerprint(self.features))
+    manifest = teacher_cache.build_cache(teacher, self.features, cache_dir, key, batch_size=4)
+    self.assertEqual(manifest["kinds"], {"logits": "sequence"})
+    self.assertEqual(manifest["shapes"]["logits"], ["len", 3])
+    cache = teacher_cache.open_cache(cache_dir, key)
+    rows = np.array([9, 0, 14])
+    batch, online = _online(teacher, self.features, rows, ("logits",))
+    cached = cache({**batch, "example_index": tf.constant(rows)})["logits"].numpy()
+    lengths = self.features["input_mask"][rows].sum(axis=1)
+    valid = np.arange(batch["input_ids"].shape[1])[None, :] < lengths[:, None]
+    self.assertEqual(cached.shape, online["logits"].shape)
+    self.assertAllClose(cached[valid], online["logits"][valid], rtol=1e-3, atol=1e-3)
+    self.assertAllEqual(cached[~valid], np.zeros_like(cached[~valid]))
+    self.assertAllEqual(cache.example("logits", 9).shape, (self.features["input_mask"][9].sum(), 3))
+    with self.assertRaisesRegex(CacheError, "holds per-token logits; read them with example"):
+      cache.logits  # pylint: disable=pointless-statement
+
   def test_intermediates_are_stored_in_float16_trimmed_to_the_real_length(self):
     cache_dir = self._build(outputs=("logits", "hidden_states"))
     with open(os.path.join(cache_dir, teacher_cache.MANIFEST_FILE), encoding="utf-8") as f:

@@ -31,7 +31,6 @@ from tf_distill.augment import AugmentResources, build_augmenter, parse_spec, tr
 from tf_distill.bert import BertConfig
 from tf_distill.configs import DataConfig, DistillConfig, StudentConfig, TrainConfig
 from tf_distill.data import unlabeled
-from tf_distill.data.processors import processor_for
 from tf_distill.data.tokenization import WordPieceTokenizer
 from tf_distill.determinism import make_deterministic
 from tf_distill.distiller import Distiller, teacher_outputs_needed
@@ -162,9 +161,6 @@ class DistillRun(Run):
 
   def __init__(self, data: DataConfig, train: TrainConfig, distill: DistillConfig, student: StudentConfig,
                strategy: Optional[tf.distribute.Strategy] = None):
-    if not task_type_of(data.task_name).distills:
-      raise ValueError(f"--task_name={data.task_name}: distilling this task type is not supported yet; "
-                       "train_teacher fine-tunes its teacher")
     self.distill_config = distill.validate()
     self.student_config = student.validate()
     check_student_settings(train, distill, student)
@@ -206,8 +202,8 @@ class DistillRun(Run):
     source, ratio = self.distill_config.unlabeled_data, self.distill_config.unlabeled_ratio
     examples = unlabeled.read_unlabeled(source, self.data_config.text_column, self.data_config.text_b_column)
     train = data.features["train"]
-    data.features["train"] = unlabeled.append_unlabeled(
-        train, tokenizer.encode(examples, self.data_config.max_seq_length, data.labels))
+    encoded, _ = self.task_type.encode_unlabeled(tokenizer, examples, self.data_config.max_seq_length)
+    data.features["train"] = unlabeled.append_unlabeled(train, {key: encoded[key] for key in train})
     data.unlabeled_per_epoch = unlabeled.unlabeled_per_epoch(ratio, len(train["label_ids"]), len(examples), source)
     console.info(f"unlabeled data: {len(examples)} examples from {source}, {data.unlabeled_per_epoch} per epoch with "
                  f"the {len(train['label_ids'])} labelled")
@@ -215,8 +211,7 @@ class DistillRun(Run):
   def _add_augmented(self, data: TaskData, tokenizer: WordPieceTokenizer) -> None:
     """Variants of the (first max_train_examples) training examples (`tf_distill.augment.training_rows`)."""
     distill, train = self.distill_config, data.features["train"]
-    examples = processor_for(self.data_config).get_examples("train", self.data_config.data_dir)
-    examples = examples[:self.train_config.max_train_examples or None]
+    examples = self.task_type.training_texts(self.data_config, self.train_config.max_train_examples)
     resources = AugmentResources(teacher_model=self.teacher.path, embeddings_file=distill.embeddings_file,
                                  masked_lm_dir=distill.masked_lm_dir, pos_tagger=distill.pos_tagger)
     corpus = [text for e in examples for text in (e.text_a, e.text_b) if text is not None]
@@ -227,8 +222,9 @@ class DistillRun(Run):
     augmenter = build_augmenter(parse_spec(distill.augmentation), resources, corpus,
                                 teacher_variables=teacher_variables)
     epochs = int(self.train_config.num_train_epochs)
-    variants, tags = training_rows.variant_rows(augmenter, examples, tokenizer, self.data_config.max_seq_length,
-                                                data.labels, self.train_config.seed, distill.augmentation_mode, epochs)
+    encode = lambda rows: self.task_type.encode_unlabeled(tokenizer, rows, self.data_config.max_seq_length)
+    variants, tags = training_rows.variant_rows(augmenter, examples, encode, self.train_config.seed,
+                                                distill.augmentation_mode, epochs)
     data.row_epochs = np.concatenate([unlabeled.row_tags(train["label_ids"], data.row_epochs), tags])
     data.features["train"] = {key: np.concatenate([train[key], variants[key]]) for key in train}
     per_epoch = (f"{len(tags) / epochs:.0f} per epoch, fresh each epoch" if distill.augmentation_mode == "per_epoch"

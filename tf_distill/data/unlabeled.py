@@ -146,7 +146,7 @@ def append_unlabeled(train: Dict[str, np.ndarray], unlabeled: Dict[str, np.ndarr
   """The training features with the encoded unlabeled examples (label -1) after the labelled ones."""
   if set(train) != set(unlabeled):
     raise ValueError(f"unlabeled features have columns {sorted(unlabeled)}, the training features {sorted(train)}")
-  if (train["label_ids"] == NO_LABEL).any():
+  if train["label_ids"].ndim == 1 and (train["label_ids"] == NO_LABEL).any():  # per-token labels hold -1 anyway
     raise ValueError("the labelled training features already hold examples without a label (-1); every training "
                      "example needs one")
   return {key: np.concatenate([train[key], unlabeled[key]]) for key in train}

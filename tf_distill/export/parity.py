@@ -4,15 +4,17 @@ One comparison and two rules, for export_student (each export against the Keras 
 verify-export (each file again, later):
 
   compare_logits     max |logit diff| and argmax agreement; `labelled_accuracy` and `accuracy_drop_points` add the
-                     test accuracy and its drop in points.
+                     test accuracy and its drop in points. A tagger's logits are compared at its scored words
+                     (`tf_distill.tasks.TaskType.scored`).
   tolerance          float32 variants (saved_model_cli, serving_text, float32.tflite) must match the Keras logits
                      within `atol` (ATOL).
-  accuracy_check     quantised variants (int8, full_int8, 16x8, selective) must keep the test accuracy: at most
-                     `max_drop` points (MAX_ACCURACY_DROP) below the Keras student's on the same examples. Without
-                     labels the Keras student's own predictions stand in for them, so the drop is the share of
-                     examples whose prediction changed (never less than the accuracy drop could be).
+  quality_check      quantised variants (int8, full_int8, 16x8, selective) must keep the test quality -- accuracy,
+                     a tagger's entity F1 (`TaskType.quality`) -- at most `max_drop` points (MAX_ACCURACY_DROP)
+                     below the Keras student's on the same examples. Without labels the Keras student's own
+                     predictions stand in for them, so the drop is the share of predictions that changed (never less
+                     than the accuracy drop could be). `accuracy_check` is the classifier's case.
 
-export_student does not write a quantised file that fails accuracy_check; verify-export rejects one.
+export_student does not write a quantised file that fails quality_check; verify-export rejects one.
 """
 
 import dataclasses
@@ -40,7 +42,7 @@ class Parity:
 
 
 def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> Parity:
-  """`reference` and `candidate`: logits float32 [batch, labels] of the same examples."""
+  """`reference` and `candidate`: logits float32 [n, labels] of the same predictions."""
   reference, candidate = np.asarray(reference), np.asarray(candidate)
   if reference.shape != candidate.shape:
     raise ValueError(f"logit shapes differ: {reference.shape} vs {candidate.shape}")
@@ -85,39 +87,46 @@ def tolerance(atol: float = ATOL) -> Tolerance:
 class AccuracyCheck:
   """A quantised variant against the Keras student on the same examples.
 
-  accuracy, reference: the variant's and the Keras student's accuracy (vs labels, or vs the Keras predictions when
-  there are no labels: then reference is 1); drop_points: how far the variant is below, in points.
+  accuracy, reference: the variant's and the Keras student's `metric` (vs labels, or the agreement with the Keras
+  predictions when there are no labels: then reference is 1); drop_points: how far the variant is below, in points.
   """
   accuracy: float
   reference: float
   drop_points: float
   max_drop: float
   against: str  # "labels" or "Keras predictions"
+  metric: str = "accuracy"
 
   @property
   def ok(self) -> bool:
     return self.drop_points <= self.max_drop
 
   def __str__(self):
-    return (f"accuracy {100 * self.accuracy:.2f}% vs the Keras student's {100 * self.reference:.2f}% "
+    return (f"{self.metric} {100 * self.accuracy:.2f}% vs the Keras student's {100 * self.reference:.2f}% "
             f"({self.against}): {self.drop_points:+.2f} points drop, threshold {self.max_drop:g}")
+
+
+def quality_check(value: Optional[float], reference: Optional[float], agreement: float,
+                  max_drop: float = MAX_ACCURACY_DROP, metric: str = "accuracy") -> AccuracyCheck:
+  """The quality rule of the module docstring. value, reference: the variant's and the Keras student's `metric` on
+  the same examples (None without labels); agreement: the share of the variant's predictions equal to the Keras
+  student's, which stands in when there are no labels."""
+  if max_drop < 0:
+    raise ValueError(f"the accuracy-drop threshold must be >= 0 points, got {max_drop}")
+  if value is None or reference is None:
+    return AccuracyCheck(agreement, 1.0, accuracy_drop_points(agreement, 1.0), max_drop, "Keras predictions", metric)
+  return AccuracyCheck(value, reference, accuracy_drop_points(value, reference), max_drop, "labels", metric)
 
 
 def accuracy_check(logits: np.ndarray, keras_logits: np.ndarray, label_ids: Optional[np.ndarray] = None,
                    max_drop: float = MAX_ACCURACY_DROP) -> AccuracyCheck:
-  """The accuracy rule of the module docstring. logits, keras_logits: float32 [batch, labels] of the same examples;
+  """`quality_check` of a classifier. logits, keras_logits: float32 [batch, labels] of the same examples;
   label_ids: int [batch], -1 where an example has no label (None: none has)."""
-  if max_drop < 0:
-    raise ValueError(f"the accuracy-drop threshold must be >= 0 points, got {max_drop}")
-  accuracy = reference = None
+  value = reference = None
   if label_ids is not None:
-    accuracy, reference = labelled_accuracy(logits, label_ids), labelled_accuracy(keras_logits, label_ids)
-  if accuracy is None:
-    accuracy, reference, against = float(np.mean(logits.argmax(-1) == keras_logits.argmax(-1))), 1.0, \
-        "Keras predictions"
-  else:
-    against = "labels"
-  return AccuracyCheck(accuracy, reference, accuracy_drop_points(accuracy, reference), max_drop, against)
+    value, reference = labelled_accuracy(logits, label_ids), labelled_accuracy(keras_logits, label_ids)
+  agreement = float(np.mean(np.argmax(logits, -1) == np.argmax(keras_logits, -1)))
+  return quality_check(value, reference, agreement, max_drop)
 
 
 def write_report(tflite_dir: str, report: Dict) -> str:
@@ -145,14 +154,14 @@ EXAMPLES_FILE = "parity_examples.npz"  # the test examples export_student measur
 
 
 def write_examples(tflite_dir: str, features: Dict[str, np.ndarray], keras_logits: np.ndarray) -> str:
-  """Writes the examples export_student measured (int32 input_ids/input_mask/segment_ids [n, seq], label_ids [n],
-  -1 where unlabelled) and the Keras student's logits float32 [n, labels] on them, so verify-export can check the
-  TFLite files' accuracy later without the data; returns the path."""
+  """Writes the examples export_student measured (their int32 features: input_ids/input_mask/segment_ids [n, seq],
+  label_ids [n] or a tagger's [n, seq], -1 where unlabelled, and what its task type's `quality` reads) and the Keras
+  student's logits on them, so verify-export can check the TFLite files' quality later without the data; returns
+  the path."""
   path = os.path.join(tflite_dir, EXAMPLES_FILE)
   tmp_path = path + ".tmp.npz"
   np.savez_compressed(tmp_path, keras_logits=np.asarray(keras_logits, np.float32),
-                      **{key: np.asarray(features[key], np.int32)
-                         for key in ("input_ids", "input_mask", "segment_ids", "label_ids")})
+                      **{key: np.asarray(value, np.int32) for key, value in features.items()})
   os.replace(tmp_path, path)
   return path
 

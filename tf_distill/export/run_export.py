@@ -28,14 +28,14 @@ import numpy as np
 
 from tf_distill.bert import use_outlier_safe_layer_norm
 from tf_distill.configs import DataConfig
-from tf_distill.data.processors import InputExample, get_processor
-from tf_distill.data.tokenization import WordPieceTokenizer
 from tf_distill.export import parity
 from tf_distill.export.serving import export_classifier, file_sha256, run_saved_model_cli
 from tf_distill.export.tflite import (CALIBRATED, DEFAULT_VARIANTS, FEATURE_KEYS, VARIANTS, ConversionError,
                                       TFLiteClassifier, convert_saved_model, float_ops)
 from tf_distill.run_dir import RunDir
 from tf_distill.students import STUDENTS
+from tf_distill.tasks import task_type_of
+from tf_distill.tasks.base import Texts
 
 # The exports compared as float32 with the Keras student: they fail export_student beyond parity.ATOL.
 FLOAT32_CHECKS = ("saved_model_cli", "serving_text", parity.FLOAT32)
@@ -75,22 +75,10 @@ def _check_can_teach(run_dir: RunDir) -> None:
 
 
 def split_examples(config: DataConfig, split: str, num_examples: int,
-                   seed: Optional[int] = None) -> Tuple[List[InputExample], Dict[str, np.ndarray]]:
-  """`num_examples` examples of `split` (the first ones, or a random sample when `seed` is set) and their features."""
-  kwargs = {}
-  if config.task_name == "csv":
-    kwargs = dict(text_column=config.text_column, label_column=config.label_column,
-                  text_b_column=config.text_b_column, labels=list(config.labels))
-  elif config.tfds_data_dir:
-    kwargs = dict(tfds_data_dir=config.tfds_data_dir)
-  examples = get_processor(config.task_name, **kwargs).get_examples(split, config.data_dir)
-  if seed is None:
-    examples = examples[:num_examples]
-  elif len(examples) > num_examples:
-    rng = np.random.default_rng(seed)
-    examples = [examples[i] for i in sorted(rng.choice(len(examples), num_examples, replace=False))]
-  tokenizer = WordPieceTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
-  return examples, tokenizer.encode(examples, config.max_seq_length, list(config.labels))
+                   seed: Optional[int] = None) -> Tuple[Texts, Dict[str, np.ndarray]]:
+  """`num_examples` examples of `split` (the first ones, or a random sample when `seed` is set) as raw text and
+  features (`tf_distill.tasks.TaskType.export_examples` of the run's task type)."""
+  return task_type_of(config.task_name).export_examples(config, split, num_examples, seed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +94,8 @@ class StudentExport:
   atol:           the float32 tolerance.
   unconvertible:  the variants the TFLite converter cannot produce for this model -> why (nothing written).
   required:       the variants whose refusal for accuracy is an error; the others' refusals are warnings.
+  metric, unit:   what "accuracy" is for the run's task type and what it counts (`TaskType.metric_title`,
+                  `TaskType.unit`: a tagger's entity F1, over words).
   """
   saved_model: str
   tflite_dir: str
@@ -116,6 +106,8 @@ class StudentExport:
   atol: float = parity.ATOL
   unconvertible: Dict[str, str] = dataclasses.field(default_factory=dict)  # variant -> the converter's refusal
   required: Tuple[str, ...] = VARIANTS
+  metric: str = "accuracy"
+  unit: str = "examples"
 
   @property
   def refused(self) -> List[str]:
@@ -135,11 +127,11 @@ class StudentExport:
         entry = self.report[variant]
         where = (f"{entry['path']} ({entry['bytes'] / 2**20:.2f} MiB)" if entry.get("path") else
                  f"NOT WRITTEN ({entry['bytes'] / 2**20:.2f} MiB)")
-        lines.append(f"TFLite {variant} {where}: {self.figures[variant]}; {_describe_accuracy(entry)}")
+        lines.append(f"TFLite {variant} {where}: {self.figures[variant]}; {_describe_accuracy(entry, self.metric)}")
     keras_accuracy = self.report["keras_accuracy"]
     if keras_accuracy is not None:
-      lines.append(f"Keras student test accuracy {100 * keras_accuracy:.2f}% on {self.num_labelled} labelled "
-                   "examples")
+      lines.append(f"Keras student test {self.metric} {100 * keras_accuracy:.2f}% on {self.num_labelled} labelled "
+                   f"{self.unit}")
     return lines
 
   def errors(self) -> List[str]:
@@ -175,19 +167,16 @@ def _fix_for(variant: str) -> str:
           "(--representative_examples), or raise --max_accuracy_drop if the loss is acceptable")
 
 
-def _describe_accuracy(entry: Dict) -> str:
+def _describe_accuracy(entry: Dict, metric: str = "accuracy") -> str:
   if entry["accuracy"] is None:
     return "no labelled test examples"
-  return f"test accuracy {100 * entry['accuracy']:.2f}% ({-entry['accuracy_drop_points']:+.2f} points vs Keras)"
+  return f"test {metric} {100 * entry['accuracy']:.2f}% ({-entry['accuracy_drop_points']:+.2f} points vs Keras)"
 
 
-def _serving_text_logits(saved_model: str, examples: List[InputExample], text_pairs: bool) -> np.ndarray:
+def _serving_text_outputs(saved_model: str, texts: Texts) -> Dict[str, np.ndarray]:
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   signature = tf.saved_model.load(saved_model).signatures["serving_text"]
-  inputs = {"text": tf.constant([e.text_a for e in examples])}
-  if text_pairs:
-    inputs["text_b"] = tf.constant([e.text_b or "" for e in examples])
-  return signature(**inputs)["logits"].numpy()
+  return {key: value.numpy() for key, value in signature(**{k: tf.constant(v) for k, v in texts.items()}).items()}
 
 
 def _batched_logits(model, features: Dict[str, np.ndarray], batch_size: int = 256) -> np.ndarray:
@@ -229,20 +218,22 @@ def export_student(run_dir: Union[RunDir, str], export_dir: str, model_name: str
     raise ValueError(f"max_accuracy_drop must be >= 0 points, got {max_accuracy_drop}")
   run_dir = RunDir(run_dir)
   config = run_dir.data_config(data_dir, tfds_data_dir)
+  task = task_type_of(config.task_name)
   saved_model = export_run(run_dir, export_dir, model_name, version, with_distill_signature=False)
   tflite_dir = os.path.join(export_dir, f"{model_name}_tflite", os.path.basename(saved_model))
-  examples, features = split_examples(config, "test", parity_examples or 2**62)
-  label_ids = features["label_ids"]
+  texts, features = split_examples(config, "test", parity_examples or 2**62)
+  labels = run_dir.labels
   keras_logits = _batched_logits(run_dir.load_model(), features)
-  keras_accuracy = parity.labelled_accuracy(keras_logits, label_ids)
+  keras_quality = task.quality(keras_logits, features, labels)
   with tempfile.TemporaryDirectory() as work_dir:
     cli_logits = run_saved_model_cli(saved_model, features, work_dir)["logits"]
-  text_logits = _serving_text_logits(saved_model, examples, config.text_b_column is not None)
-  figures = {"saved_model_cli": parity.compare_logits(keras_logits, cli_logits),
-             "serving_text": parity.compare_logits(keras_logits, text_logits)}
+  compare = lambda logits: parity.compare_logits(task.scored(keras_logits, features), task.scored(logits, features))
+  figures = {"saved_model_cli": compare(cli_logits),
+             "serving_text": parity.compare_logits(*task.text_parity(_serving_text_outputs(saved_model, texts),
+                                                                     features, keras_logits))}
   report = {"saved_model": saved_model, "saved_model_cli": dataclasses.asdict(figures["saved_model_cli"]),
-            "serving_text": dataclasses.asdict(figures["serving_text"]), "keras_accuracy": keras_accuracy,
-            "max_accuracy_drop": max_accuracy_drop}
+            "serving_text": dataclasses.asdict(figures["serving_text"]), "keras_accuracy": keras_quality,
+            "metric": task.metric_title, "max_accuracy_drop": max_accuracy_drop}
   representative = None
   if any(variant in CALIBRATED for variant in tflite):
     representative = split_examples(config, "train", representative_examples, seed=0)[1]
@@ -257,15 +248,16 @@ def export_student(run_dir: Union[RunDir, str], export_dir: str, model_name: str
       report[variant] = {"path": None, "error": str(e), "required": variant in required}
       continue
     logits = TFLiteClassifier(candidate)(features)
-    figures[variant] = parity.compare_logits(keras_logits, logits)
-    accuracy = parity.labelled_accuracy(logits, label_ids)
+    figures[variant] = compare(logits)
+    quality = task.quality(logits, features, labels)
     entry = {"path": path, "bytes": os.path.getsize(candidate), "sha256": file_sha256(candidate),
              **dataclasses.asdict(figures[variant]),
-             "accuracy": accuracy, "accuracy_drop_points": parity.accuracy_drop_points(accuracy, keras_accuracy)}
+             "accuracy": quality, "accuracy_drop_points": parity.accuracy_drop_points(quality, keras_quality)}
     if variant in CALIBRATED:  # which ops, if any, stayed float32
       entry.update(float_ops=float_ops(candidate), representative_examples=len(representative["input_ids"]))
     if parity.is_quantized(variant):
-      checks[variant] = parity.accuracy_check(logits, keras_logits, label_ids, max_accuracy_drop)
+      checks[variant] = parity.quality_check(quality, keras_quality, figures[variant].argmax_agreement,
+                                             max_accuracy_drop, task.metric_title)
       entry.update(accepted=checks[variant].ok, required=variant in required)
     if checks.get(variant) is None or checks[variant].ok:
       os.replace(candidate, path)
@@ -278,5 +270,5 @@ def export_student(run_dir: Union[RunDir, str], export_dir: str, model_name: str
   if tflite:
     parity.write_report(tflite_dir, report)
     parity.write_examples(tflite_dir, features, keras_logits)
-  return StudentExport(saved_model, tflite_dir, figures, checks, report, int(np.sum(label_ids >= 0)),
-                       unconvertible=unconvertible, required=required)
+  return StudentExport(saved_model, tflite_dir, figures, checks, report, int(np.sum(task.scored(features["label_ids"], features) >= 0)),
+                       unconvertible=unconvertible, required=required, metric=task.metric_title, unit=task.unit)

@@ -2,12 +2,14 @@
 
 Signatures (inputs int32 [batch, seq_len], seq_len free up to `max_seq_length` in the metadata):
   serving_default: input_ids, input_mask, segment_ids -> logits [batch, labels], probabilities [batch, labels]
+                   (a tagger's: [batch, seq, tags])
   distill (teachers): the same inputs -> logits, probabilities, embeddings [batch, seq, hidden],
                       hidden_states [layers, batch, seq, hidden], attention_scores / attention_probs
                       [layers, batch, heads, seq, seq], attention_queries / attention_keys / attention_values
                       [layers, batch, seq, hidden] (heads concatenated)
   serving_text: text string [batch] (and text_b string [batch] when the metadata has "text_pairs": true)
-                -> logits, probabilities; WordPiece tokenisation in the graph (see text_signature.py), the vocab
+                -> logits, probabilities (a tagger: words, tags, word_logits; its task type's `text_signature`);
+                WordPiece tokenisation in the graph (see text_signature.py), the vocab
                 is the SavedModel asset `assets/vocab.txt`. Loading needs the tensorflow_text ops: this module
                 imports tensorflow_text, so import it (or tensorflow_text) before `tf.saved_model.load`.
 
@@ -30,6 +32,7 @@ import tensorflow_text  # noqa: F401  (registers the ops of serving_text, needed
 
 from tf_distill.bert import BertClassifier, input_signature
 from tf_distill.export import text_signature
+from tf_distill.tasks import task_type_for_head
 
 METADATA_FILE = "tf_distill.json"
 DISTILL_OUTPUTS = ("logits", "probabilities", "embeddings", "hidden_states", "attention_scores", "attention_probs",
@@ -105,7 +108,8 @@ def _write_export(model: BertClassifier, tmp_dir: str, model_name: str, version:
     module.text_encoder = text_signature.TextEncoder(
         text_signature.write_asset_vocab(vocab_file, os.path.join(vocab_dir, "vocab.txt")), do_lower_case,
         metadata["max_seq_length"])
-    signatures["serving_text"] = text_signature.serving_text_function(module.serve, module.text_encoder, text_pairs)
+    task_type = task_type_for_head(getattr(model.config, "head", "pooled"))
+    signatures["serving_text"] = task_type.text_signature(module.serve, module.text_encoder, metadata)
     tf.saved_model.save(module, tmp_dir, signatures=signatures)
   extra = os.path.join(tmp_dir, "assets.extra")
   os.makedirs(extra, exist_ok=True)
@@ -192,4 +196,5 @@ def run_saved_model_cli(saved_model_dir: str, features: Dict, work_dir: str,
   result = subprocess.run(command, capture_output=True, text=True, check=False)
   if result.returncode != 0:
     raise RuntimeError(f"saved_model_cli run failed on {saved_model_dir}:\n{result.stderr[-2000:]}")
-  return {name[:-len(".npy")]: np.load(os.path.join(outdir, name)) for name in os.listdir(outdir)}
+  # allow_pickle: string outputs (a tagger's words and tags) are object arrays, in files saved_model_cli just wrote.
+  return {name[:-len(".npy")]: np.load(os.path.join(outdir, name), allow_pickle=True) for name in os.listdir(outdir)}

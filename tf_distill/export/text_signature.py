@@ -5,6 +5,9 @@ graph, so a served model takes text directly:
 
   serving_text: text string [batch] (and text_b string [batch] for sentence-pair models)
                 -> logits float32 [batch, labels], probabilities float32 [batch, labels]
+  serving_text of a tagger (`tagging_text_function`): text string [batch]
+                -> words string [batch, max_words], tags string [batch, max_words],
+                   word_logits float32 [batch, max_words, tags]
 
 It gives the same ids as the Python `WordPieceTokenizer` (Hugging Face `tokenizers`' BertWordPieceTokenizer), which
 the tests check on fixed sentences and hypothesis-generated text:
@@ -23,6 +26,9 @@ the tests check on fixed sentences and hypothesis-generated text:
 Known differences, in code points no real text uses: a few format characters added in Unicode 14 (U+0890, U+0891,
 U+08E2, U+110CD, U+13430-U+1343F) are dropped here but kept by `tokenizers`; CJK Extension C/D code points
 U+2B820-U+2B91F are split off as single characters here but not by `tokenizers`.
+
+A tagger's text is cut into words at whitespace (Python's `str.split()`), and each word is tokenised on its own,
+as `tf_distill.data.token_alignment` does (a word that gives no piece is one [UNK]).
 
 The vocab is read through a `tf.lookup.TextFileInitializer`, so `tf.saved_model.save` copies it into the export's
 `assets/` and the SavedModel is self-contained. Loading such a SavedModel needs the tensorflow_text ops:
@@ -45,6 +51,8 @@ UNK, CLS, SEP = "[UNK]", "[CLS]", "[SEP]"
 _DROPPED_CHARACTERS = r"[\x{0}-\x{8}\x{B}\x{C}\x{E}-\x{1F}\x{7F}-\x{9F}\p{Cf}\p{Co}\p{Cs}\x{FFFD}]"
 # Unicode White_Space characters that survive the step above (\x85, \v and \f are Cc and are dropped).
 _SPACES = r"[\t\n\r\p{Z}]"
+# What Python's str.split() splits on: str.isspace() characters.
+_WORD_SEPARATORS = r"[\t-\r\x{1C}-\x{1F}\x{85}\p{Z}]+"
 # Special tokens that tokenizers matches in the raw text (case-sensitive, anywhere) when they are in the vocab.
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 # Stands in for a special token while the text is tokenised: one private-use character is always one WordPiece
@@ -168,6 +176,35 @@ class TextEncoder(tf.Module):
             "segment_ids": tf.cast(segment_ids, tf.int32)}
 
 
+  def encode_words(self, texts: tf.Tensor):
+    """A tagger's input: features int32 [batch, max_seq_length] of [CLS] the words' pieces [SEP] (pieces beyond
+    max_seq_length - 2 cut), the words string [batch, (words)] and each word's first-piece position
+    int64 [batch, (words)] (>= max_seq_length - 1: the word was cut)."""
+    words = tf.strings.split(tf.strings.regex_replace(texts, _WORD_SEPARATORS, " "))  # at runs of " "
+    pieces = self.tokenize(words.flat_values)  # [all words, (pieces)]
+    counts = pieces.row_lengths()
+    unk = tf.fill([tf.shape(counts)[0], 1], self._unk_id)
+    pieces = tf.concat([pieces, unk], axis=1)  # an [UNK] after each word's pieces, kept where there are none
+    pieces = tf.ragged.boolean_mask(pieces, tf.ragged.range(pieces.row_lengths()) < tf.maximum(counts, 1)[:, None])
+    counts = pieces.row_lengths()
+    before = tf.cumsum(counts, exclusive=True)  # pieces before each word, over the whole batch
+    first = before - tf.gather(_row_first(before, words), words.value_rowids()) + 1  # within the text; +1: [CLS]
+    ids = words.with_flat_values(pieces).merge_dims(1, 2)[:, :self.max_seq_length - 2]
+    cls_id, sep_id = self.table.lookup(tf.constant(CLS)), self.table.lookup(tf.constant(SEP))
+    ids, _ = tf_text.combine_segments([ids], start_of_sequence_id=cls_id, end_of_segment_id=sep_id)
+    input_ids, input_mask = tf_text.pad_model_inputs(ids, self.max_seq_length)
+    features = {"input_ids": tf.cast(input_ids, tf.int32), "input_mask": tf.cast(input_mask, tf.int32),
+                "segment_ids": tf.zeros_like(tf.cast(input_ids, tf.int32))}
+    return features, words, words.with_flat_values(first)
+
+
+def _row_first(values: tf.Tensor, rows: tf.RaggedTensor) -> tf.Tensor:
+  """values[row start] for each row of `rows` ([batch]); 0 for an empty row."""
+  starts = rows.row_starts()
+  padded = tf.concat([values, tf.zeros([1], values.dtype)], 0)
+  return tf.gather(padded, tf.minimum(starts, tf.shape(values, out_type=starts.dtype)[0]))
+
+
 def truncated_pair_lengths(len_a: tf.Tensor, len_b: tf.Tensor, budget: int):
   """Lengths that `tokenization.truncate_pair` leaves: pop from the longer list, from b on a tie, until
   len_a + len_b <= budget. In closed form, each keeps its length or its share of the budget, whichever the other
@@ -193,4 +230,25 @@ def serving_text_function(serve, encoder: TextEncoder, pairs: bool):
   @tf.function(input_signature=[text_spec], autograph=False)
   def serve_text(text):
     return serve(encoder.encode(text))
+  return serve_text.get_concrete_function()
+
+
+def tagging_text_function(serve, encoder: TextEncoder, labels):
+  """The `serving_text` concrete function of a tagger: text string [batch] -> per text its words, their tags and the
+  logits at each word's first piece (`encode_words`; `serve` gives logits [batch, seq, tags]), padded to the longest
+  text's word count with "", "" and 0. A word whose first piece is beyond the features (max_seq_length - 2
+  pieces) gets tag "" and logits 0: serve long texts in pieces, or with `tf_distill.export.client`."""
+  names = tf.constant(list(labels))
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")], autograph=False)
+  def serve_text(text):
+    features, words, first = encoder.encode_words(text)
+    logits = serve(features)["logits"]  # [batch, seq, tags]
+    present = tf.ones_like(first, tf.bool).to_tensor(False)  # [batch, max_words]
+    tagged = present & (first.to_tensor(0) <= encoder.max_seq_length - 2)
+    positions = tf.where(tagged, first.to_tensor(0), 0)
+    word_logits = tf.gather(logits, tf.cast(positions, tf.int32), batch_dims=1)
+    word_logits = tf.where(tagged[..., None], word_logits, 0.0)
+    tags = tf.where(tagged, tf.gather(names, tf.argmax(word_logits, axis=-1)), "")
+    return {"words": words.to_tensor(""), "tags": tags, "word_logits": word_logits}
   return serve_text.get_concrete_function()

@@ -10,18 +10,20 @@ is missing):
                 "signatures" key: serving_default) are all in saved_model.pb.
   serving_default / serving_text  inputs and outputs have the expected names, dtypes and shapes:
                 input_ids/input_mask/segment_ids int32 [batch, seq] and text (text_b) string [batch] ->
-                logits/probabilities float32 [batch, num_labels].
+                the outputs of the export's task type (`TaskType.signature_outputs`, found from the head in the
+                metadata's model_config): a classifier's logits/probabilities float32 [batch, num_labels].
   load          tf.saved_model.load succeeds.
   saved_model_cli  `saved_model_cli run` of serving_default on sample sentences, tokenised in Python with the
                 export's vocab and lower-casing, succeeds and matches the loaded SavedModel (and likewise
                 serving_text, given the raw sentences).
   text_tokenization  serving_text on the raw sentences gives the logits of serving_default on the Python
-                tokenisation: the in-graph WordPiece matches tf_distill.data.tokenization.
+                tokenisation (`TaskType.text_parity`): the in-graph WordPiece matches tf_distill.data.tokenization.
   tflite:<file> every .tflite in the sibling `<model>_tflite/<version>/` loads, is the file export_student
                 checked (its sha256 in parity.json, when recorded), and: a float32 file matches the SavedModel's
-                serving_default within `atol`; a quantised one keeps the accuracy: on the test examples
-                export_student stored (parity_examples.npz) it is at most `max_accuracy_drop` points below the Keras
-                student's recorded logits there (tf_distill.export.parity.accuracy_check).
+                serving_default within `atol`; a quantised one keeps the quality (accuracy, a tagger's entity F1):
+                on the test examples export_student stored (parity_examples.npz) it is at most
+                `max_accuracy_drop` points below the Keras student's recorded logits there
+                (tf_distill.export.parity.quality_check).
 Every float32 comparison (saved_model_cli, text_tokenization, float32 .tflite files) allows the same `atol`.
 """
 
@@ -30,7 +32,7 @@ import glob
 import hashlib
 import os
 import tempfile
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -42,6 +44,7 @@ from tf_distill.data.tokenization import WordPieceTokenizer
 from tf_distill.export import parity, serving
 from tf_distill.export.parity import PARITY_FILE, compare_logits
 from tf_distill.export.tflite import FEATURE_KEYS, TFLiteClassifier
+from tf_distill.tasks import TaskType, task_type_for_head
 
 # The last one is longer than any max_seq_length and gets truncated.
 SAMPLE_TEXTS = ("a great movie", "The plot was dull, and the ending far too long...",
@@ -148,11 +151,12 @@ def _describe(tensor_info) -> str:
   return f"{_DTYPE_NAMES.get(tensor_info.dtype, f'dtype#{tensor_info.dtype}')} {dims}"
 
 
-def _check_signature(name: str, signature_def, inputs: Dict[str, str], num_labels: int,
+def _check_signature(name: str, signature_def, inputs: Dict[str, str], outputs: Dict[str, Tuple[str, list]],
                      result: VerifyResult) -> bool:
-  """`inputs` maps each expected input to "int32" (shape [batch, seq]) or "string" (shape [batch])."""
+  """`inputs` maps each expected input to "int32" (shape [batch, seq]) or "string" (shape [batch]); `outputs` each
+  expected output to its dtype and shape (None where free)."""
   expected = {"inputs": {k: (dtype, [None, None] if dtype == "int32" else [None]) for k, dtype in inputs.items()},
-              "outputs": {k: ("float32", [None, num_labels]) for k in ("logits", "probabilities")}}
+              "outputs": outputs}
   problems = []
   for kind, found in (("inputs", signature_def.inputs), ("outputs", signature_def.outputs)):
     if set(found) != set(expected[kind]):
@@ -173,11 +177,17 @@ def _check_signature(name: str, signature_def, inputs: Dict[str, str], num_label
   return result.check(name, not problems, detail)
 
 
+def task_type_of_export(metadata: Dict) -> TaskType:
+  """The task type of an export, from the head of the model_config in its metadata (classification without one)."""
+  return task_type_for_head(metadata.get("model_config", {}).get("head", "pooled"))
+
+
 def sample_inputs(metadata: Dict, vocab_file: str, texts: Sequence[str] = SAMPLE_TEXTS,
                   texts_b: Sequence[str] = SAMPLE_TEXTS_B) -> Dict:
   """Raw sample texts (`text`, and `text_b` for sentence-pair models) and their Python tokenisation (int32
-  [n, max_seq_length] features), with the export's vocab and lower-casing. A sentence made of the vocab's own
-  words is added, so that a small vocab sees known tokens too."""
+  [n, max_seq_length] features, as the export's task type encodes text: `TaskType.encode_unlabeled`), with the
+  export's vocab and lower-casing. A sentence made of the vocab's own words is added, so that a small vocab sees
+  known tokens too."""
   with open(vocab_file, encoding="utf-8") as f:
     words = [w.strip() for w in f if w.strip().isalpha() and w.strip().islower()][:12]
   texts = list(texts) + [" ".join(words) or "a"]
@@ -185,9 +195,9 @@ def sample_inputs(metadata: Dict, vocab_file: str, texts: Sequence[str] = SAMPLE
   texts_b = [texts_b[i] if i < len(texts_b) else " ".join(reversed(words)) for i in range(len(texts))]
   examples = [InputExample(f"sample-{i}", text, texts_b[i] if pairs else None) for i, text in enumerate(texts)]
   tokenizer = WordPieceTokenizer(vocab_file, do_lower_case=metadata.get("do_lower_case", True))
-  features = tokenizer.encode(examples, int(metadata["max_seq_length"]), [])
+  features, _ = task_type_of_export(metadata).encode_unlabeled(tokenizer, examples, int(metadata["max_seq_length"]))
   raw = {"text": texts, **({"text_b": texts_b} if pairs else {})}
-  return {"raw": raw, "features": {k: features[k] for k in FEATURE_KEYS}}
+  return {"raw": raw, "features": features}
 
 
 def tflite_dir_for(version_dir: str) -> str:
@@ -231,15 +241,17 @@ def verify_export(path: str, texts: Optional[Sequence[str]] = None, run_cli: boo
                       f"missing {missing} (the export has {present}); export again" if missing else
                       f"{present}"):
     expected = [s for s in expected if s in signature_defs]
-  num_labels = len(metadata["labels"])
+  task = task_type_of_export(metadata)
+  outputs = task.signature_outputs(len(metadata["labels"]))
   signature_ok = {}
   if DEFAULT_SIGNATURE in expected:
     signature_ok[DEFAULT_SIGNATURE] = _check_signature(DEFAULT_SIGNATURE, signature_defs[DEFAULT_SIGNATURE],
-                                                       {k: "int32" for k in FEATURE_KEYS}, num_labels, result)
+                                                       {k: "int32" for k in FEATURE_KEYS},
+                                                       outputs[DEFAULT_SIGNATURE], result)
   if TEXT_SIGNATURE in expected:
     text_inputs = {"text": "string", **({"text_b": "string"} if metadata.get("text_pairs") else {})}
     signature_ok[TEXT_SIGNATURE] = _check_signature(TEXT_SIGNATURE, signature_defs[TEXT_SIGNATURE], text_inputs,
-                                                    num_labels, result)
+                                                    outputs[TEXT_SIGNATURE], result)
   try:
     loaded = tf.saved_model.load(version_dir)
   except Exception as e:  # pylint: disable=broad-except
@@ -252,16 +264,17 @@ def verify_export(path: str, texts: Optional[Sequence[str]] = None, run_cli: boo
   if signature_ok.get(DEFAULT_SIGNATURE):
     try:
       reference = loaded.signatures[DEFAULT_SIGNATURE](
-          **{k: tf.constant(v) for k, v in sample["features"].items()})["logits"].numpy()
+          **{k: tf.constant(sample["features"][k]) for k in FEATURE_KEYS})["logits"].numpy()
     except Exception as e:  # pylint: disable=broad-except
       result.check("serving_default run", False, _first_line(e))
   if reference is not None and run_cli:
-    _check_cli(version_dir, sample, reference, signature_ok.get(TEXT_SIGNATURE, False), atol, work_dir, result)
+    _check_cli(version_dir, sample, reference, signature_ok.get(TEXT_SIGNATURE, False), atol, work_dir, task,
+               result)
   if reference is not None and signature_ok.get(TEXT_SIGNATURE):
     try:
-      text_logits = loaded.signatures[TEXT_SIGNATURE](
-          **{k: tf.constant(v) for k, v in sample["raw"].items()})["logits"].numpy()
-      figures = compare_logits(reference, text_logits)
+      text_outputs = loaded.signatures[TEXT_SIGNATURE](**{k: tf.constant(v) for k, v in sample["raw"].items()})
+      figures = compare_logits(*task.text_parity({k: v.numpy() for k, v in text_outputs.items()},
+                                                 sample["features"], reference))
       ok = parity.tolerance(atol=atol).allows(figures)
       result.check("text_tokenization", ok,
                    f"serving_text on raw text vs serving_default on Python WordPiece ids: {figures}"
@@ -269,13 +282,15 @@ def verify_export(path: str, texts: Optional[Sequence[str]] = None, run_cli: boo
     except Exception as e:  # pylint: disable=broad-except
       result.check("text_tokenization", False, f"serving_text failed: {_first_line(e)}")
   if reference is not None:
-    _check_tflite(version_dir, sample["features"], reference, atol, max_accuracy_drop, result)
+    _check_tflite(version_dir, sample["features"], reference, atol, max_accuracy_drop, task, metadata["labels"],
+                  result)
   return result
 
 
 def _check_cli(version_dir: str, sample: Dict, reference: np.ndarray, with_text: bool, atol: float,
-               work_dir: Optional[str], result: VerifyResult) -> None:
-  runs = [(DEFAULT_SIGNATURE, sample["features"])]
+               work_dir: Optional[str], task: TaskType, result: VerifyResult) -> None:
+  features = sample["features"]
+  runs = [(DEFAULT_SIGNATURE, {k: features[k] for k in FEATURE_KEYS})]
   if with_text and not any(";" in t for texts in sample["raw"].values() for t in texts):
     runs.append((TEXT_SIGNATURE, sample["raw"]))
   with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
@@ -286,16 +301,19 @@ def _check_cli(version_dir: str, sample: Dict, reference: np.ndarray, with_text:
       except Exception as e:  # pylint: disable=broad-except
         result.check(name, False, _first_line(e))
         continue
-      if "logits" not in outputs:
-        result.check(name, False, f"saved_model_cli returned {sorted(outputs)}, no logits")
+      try:
+        figures = (compare_logits(task.scored(reference, features), task.scored(outputs["logits"], features))
+                   if signature == DEFAULT_SIGNATURE else compare_logits(*task.text_parity(outputs, features,
+                                                                                           reference)))
+      except KeyError as e:
+        result.check(name, False, f"saved_model_cli returned {sorted(outputs)}, no {e}")
         continue
-      figures = compare_logits(reference, outputs["logits"])
       ok = parity.tolerance(atol=atol).allows(figures)
       result.check(name, ok, f"vs the loaded serving_default: {figures}" + ("" if ok else f" (> {atol})"))
 
 
 def _check_tflite(version_dir: str, features: Dict[str, np.ndarray], reference: np.ndarray, atol: float,
-                  max_accuracy_drop: float, result: VerifyResult) -> None:
+                  max_accuracy_drop: float, task: TaskType, labels: Sequence[str], result: VerifyResult) -> None:
   tflite_dir = tflite_dir_for(version_dir)
   if not os.path.isdir(tflite_dir):
     result.check("tflite", True, f"no {tflite_dir}; nothing to compare")
@@ -312,7 +330,7 @@ def _check_tflite(version_dir: str, features: Dict[str, np.ndarray], reference: 
     quantized = parity.is_quantized(file_name)
     try:
       model = TFLiteClassifier(path)
-      figures = compare_logits(reference, model(features))
+      figures = compare_logits(task.scored(reference, features), task.scored(model(features), features))
       logits = model(examples) if quantized and examples is not None else None
     except Exception as e:  # pylint: disable=broad-except
       result.check(name, False, f"{path} does not run ({_first_line(e)}); the file is truncated, corrupt or not "
@@ -332,7 +350,10 @@ def _check_tflite(version_dir: str, features: Dict[str, np.ndarray], reference: 
       result.check(name, False, f"{parity.EXAMPLES_FILE} is missing from {tflite_dir}, so the accuracy of this "
                                 "quantised file cannot be checked: export again with export_student")
     else:
-      check = parity.accuracy_check(logits, examples["keras_logits"], examples["label_ids"], max_accuracy_drop)
+      keras_logits = examples["keras_logits"]
+      agreement = compare_logits(task.scored(keras_logits, examples), task.scored(logits, examples)).argmax_agreement
+      check = parity.quality_check(task.quality(logits, examples, labels), task.quality(keras_logits, examples, labels),
+                                   agreement, max_accuracy_drop, task.metric_title)
       result.check(name, check.ok, f"on the {len(logits)} test examples of {parity.EXAMPLES_FILE}: {check}" + (
           "" if check.ok else f"; {file_name} loses too much accuracy to ship: export again with another "
                               "quantisation (--tflite=16x8 or selective)"))

@@ -2,12 +2,13 @@
 
   word embeddings [batch, seq, embedding_size]
   -> bidirectional LSTM over the real tokens (lstm_units per direction)
-  -> [final forward state; final backward state]  [batch, 2 * lstm_units]      (the paper's sentence vector)
-  -> Dense(hidden_units, ReLU) -> Dense(num_labels) = logits [batch, num_labels]
+  -> head "pooled": [final forward state; final backward state]  [batch, 2 * lstm_units]  (the paper's sentence vector)
+     head "token":  [forward state at t; backward state at t]    [batch, seq, 2 * lstm_units]  (a tagger)
+  -> Dense(hidden_units, ReLU) -> Dense(num_labels) = logits [batch, num_labels] or [batch, seq, num_labels]
 
 `call` takes the BERT inputs (`input_ids`, `input_mask`, `segment_ids`: int32 [batch, seq]) and returns
-`{"logits": [batch, num_labels], "embeddings": [batch, seq, embedding_size]}`; the paper trains it with an MSE between
-student and teacher logits. `segment_ids` are not used: a sentence pair is read as the one sequence
+`{"logits": ..., "embeddings": [batch, seq, embedding_size]}`; the paper trains it with an MSE between student and
+teacher logits. The head is the teacher's (`tf_distill.bert.HEADS`), as for the BERT student. `segment_ids` are not used: a sentence pair is read as the one sequence
 `[CLS] a [SEP] b [SEP]` (the paper's siamese pair model is not implemented).
 
 Masking. Padding must not change the result, and the recurrence must convert to TFLite builtins with a free batch
@@ -19,7 +20,10 @@ recurrence out as one `tf.while_loop` that carries only the states (no TensorArr
 direction on token t and the backward direction on token seq-1-t; where `input_mask` is 0 a direction keeps its
 state, so each direction ends exactly where Keras' masked `Bidirectional(LSTM)` ends, for any batch, any length and
 any padding. In TFLite this is one WHILE op whose body holds FULLY_CONNECTED, LOGISTIC, TANH, MUL, ADD, GATHER.
-The input projections of all steps and both directions are computed before the loop as one matrix product.
+For the token head the loop also carries each direction's states at every position, [seq, batch, units], and adds
+step t's state at its position through a one-hot mask (EQUAL, CAST, MUL, ADD: a TensorArray would need a static
+element shape, and a tensor grown by CONCATENATION comes out wrong from TFLite's WHILE); padding positions get the
+state carried through them, which no loss or metric reads. The input projections of all steps and both directions are computed before the loop as one matrix product.
 """
 
 import dataclasses
@@ -31,6 +35,7 @@ import tf_distill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loa
 import tensorflow as tf
 import tf_keras as keras
 
+from tf_distill.bert import HEADS
 from tf_distill.dropout import ResumableDropout
 from tf_distill.quantization_aware import (Int8Dense, Int8Embedding, activation as int8, is_simulated,
                                           per_channel_weights)
@@ -50,6 +55,7 @@ class BiLstmConfig:
   num_labels: int = 2
   dropout: float = 0.1
   model_type: str = MODEL_TYPE
+  head: str = "pooled"  # tf_distill.bert.HEADS: the teacher's
 
   def validate(self) -> "BiLstmConfig":
     if self.model_type != MODEL_TYPE:
@@ -60,6 +66,8 @@ class BiLstmConfig:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     if not 0.0 <= self.dropout < 1.0:
       raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+    if self.head not in HEADS:
+      raise ValueError(f"head {self.head!r} is not supported; use one of {list(HEADS)}")
     return self
 
   @classmethod
@@ -73,11 +81,16 @@ class BiLstmConfig:
     return cls(**values).validate()
 
   def to_dict(self) -> Dict:
-    return dataclasses.asdict(self)
+    """The fields as a dict; `head` only when it is not the default "pooled" (as `BertConfig.to_dict`)."""
+    values = dataclasses.asdict(self)
+    if values["head"] == "pooled":
+      del values["head"]
+    return values
 
 
 class BidirectionalLstm(keras.layers.Layer):
-  """A masked bidirectional LSTM that returns the final state of each direction.
+  """A masked bidirectional LSTM that returns the final state of each direction, or (`return_sequences`) the states
+  at every position.
 
   Same cell and gate order (input, forget, cell, output) and initialisers as `keras.layers.LSTM` (glorot-uniform
   kernel, orthogonal recurrent kernel, forget-gate bias 1), so Keras LSTM weights can be copied in:
@@ -87,16 +100,19 @@ class BidirectionalLstm(keras.layers.Layer):
     where mask_t = 0:             h_t, c_t = h_{t-1}, c_{t-1}
 
   inputs: float32 [batch, seq, features]; mask: [batch, seq] (1 for tokens, 0 for padding, any dtype; None: all 1).
-  Returns float32 [batch, 2 * units]: [forward state after the last token; backward state after the first token].
+  Returns float32 [batch, 2 * units]: [forward state after the last token; backward state after the first token];
+  with `return_sequences`, [batch, seq, 2 * units]: at position t, [forward state after token t; backward state
+  after token t] (Keras' `Bidirectional(LSTM(return_sequences=True))` at the real tokens).
   """
 
   simulates_int8 = True  # the input projection (int8 in TFLite); the recurrence stays float32 there and here
 
-  def __init__(self, units: int, **kwargs):
+  def __init__(self, units: int, return_sequences: bool = False, **kwargs):
     super().__init__(**kwargs)
     if units < 1:
       raise ValueError(f"units must be >= 1, got {units}")
     self.units = units
+    self.return_sequences = return_sequences
 
   def build(self, input_shape):
     features = input_shape[-1]
@@ -147,19 +163,29 @@ class BidirectionalLstm(keras.layers.Layer):
     step_mask = tf.expand_dims(tf.transpose(tf.cast(mask, inputs.dtype)), -1)  # [seq, batch, 1]
     zeros = tf.zeros_like(projected[0, :, :u])  # [batch, u]; zeros_like keeps the batch size dynamic
 
-    def body(t, h_f, c_f, h_b, c_b):
+    positions = tf.range(seq_len)
+
+    def body(t, h_f, c_f, h_b, c_b, *seen):
       back = seq_len - 1 - t
       h_f, c_f = self._step(tf.gather(projected, t)[:, :4 * u], h_f, c_f, self.forward_recurrent_kernel,
                             tf.gather(step_mask, t))
       h_b, c_b = self._step(tf.gather(projected, back)[:, 4 * u:], h_b, c_b, self.backward_recurrent_kernel,
                             tf.gather(step_mask, back))
-      return t + 1, h_f, c_f, h_b, c_b
+      if seen:  # each direction's states [seq, batch, u]: this step's written at its position
+        at = lambda position: tf.cast(tf.equal(positions, position), h_f.dtype)[:, None, None]
+        seen = (seen[0] + at(t) * h_f[None], seen[1] + at(back) * h_b[None])
+      return (t + 1, h_f, c_f, h_b, c_b) + tuple(seen)
 
-    _, h_f, _, h_b, _ = tf.while_loop(lambda t, *_: t < seq_len, body, (tf.constant(0), zeros, zeros, zeros, zeros))
+    states = (tf.constant(0), zeros, zeros, zeros, zeros)
+    if self.return_sequences:
+      states += (tf.zeros_like(projected[:, :, :u]),) * 2
+    _, h_f, _, h_b, _, *seen = tf.while_loop(lambda t, *_: t < seq_len, body, states)
+    if self.return_sequences:
+      return tf.transpose(tf.concat(seen, -1), [1, 0, 2])  # [batch, seq, 2u]
     return tf.concat([h_f, h_b], -1)
 
   def get_config(self):
-    return {**super().get_config(), "units": self.units}
+    return {**super().get_config(), "units": self.units, "return_sequences": self.return_sequences}
 
 
 class BiLstmClassifier(keras.Model):
@@ -171,7 +197,7 @@ class BiLstmClassifier(keras.Model):
     self.config = config.validate()
     self.word_embeddings = Int8Embedding(config.vocab_size, config.embedding_size, name="word_embeddings")
     self.embedding_dropout = ResumableDropout(config.dropout)
-    self.bilstm = BidirectionalLstm(config.lstm_units, name="bilstm")
+    self.bilstm = BidirectionalLstm(config.lstm_units, return_sequences=config.head == "token", name="bilstm")
     self.hidden = Int8Dense(config.hidden_units, activation="relu", name="hidden")
     self.hidden_dropout = ResumableDropout(config.dropout)
     self.classifier = Int8Dense(config.num_labels, name="classifier")
@@ -179,13 +205,13 @@ class BiLstmClassifier(keras.Model):
   def call(self, inputs, training=None, logits_only=False):
     """inputs: int32 [batch, seq] `input_ids` and `input_mask` (`segment_ids` is ignored).
 
-    Returns logits float32 [batch, num_labels] and (unless `logits_only`) embeddings float32
-    [batch, seq, embedding_size].
+    Returns logits float32 [batch, num_labels] ([batch, seq, num_labels] for the token head) and (unless
+    `logits_only`) embeddings float32 [batch, seq, embedding_size].
     """
     embeddings = self.embedding_dropout(self.word_embeddings(inputs["input_ids"]), training=training)
-    sentence = self.bilstm(embeddings, mask=inputs["input_mask"], training=training)  # [batch, 2 * lstm_units]
-    sentence = int8(self.bilstm, "states", sentence, training)
-    hidden = self.hidden_dropout(self.hidden(sentence, training=training), training=training)
+    states = self.bilstm(embeddings, mask=inputs["input_mask"], training=training)  # [batch, (seq,) 2 * lstm_units]
+    states = int8(self.bilstm, "states", states, training)
+    hidden = self.hidden_dropout(self.hidden(states, training=training), training=training)
     logits = self.classifier(hidden, training=training)
     return {"logits": logits} if logits_only else {"logits": logits, "embeddings": embeddings}
 
@@ -274,7 +300,7 @@ def _build_from_teacher(config, teacher) -> BiLstmClassifier:
   vocabulary, labels and (PCA-projected where narrower) word embeddings."""
   shape = BiLstmConfig(vocab_size=int(teacher.bert_config["vocab_size"]), num_labels=teacher.num_labels,
                        embedding_size=config.embedding_size, lstm_units=config.lstm_units,
-                       hidden_units=config.hidden_units)
+                       hidden_units=config.hidden_units, head=teacher.bert_config.get("head", "pooled"))
   return build_bilstm_student(shape, teacher_word_embeddings(teacher.variables))
 
 

@@ -38,4 +38,13 @@ def task_type_of(task_name: str) -> TaskType:
   return by_name[task_name]
 
 
-__all__ = ["TASK_TYPES", "TaskData", "TaskType", "task_type_of"]
+def task_type_for_head(head: str) -> TaskType:
+  """The task type whose models end in `head` (a model's config says its head; an export's metadata has no task
+  type of its own when it came from another toolkit)."""
+  for type_name in TASK_TYPES.names():
+    if TASK_TYPES.get(type_name).head == head:
+      return TASK_TYPES.get(type_name)
+  raise LookupError(f"no task type has the head {head!r}")
+
+
+__all__ = ["TASK_TYPES", "TaskData", "TaskType", "task_type_for_head", "task_type_of"]

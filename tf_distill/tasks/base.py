@@ -1,14 +1,15 @@
 """What a task type supplies (`TaskType`) and what its data becomes (`TaskData`).
 
 A task type is one kind of prediction -- a label per example (`classification`), a tag per word (`tagging`) -- and
-owns everything that differs between kinds: reading and encoding a task's splits, the model's head, the metric and
-the number that picks the best checkpoint. The run code (`tf_distill.run`, `tf_distill.training`), the `Distiller`
-and the losses ask the task type and never test a task's name.
+owns everything that differs between kinds: reading and encoding a task's splits and transfer-set text, the model's
+head, the metric and the number that picks the best checkpoint, the text signature of its exports and what export
+parity compares. The run code (`tf_distill.run`, `tf_distill.training`), the `Distiller`, the losses, the teacher
+cache and the exporters ask the task type and never test a task's name.
 """
 
 import abc
 import dataclasses
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -16,9 +17,12 @@ import tf_distill  # noqa: F401
 import tf_keras as keras
 
 from tf_distill.configs import DataConfig
+from tf_distill.data.processors import InputExample
+from tf_distill.data.tokenization import WordPieceTokenizer
 from tf_distill.data.unlabeled import DRAWN, EVERY_EPOCH, row_tags
 
 Features = Dict[str, np.ndarray]
+Texts = Dict[str, List[str]]  # what a text signature takes: {"text": [...]} (and "text_b" for sentence pairs)
 
 
 @dataclasses.dataclass
@@ -56,14 +60,14 @@ class TaskType(abc.ABC):
     metric: the key of its score in `score`'s result and in eval_results.json (`dev_<metric>`, `test_<metric>`);
       the dev value `val_<metric>` (`monitor`) picks the best checkpoint.
     metric_title: how the console names the metric.
-    distills: whether `tf_distill.run.DistillRun` takes this type yet (the teacher side always does).
+    unit: what one prediction is, in the console ("examples", "words").
   """
 
   task_names: Tuple[str, ...] = ()
   head: str = "pooled"
   metric: str = "accuracy"
   metric_title: str = "accuracy"
-  distills: bool = False
+  unit: str = "examples"
 
   @property
   def monitor(self) -> str:
@@ -76,6 +80,17 @@ class TaskType(abc.ABC):
     """Reads and encodes `splits` of the configured task; optionally keeps the first N training rows."""
 
   @abc.abstractmethod
+  def training_texts(self, config: DataConfig, max_train_examples: Optional[int] = None) -> List[InputExample]:
+    """The (first N) training examples as text, labels left out: what augmentation makes variants of."""
+
+  @abc.abstractmethod
+  def encode_unlabeled(self, tokenizer: WordPieceTokenizer, examples: Sequence[InputExample],
+                       max_seq_length: int) -> Tuple[Features, np.ndarray]:
+    """Text without labels (unlabeled text, augmented variants) as training rows that the teacher alone labels:
+    input_ids, input_mask, segment_ids and label_ids all -1, in the training split's shapes; and int [rows], the
+    index in `examples` of each row's example (a long sentence may be several rows)."""
+
+  @abc.abstractmethod
   def score(self, logits: np.ndarray, features: Features, labels: Sequence[str]) -> Dict:
     """The metric of predictions `logits` (the model's, for `features` in order) against the features' labels:
     {metric: float, ...}; every entry is written to eval_results.json with the split's prefix."""
@@ -85,3 +100,36 @@ class TaskType(abc.ABC):
     val_accuracy and val_loss)."""
     del dev, labels, batch_size
     return ()
+
+  # ------------------------------------------------------------------------------- exports (tf_distill.export)
+
+  @abc.abstractmethod
+  def export_examples(self, config: DataConfig, split: str, num_examples: int,
+                      seed: Optional[int] = None) -> Tuple[Texts, Features]:
+    """`num_examples` examples of `split` (the first ones, or a random sample when `seed` is set) as raw text for
+    the text signature, and their features: the model inputs plus what `quality` and `scored` read."""
+
+  @abc.abstractmethod
+  def quality(self, logits: np.ndarray, features: Features, labels: Sequence[str]) -> Optional[float]:
+    """The figure an export must keep (within `--max_accuracy_drop` points of the Keras student): `metric_title`
+    of `logits` on `features` as a fraction; None when the features carry no label."""
+
+  @abc.abstractmethod
+  def scored(self, logits: np.ndarray, features: Features) -> np.ndarray:
+    """The logits that parity compares, one row per prediction: [n, labels] (a tagger: at its scored words)."""
+
+  @abc.abstractmethod
+  def text_signature(self, serve: Callable, encoder, metadata: Dict):
+    """The `serving_text` concrete function of an export (`tf_distill.export.text_signature`): raw text through
+    `encoder` (a `TextEncoder`) into `serve` (serving_default's tf.function); `metadata` is the export's."""
+
+  @abc.abstractmethod
+  def text_parity(self, outputs: Dict[str, np.ndarray], features: Features,
+                  logits: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(reference, candidate) [m, labels] for export parity: `logits`, serving_default's on `features`, against
+    the text signature's `outputs` on the same examples' raw text (`export_examples`), where both predict."""
+
+  @abc.abstractmethod
+  def signature_outputs(self, num_labels: int) -> Dict[str, Dict[str, Tuple[str, list]]]:
+    """The outputs verify-export expects: {"serving_default": {name: (dtype, shape)}, "serving_text": {...}},
+    shape entries None where free (batch, sequence, words)."""

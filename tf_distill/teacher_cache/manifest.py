@@ -5,14 +5,15 @@ A cache is a directory of sharded TFRecords plus `manifest.json`:
   part-00000-of-00004.tfrecord ...   one tf.train.Example per training example:
       index   int64          position of the example in the training features (the join key)
       length  int64          real token count (sum of input_mask)
-      logits  float32 [labels]  raw, before any temperature (T is applied at train time)
+      logits  float32 [labels]  raw, before any temperature (T is applied at train time); a tagger's
+              per-token logits are a "sequence" output, float16 [len, labels]
       <intermediate>  bytes  float16, trimmed to the example's real length, in the per-example layout below
-  manifest.json  the key fields, outputs, layers, dtypes, per-example shapes, shard list, num_examples, the
-                 teacher's labels/num_labels/bert_config, created
+  manifest.json  the key fields, outputs, their kinds, layers, dtypes, per-example shapes, shard list,
+                 num_examples, the teacher's labels/num_labels/bert_config, created
 
 Per-example layouts on disk (len = the example's real length, L = the stored layers in `manifest["layers"]` order):
 
-  logits, probabilities:                          float32 [labels]
+  logits, probabilities:                          float32 [labels]; a tagger's: float16 [len, labels]
   embeddings:                                     float16 [len, hidden]
   hidden_states, attention_queries/keys/values:   float16 [len, L, hidden]
   attention_scores, attention_probs:              float16 [len, len, L, heads]
@@ -48,14 +49,27 @@ KINDS = {
 PER_LAYER = ("layer_sequence", "layer_attention")
 
 
+def output_kind(name: str, batched_rank: int) -> str:
+  """The kind of output `name` whose batched value has rank `batched_rank`: its `KINDS` entry, except that a
+  tagger's logits and probabilities ([batch, seq, labels], one row per position) are a "sequence"."""
+  kind = KINDS[name]
+  return "sequence" if kind == "example" and batched_rank == 3 else kind
+
+
+def manifest_kinds(manifest: Mapping) -> Dict[str, str]:
+  """Output name -> kind of a cache: the manifest's "kinds" (written since per-token logits), else `KINDS`."""
+  return {name: manifest.get("kinds", {}).get(name, KINDS[name]) for name in manifest.get("outputs", [])}
+
+
 def is_per_layer(name: str) -> bool:
   """True for the outputs stored per teacher layer (hidden_states, attention_*)."""
   return KINDS[name] in PER_LAYER
 
 
-def ragged_dims(name: str) -> int:
-  """How many leading per-example axes have the example's real length: 0, 1, or 2 for attention maps."""
-  return {"example": 0, "layer_attention": 2}.get(KINDS[name], 1)
+def ragged_dims(kind: str) -> int:
+  """How many leading per-example axes of an output of `kind` have the example's real length: 0, 1, or 2 for
+  attention maps."""
+  return {"example": 0, "layer_attention": 2}.get(kind, 1)
 
 
 def check_outputs(outputs: Sequence[str]) -> Tuple[str, ...]:

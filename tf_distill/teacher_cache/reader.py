@@ -3,7 +3,7 @@
 What `TeacherCache.__call__` returns for a batch (the layout of every teacher source, so a loss cannot tell a cached
 teacher from an online one; seq = the batch's trimmed width):
 
-  logits, probabilities:            float32 [batch, labels]
+  logits, probabilities:            float32 [batch, labels]; a tagger's [batch, seq, labels]
   embeddings:                       float32 [batch, seq, hidden]
   hidden_states, attention_queries/keys/values:
                                     list by 0-based teacher layer of float32 [batch, seq, hidden]
@@ -26,7 +26,7 @@ import tensorflow as tf
 from tf_distill.teacher import INDEX_KEY, TeacherSource
 from tf_distill.teacher_cache.key import CacheKey
 from tf_distill.teacher_cache.errors import CacheError
-from tf_distill.teacher_cache.manifest import KINDS, check_manifest, is_per_layer, ragged_dims, read_manifest
+from tf_distill.teacher_cache.manifest import check_manifest, is_per_layer, manifest_kinds, ragged_dims, read_manifest
 
 
 def open_cache(cache_dir: str, expected_key: CacheKey, outputs: Sequence[str] = ("logits",),
@@ -59,6 +59,7 @@ class TeacherCache(TeacherSource):
     self.manifest = dict(manifest)
     self.outputs = tuple(outputs)
     self.num_examples = int(manifest["num_examples"])
+    self._kinds = manifest_kinds(manifest)
     self._teacher_info = dict(teacher_info or manifest.get("teacher") or {})
     stored_layers = [int(layer) for layer in manifest.get("layers") or []]
     self._layer_positions = ([stored_layers.index(layer) for layer in layers]
@@ -102,9 +103,11 @@ class TeacherCache(TeacherSource):
 
   @property
   def logits(self) -> np.ndarray:
-    """Raw teacher logits float32 [num_examples, labels], row i for training example i."""
+    """Raw teacher logits float32 [num_examples, labels], row i for training example i (a classifier's cache)."""
     if "logits" not in self._values:
       raise CacheError(f"logits were not requested when opening {self.cache_dir}; add 'logits' to outputs")
+    if self._kinds["logits"] != "example":
+      raise CacheError(f"the cache at {self.cache_dir} holds per-token logits; read them with example('logits', i)")
     return self._values["logits"]
 
   # ---------------------------------------------------------------------------------------------------- reading
@@ -113,7 +116,7 @@ class TeacherCache(TeacherSource):
     files = [os.path.join(self.cache_dir, shard["file"]) for shard in self.manifest["shards"]]
     spec = {"index": tf.io.FixedLenFeature([], tf.int64), "length": tf.io.FixedLenFeature([], tf.int64)}
     for name in self.outputs:
-      if KINDS[name] == "example":
+      if self._kinds[name] == "example":
         spec[name] = tf.io.FixedLenFeature([int(np.prod(self.manifest["shapes"][name]))], tf.float32)
       else:
         spec[name] = tf.io.FixedLenFeature([], tf.string)
@@ -139,7 +142,7 @@ class TeacherCache(TeacherSource):
       raise CacheError(f"incomplete teacher cache at {self.cache_dir}: {seen} records for {n} examples; rebuild "
                        "it with --teacher_cache=build")
     for name in self.outputs:
-      if KINDS[name] == "example":
+      if self._kinds[name] == "example":
         values[name] = np.stack(values[name]).reshape([n] + list(self.manifest["shapes"][name]))
       else:
         values[name] = [self._decode(name, raw, int(length)) for raw, length in zip(values[name], lengths)]
@@ -147,7 +150,7 @@ class TeacherCache(TeacherSource):
 
   def _decode(self, name: str, raw: bytes, length: int) -> np.ndarray:
     """One example's float16 bytes as [len, hidden], [len, L, hidden] or [len, len, L, heads] (L: loaded layers)."""
-    ragged = ragged_dims(name)
+    ragged = ragged_dims(self._kinds[name])
     shape = [length] * ragged + list(self.manifest["shapes"][name][ragged:])
     value = np.frombuffer(raw, np.float16).reshape(shape)
     if self._layer_positions is not None and is_per_layer(name):
@@ -162,10 +165,11 @@ class TeacherCache(TeacherSource):
     return out
 
   def example(self, name: str, i: int):
-    """Output `name` of example i at its real length, without the batch axis: [labels], [len, hidden], or for the
+    """Output `name` of example i at its real length, without the batch axis: [labels], [len, hidden] (a tagger's
+    logits: [len, labels]), or for the
     per-layer outputs a list by teacher layer (None where not served) of [len, hidden] or [heads, len, len]."""
     value = self._values[name][i]
-    kind = KINDS[name]
+    kind = self._kinds[name]
     if kind == "layer_sequence":
       return self._by_layer([value[:, p].astype(np.float32) for p in range(len(self.layers))])
     if kind == "layer_attention":
@@ -179,7 +183,7 @@ class TeacherCache(TeacherSource):
 
     Built once, outside any tf.function, so a traced train step captures them instead of embedding constants.
     """
-    value, kind = self._values[name], KINDS[name]
+    value, kind = self._values[name], self._kinds[name]
     with tf.init_scope():
       if kind == "example":
         return tf.constant(value, tf.float32)
@@ -211,7 +215,7 @@ class TeacherCache(TeacherSource):
     for name in outputs or self.outputs:
       if name not in self._values:
         raise CacheError(f"output {name!r} was not loaded from {self.cache_dir}; loaded {list(self._values)}")
-      table, kind = self._tables[name], KINDS[name]
+      table, kind = self._tables[name], self._kinds[name]
       if kind == "example":
         out[name] = tf.stop_gradient(tf.gather(table, index))
       elif kind == "sequence":

@@ -16,8 +16,8 @@ import tensorflow as tf
 from tf_distill.data.tokenization import FEATURE_KEYS
 from tf_distill.teacher_cache.key import CacheKey
 from tf_distill.teacher_cache.errors import FORMAT_VERSION, CacheError
-from tf_distill.teacher_cache.manifest import (KINDS, MANIFEST_FILE, check_features, check_outputs, describe_teacher,
-                                               is_per_layer, ragged_dims)
+from tf_distill.teacher_cache.manifest import (MANIFEST_FILE, check_features, check_outputs, describe_teacher,
+                                               is_per_layer, output_kind, ragged_dims)
 
 
 def build_cache(teacher: Callable, features: Mapping[str, np.ndarray], cache_dir: str, key: CacheKey,
@@ -57,7 +57,7 @@ def build_cache(teacher: Callable, features: Mapping[str, np.ndarray], cache_dir
   query = tf.function(lambda batch: teacher(batch, outputs=outputs), input_signature=[spec], autograph=False)
   shard_names = [f"part-{s:05d}-of-{num_shards:05d}.tfrecord" for s in range(num_shards)]
   counts = [0] * num_shards
-  shapes, dtypes = {}, {}
+  shapes, dtypes, kinds = {}, {}, {}
   try:
     writers = [tf.io.TFRecordWriter(os.path.join(tmp_dir, name)) for name in shard_names]
     try:
@@ -66,18 +66,19 @@ def build_cache(teacher: Callable, features: Mapping[str, np.ndarray], cache_dir
         width = int(lengths[rows].max())
         batch = {k: tf.constant(np.asarray(features[k])[rows, :width], tf.int32) for k in FEATURE_KEYS}
         result = _query(query, batch, outputs)
+        kinds = {name: output_kind(name, result[name].ndim) for name in outputs}
         for i, row in enumerate(rows):
           record = {"index": _int64(int(row)), "length": _int64(int(lengths[row]))}
           for name in outputs:
-            value = _per_example(name, result[name], i, int(lengths[row]), layers)
-            if KINDS[name] == "example":
+            value = _per_example(kinds[name], result[name], i, int(lengths[row]), layers)
+            if kinds[name] == "example":
               value = value.astype(np.float32)
               record[name] = tf.train.Feature(float_list=tf.train.FloatList(value=value.reshape(-1)))
               shapes[name] = list(value.shape)
             else:
               value = _to_float16(name, value)
               record[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.tobytes()]))
-              ragged = ragged_dims(name)
+              ragged = ragged_dims(kinds[name])
               shapes[name] = ["len"] * ragged + list(value.shape[ragged:])
             dtypes[name] = value.dtype.name
           shard = batch_number % num_shards
@@ -92,6 +93,7 @@ def build_cache(teacher: Callable, features: Mapping[str, np.ndarray], cache_dir
         "key": key.digest,
         "key_fields": dataclasses.asdict(key),
         "outputs": list(outputs),
+        "kinds": kinds,
         "layers": layers if layers is not None else (list(range(int(num_layers))) if num_layers else None),
         "dtypes": dtypes,
         "shapes": shapes,
@@ -111,10 +113,9 @@ def build_cache(teacher: Callable, features: Mapping[str, np.ndarray], cache_dir
   return manifest
 
 
-def _per_example(name: str, value: np.ndarray, i: int, length: int, layers: Optional[Sequence[int]]) -> np.ndarray:
-  """Example i of a batched teacher output (per-layer outputs stacked on a leading layer axis), trimmed to `length`,
-  in the on-disk layout of manifest.py."""
-  kind = KINDS[name]
+def _per_example(kind: str, value: np.ndarray, i: int, length: int, layers: Optional[Sequence[int]]) -> np.ndarray:
+  """Example i of a batched teacher output of `kind` (per-layer outputs stacked on a leading layer axis), trimmed to
+  `length`, in the on-disk layout of manifest.py."""
   if kind == "example":
     return value[i]
   if kind == "sequence":
