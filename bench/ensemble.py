@@ -45,14 +45,14 @@ def teacher_accuracies(args, exports):
   """Test accuracy of each member and of their ensemble, from serving_default logits."""
   import numpy as np  # pylint: disable=import-outside-toplevel
   import tf_distill  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-  from tf_distill.report import batched_logits, test_features  # pylint: disable=import-outside-toplevel
+  from tf_distill.report import batched_logits, test_split  # pylint: disable=import-outside-toplevel
   from tf_distill.ensemble import EnsembleTeacher  # pylint: disable=import-outside-toplevel
   from tf_distill.export.serving import latest_version_dir  # pylint: disable=import-outside-toplevel
   from tf_distill.teacher import SavedModelTeacher  # pylint: disable=import-outside-toplevel
   from tf_distill.training import accuracy  # pylint: disable=import-outside-toplevel
 
   paths = [os.path.join(REPO, p) for p in exports]
-  features = test_features(latest_version_dir(paths[0]), args.data_dir, None)
+  features = test_split(latest_version_dir(paths[0]), args.data_dir, None).features
   members = [SavedModelTeacher(p) for p in paths]
   ensemble = EnsembleTeacher(members, weights=args.teacher_weights)
 

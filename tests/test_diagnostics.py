@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_distill import diagnostics
-from tf_distill import report
+from tf_distill import report, tasks
 from tests import tiny
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "film"]  # [UNK] = 1, specials 0, 2, 3, 4
@@ -54,16 +54,17 @@ class TeacherCheckTest(tf.test.TestCase):
     teacher_dir = self.get_temp_dir()
     write_vocab(os.path.join(teacher_dir, "assets.extra"))
     features = {"input_ids": np.array([[2, 5, 3]]), "input_mask": np.ones((1, 3), np.int32)}
-    self.assertEqual(report.set_up_warnings(teacher_dir, features, {"a": "x"}, None), [])
+    split = report.TestSplit(features, tasks.task_type_of("csv"), ["neg", "pos"])
+    self.assertEqual(report.set_up_warnings(teacher_dir, split, {"a": "x"}, None), [])
     with self.assertRaisesRegex(ValueError, r"--no_distillation_model=b is not a name in --models \(a\)"):
-      report.set_up_warnings(teacher_dir, features, {"a": "x"}, "b")
+      report.set_up_warnings(teacher_dir, split, {"a": "x"}, "b")
 
   def test_report_warns_when_the_student_is_the_teacher_itself(self):
     """The tiny teacher exported as a student: equal dev accuracy, so the teacher does not beat it."""
     teacher = tiny.shared_teacher()
     data_dir = tiny.write_csv_task(os.path.join(self.get_temp_dir(), "data"))
-    features = report.test_features(teacher.path, data_dir, None)
-    lines = report.set_up_warnings(teacher.path, features, {"twin": teacher.serving_path}, "twin", data_dir)
+    split = report.test_split(teacher.path, data_dir, None)
+    lines = report.set_up_warnings(teacher.path, split, {"twin": teacher.serving_path}, "twin", data_dir)
     self.assertLen(lines, 1)
     self.assertRegex(lines[0], r"dev accuracy (0\.\d{4}) does not beat twin's \1 ")
 

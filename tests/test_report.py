@@ -13,7 +13,7 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
-from tf_distill import report
+from tf_distill import report, tasks
 from tf_distill.cli import report as report_cli
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -111,9 +111,10 @@ class OutputsTest(tf.test.TestCase):
     report_cli.define_flags(fresh)
     machine = FakeMachine(lambda name, call: 0.001 * (1 + call / 50))
     features = {"label_ids": np.zeros(40, np.int32), "input_ids": np.zeros((40, 8), np.int32)}
+    split = report.TestSplit(features, tasks.task_type_of("csv"), ["neg", "pos"])
 
-    def saved_model_row(name, path, features, latency_examples):
-      del path, features
+    def saved_model_row(name, path, split, latency_examples):
+      del path, split
       return report.Row(name, 0.8, 1000, 1.0), machine.model(name, latency_examples)
 
     report_dir = os.path.join(self.get_temp_dir(), "report")
@@ -123,13 +124,15 @@ class OutputsTest(tf.test.TestCase):
     with mock.patch.object(report_cli, "FLAGS", fresh), \
         mock.patch.object(report, "round_robin_latencies", timer), \
         mock.patch.object(report_cli, "latest_version_dir", lambda path: path), \
-        mock.patch.object(report, "test_features", lambda *args: features), \
+        mock.patch.object(report, "test_split", lambda *args: split), \
         mock.patch.object(report, "set_up_warnings", lambda *args: []), \
         mock.patch.object(report, "saved_model_row", saved_model_row):
       report_cli.main([])
     self.assertCountEqual(os.listdir(report_dir), ["report.md", "report.json", "report.png"])
     with open(os.path.join(report_dir, "report.json"), encoding="utf-8") as f:
-      rows_by_name = {row["name"]: row for row in json.load(f)["rows"]}
+      written = json.load(f)
+    self.assertEqual(written["metric"], "accuracy")
+    rows_by_name = {row["name"]: row for row in written["rows"]}
     self.assertEqual(list(rows_by_name), ["teacher", "a", "b"])
     self.assertLen(machine.calls, 3 * (report.WARMUP_CALLS + 40))
     for this, other in (("a", "b"), ("b", "a")):

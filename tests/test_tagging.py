@@ -217,7 +217,12 @@ class TaggerFlowTest(tf.test.TestCase):
                                    cls.work) for name in students}
       cls.exported = {name: run.result() for name, run in exports.items()}
       verified = {name: pool.submit(run_cli, "verify_export", [f"export/{name}"], cls.work) for name in students}
+      report = pool.submit(run_cli, "report", ["--teacher_model=export/teacher", "--data_dir=data",
+                                               "--models=bert:export/bert,bilstm:export/bilstm",
+                                               "--tflite=bert_int8:export/bert_tflite", "--latency_examples=3",
+                                               "--latency_rounds=1", "--report_dir=export"], cls.work)
       cls.verified = {name: run.result() for name, run in verified.items()}
+      cls.report = report.result()
     cls.run_dir = RunDir(os.path.join(cls.work, "runs", "tagger"))
 
   def _predict_words(self, model, features, labels, logits=None):
@@ -336,6 +341,21 @@ class TaggerFlowTest(tf.test.TestCase):
                     "tflite:float32.tflite", "tflite:int8.tflite"):
         self.assertRegex(result.stdout, rf"\[ok\] {check}:", msg=f"{name}: {check}")
       self.assertRegex(result.stdout, r"\[ok\] tflite:int8.tflite: .*entity F1")
+
+
+  def test_report_gives_entity_f1(self):
+    self.assertEqual(self.report.returncode, 0, self.report.stderr[-3000:])
+    self.assertIn("| model | test entity F1 | % of teacher |", self.report.stdout)
+    self.assertRegex(self.report.stdout, r"Test split: 41 labelled words in 6 rows, max_seq_length 16")
+    with open(os.path.join(self.work, "export", "report.json"), encoding="utf-8") as f:
+      written = json.load(f)
+    self.assertEqual(written["metric"], "entity F1")
+    rows = {row["name"]: row for row in written["rows"]}
+    self.assertAllClose(rows["teacher"]["test_accuracy"], self.run_dir.read_eval_results()["test_f1"], atol=1e-6)
+    for name in ("bert", "bilstm"):
+      self.assertAllClose(rows[name]["test_accuracy"], self._student(name).read_eval_results()["test_f1"], atol=1e-6)
+    int8 = parity.read_report(os.path.join(self.work, "export", "bert_tflite", "1"))["int8"]["accuracy"]
+    self.assertAllClose(rows["bert_int8"]["test_accuracy"], int8, atol=1e-6)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""Compares exported models on the test split: accuracy, parameters, size and batch-1 latency, as a Markdown table,
-report.json and a PNG (accuracy against latency, marker area proportional to size); `tf_distill report` maps its
-flags to `write_report`.
+"""Compares exported models on the test split: the task's metric (accuracy; a tagger's entity F1, `TaskType.quality`
+of the teacher export's task type), parameters, size and batch-1 latency, as a Markdown table, report.json and a PNG
+(the metric against latency, marker area proportional to size); `tf_distill report` maps its flags to
+`write_report`.
 
 Latency is the wall time of one `serving_default` call on one test example padded to the teacher's max_seq_length
 (the serving contract), inputs already converted to tensors, on this machine's CPU threads. The models are timed
@@ -25,7 +26,8 @@ from tf_distill.configs import DataConfig
 from tf_distill.export.parity import MAX_ACCURACY_DROP, read_report
 from tf_distill.export.serving import latest_version_dir, read_metadata
 from tf_distill.export.tflite import TFLiteClassifier
-from tf_distill.training import accuracy, load_data, write_json
+from tf_distill.tasks import TaskType, task_type_of_export
+from tf_distill.training import load_data, write_json
 
 INPUT_KEYS = ("input_ids", "input_mask", "segment_ids")
 WARMUP_CALLS = 5
@@ -34,7 +36,7 @@ WARMUP_CALLS = 5
 @dataclasses.dataclass
 class Row:
   name: str
-  test_accuracy: float
+  test_accuracy: float  # the task's metric (`TestSplit.metric`)
   parameters: int
   size_mib: float
   latency_ms: float = 0.0  # median over all timed calls
@@ -88,18 +90,39 @@ def round_robin_latencies(models: Sequence[Timed], rounds: int, clock: Callable[
                   [1000.0 * float(np.median(calls)) for calls in per_round]) for per_round in times]
 
 
+@dataclasses.dataclass
+class TestSplit:
+  """A split's features and how a model's logits on them are scored: `score(logits)`, the task's `metric`."""
+  features: Dict[str, np.ndarray]
+  task: TaskType
+  labels: List[str]
+
+  @property
+  def metric(self) -> str:
+    return self.task.metric_title
+
+  def score(self, logits: np.ndarray) -> float:
+    return self.task.quality(logits, self.features, self.labels) or 0.0
+
+  def describe(self) -> str:
+    """e.g. "1241 examples" or "2004 labelled words in 1287 rows", and the sequence length."""
+    labelled = int(np.sum(self.task.scored(self.features["label_ids"], self.features) >= 0))
+    rows = len(self.features["input_ids"])
+    count = f"{rows} {self.task.unit}" if labelled == rows else f"{labelled} labelled {self.task.unit} in {rows} rows"
+    return f"{count}, max_seq_length {self.features['input_ids'].shape[1]}"
+
+
 def batched_logits(predict: Callable, features: Dict[str, np.ndarray]) -> np.ndarray:
   return np.concatenate([predict({k: tf.constant(features[k][i:i + 256]) for k in INPUT_KEYS})
                          for i in range(0, len(features["input_ids"]), 256)])
 
 
-def saved_model_accuracy(path: str, features: Dict[str, np.ndarray]) -> float:
+def saved_model_score(path: str, split: TestSplit) -> float:
   serve = tf.saved_model.load(latest_version_dir(path)).signatures["serving_default"]
-  return accuracy(batched_logits(lambda b: serve(**b)["logits"].numpy(), features), features["label_ids"])
+  return split.score(batched_logits(lambda b: serve(**b)["logits"].numpy(), split.features))
 
 
-def saved_model_row(name: str, path: str, features: Dict[str, np.ndarray],
-                    latency_examples: int) -> Tuple[Row, Timed]:
+def saved_model_row(name: str, path: str, split: TestSplit, latency_examples: int) -> Tuple[Row, Timed]:
   path = latest_version_dir(path)
   loaded = tf.saved_model.load(path)
   serve = loaded.signatures["serving_default"]
@@ -107,13 +130,13 @@ def saved_model_row(name: str, path: str, features: Dict[str, np.ndarray],
   def predict(batch):
     return serve(**{k: batch[k] for k in INPUT_KEYS})["logits"].numpy()
 
-  logits = batched_logits(predict, features)
+  logits = batched_logits(predict, split.features)
   parameters = sum(int(np.prod(v.shape)) for v in loaded.model.variables if not v.name.endswith("calls:0"))
-  return (Row(name, accuracy(logits, features["label_ids"]), parameters, directory_bytes(path) / 2**20),
-          Timed(predict, single_examples(features, latency_examples, tf.constant)))
+  return (Row(name, split.score(logits), parameters, directory_bytes(path) / 2**20),
+          Timed(predict, single_examples(split.features, latency_examples, tf.constant)))
 
 
-def tflite_row(name: str, path: str, features: Dict[str, np.ndarray], latency_examples: int, num_threads: int,
+def tflite_row(name: str, path: str, split: TestSplit, latency_examples: int, num_threads: int,
                parameters: int) -> Tuple[Row, Optional[Timed]]:
   """The row of a TFLite file; for a variant that export_student measured but did not ship (parity.json), a row
   with its measured accuracy and size, the reason, and nothing to time (None)."""
@@ -127,9 +150,10 @@ def tflite_row(name: str, path: str, features: Dict[str, np.ndarray], latency_ex
       return Row(name, entry.get("accuracy") or 0.0, parameters, entry.get("bytes", 0) / 2**20,
                  not_shipped=_why_not_shipped(entry, report)), None
   model = TFLiteClassifier(path, num_threads=num_threads)
+  features = split.features
   logits = np.concatenate([model({k: features[k][i:i + 1] for k in INPUT_KEYS})
                            for i in range(len(features["input_ids"]))])
-  return (Row(name, accuracy(logits, features["label_ids"]), parameters, os.path.getsize(path) / 2**20),
+  return (Row(name, split.score(logits), parameters, os.path.getsize(path) / 2**20),
           Timed(model, single_examples(features, latency_examples)))
 
 
@@ -140,34 +164,35 @@ def _why_not_shipped(entry: Dict, report: Dict) -> str:
           f"{report.get('max_accuracy_drop', MAX_ACCURACY_DROP):g}")
 
 
-def test_features(teacher_dir: str, data_dir: Optional[str], tfds_data_dir: Optional[str],
-                  split: str = "test") -> Dict[str, np.ndarray]:
+def test_split(teacher_dir: str, data_dir: Optional[str], tfds_data_dir: Optional[str],
+               split: str = "test") -> TestSplit:
+  """`split` of the teacher export's task, encoded with its vocab and max_seq_length, scored by its task type."""
   meta = read_metadata(teacher_dir)
   config = DataConfig(task_name=meta["task_name"], data_dir=data_dir, tfds_data_dir=tfds_data_dir,
                       vocab_file=os.path.join(teacher_dir, "assets.extra", "vocab.txt"),
                       max_seq_length=int(meta["max_seq_length"]), labels=tuple(meta["labels"])).validate()
-  return load_data(config, splits=(split,)).features[split]
+  return TestSplit(load_data(config, splits=(split,)).features[split], task_type_of_export(meta), list(meta["labels"]))
 
 
-def set_up_warnings(teacher_dir: str, features: Dict[str, np.ndarray], models: Dict[str, str],
+def set_up_warnings(teacher_dir: str, split: TestSplit, models: Dict[str, str],
                     no_distillation_model: Optional[str], data_dir: Optional[str] = None,
                     tfds_data_dir: Optional[str] = None) -> List[str]:
   """diagnostics' warnings: [UNK]-dominated test text; a teacher no better on dev than the no-distillation student."""
-  found = [diagnostics.unk_warning(features, os.path.join(teacher_dir, "assets.extra", "vocab.txt"))]
+  found = [diagnostics.unk_warning(split.features, os.path.join(teacher_dir, "assets.extra", "vocab.txt"))]
   if no_distillation_model:
     if no_distillation_model not in models:
       raise ValueError(f"--no_distillation_model={no_distillation_model} is not a name in --models "
                        f"({', '.join(models)}); pass one of them")
-    dev = test_features(teacher_dir, data_dir, tfds_data_dir, split="dev")
-    found.append(diagnostics.teacher_warning(saved_model_accuracy(teacher_dir, dev),
-                                             saved_model_accuracy(models[no_distillation_model], dev),
+    dev = test_split(teacher_dir, data_dir, tfds_data_dir, split="dev")
+    found.append(diagnostics.teacher_warning(saved_model_score(teacher_dir, dev),
+                                             saved_model_score(models[no_distillation_model], dev),
                                              no_distillation_model))
   return [line for line in found if line]
 
 
-def format_table(rows: List[Row]) -> str:
+def format_table(rows: List[Row], metric: str = "accuracy") -> str:
   teacher = rows[0]
-  lines = ["| model | test accuracy | % of teacher | parameters | size (MiB) | latency b=1 (ms) | round medians (ms) "
+  lines = [f"| model | test {metric} | % of teacher | parameters | size (MiB) | latency b=1 (ms) | round medians (ms) "
            "| speed-up |",
            "|---|---|---|---|---|---|---|---|"]
   for row in rows:
@@ -182,8 +207,8 @@ def format_table(rows: List[Row]) -> str:
   return "\n".join(lines)
 
 
-def plot_rows(rows: List[Row], path: str) -> None:
-  """Writes a PNG of the table: test accuracy against batch-1 latency, one labelled point per model, its area
+def plot_rows(rows: List[Row], path: str, metric: str = "accuracy") -> None:
+  """Writes a PNG of the table: the test metric against batch-1 latency, one labelled point per model, its area
   proportional to its size in MiB, the bar across it the round-median spread."""
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
@@ -199,8 +224,8 @@ def plot_rows(rows: List[Row], path: str) -> None:
     axes.annotate(f"{row.name} ({row.size_mib:.1f} MiB)", (row.latency_ms, row.test_accuracy),
                   textcoords="offset points", xytext=(8, 6))
   axes.set_xlabel("latency, batch 1 (ms)")
-  axes.set_ylabel("test accuracy")
-  axes.set_title("Test accuracy against latency (marker area: size)")
+  axes.set_ylabel(f"test {metric}")
+  axes.set_title(f"Test {metric} against latency (marker area: size)")
   axes.margins(x=0.3, y=0.25)
   axes.set_xlim(left=0)
   axes.grid(alpha=0.3)
@@ -210,26 +235,27 @@ def plot_rows(rows: List[Row], path: str) -> None:
 
 
 def write_report(teacher_dir: str, models: Sequence[Tuple[str, str]], tflite: Sequence[Tuple[str, str]],
-                 features: Dict[str, np.ndarray], report_dir: str, latency_examples: int = 300,
+                 split: TestSplit, report_dir: str, latency_examples: int = 300,
                  latency_rounds: int = 5, num_threads: int = 2) -> str:
   """Measures the teacher, the SavedModels `models` and the TFLite files `tflite` ((name, path) pairs) on the test
-  `features`, times them round-robin, writes report.md, report.json and report.png to `report_dir` and returns the
-  table followed by the line naming the CPU."""
-  measured = [saved_model_row("teacher", teacher_dir, features, latency_examples)]
+  `split` (`test_split`), times them round-robin, writes report.md, report.json and report.png to `report_dir` and
+  returns the table followed by the line naming the CPU."""
+  measured = [saved_model_row("teacher", teacher_dir, split, latency_examples)]
   for name, path in models:
-    measured.append(saved_model_row(name, path, features, latency_examples))
+    measured.append(saved_model_row(name, path, split, latency_examples))
   student_parameters = measured[1][0].parameters if len(measured) > 1 else 0  # TFLite holds the first student's
   for name, path in tflite:
-    measured.append(tflite_row(name, path, features, latency_examples, num_threads, student_parameters))
+    measured.append(tflite_row(name, path, split, latency_examples, num_threads, student_parameters))
   rows = [row for row, _ in measured]
   timed_rows = [(row, timed) for row, timed in measured if timed is not None]
   for (row, _), latency in zip(timed_rows, round_robin_latencies([timed for _, timed in timed_rows], latency_rounds)):
     row.latency_ms = latency.median_ms
     row.latency_low_ms, row.latency_high_ms = min(latency.round_medians_ms), max(latency.round_medians_ms)
-  text = f"{format_table(rows)}\n\nMeasured on {machine.describe()}."
+  text = f"{format_table(rows, split.metric)}\n\nMeasured on {machine.describe()}."
   os.makedirs(report_dir, exist_ok=True)
   with open(os.path.join(report_dir, "report.md"), "w", encoding="utf-8") as f:
     f.write(text + "\n")
-  write_json(os.path.join(report_dir, "report.json"), {"rows": [dataclasses.asdict(r) for r in rows]})
-  plot_rows(rows, os.path.join(report_dir, "report.png"))
+  write_json(os.path.join(report_dir, "report.json"), {"metric": split.metric,
+                                                       "rows": [dataclasses.asdict(r) for r in rows]})
+  plot_rows(rows, os.path.join(report_dir, "report.png"), split.metric)
   return text

@@ -1,4 +1,5 @@
-"""Compares exported models on the test split (`tf_distill.report`): accuracy, parameters, size and batch-1 latency.
+"""Compares exported models on the test split (`tf_distill.report`): accuracy (a tagger's entity F1), parameters, size
+and batch-1 latency.
 
     python -m tf_distill.cli.report --teacher_model=export/teacher \
         --models=student:export/student,baseline:export/student_baseline \
@@ -50,15 +51,14 @@ def main(argv) -> None:
 
 def _report() -> None:
   teacher_dir = latest_version_dir(FLAGS.teacher_model)
-  features = report.test_features(teacher_dir, FLAGS.data_dir, FLAGS.tfds_data_dir)
+  split = report.test_split(teacher_dir, FLAGS.data_dir, FLAGS.tfds_data_dir)
   models = [_split_named(value) for value in FLAGS.models]
-  for line in report.set_up_warnings(teacher_dir, features, dict(models), FLAGS.no_distillation_model,
+  for line in report.set_up_warnings(teacher_dir, split, dict(models), FLAGS.no_distillation_model,
                                      FLAGS.data_dir, FLAGS.tfds_data_dir):
     print(f"warning: {line}")
-  text = report.write_report(teacher_dir, models, [_split_named(value) for value in FLAGS.tflite], features,
+  text = report.write_report(teacher_dir, models, [_split_named(value) for value in FLAGS.tflite], split,
                              FLAGS.report_dir, FLAGS.latency_examples, FLAGS.latency_rounds, FLAGS.num_threads)
-  print(f"\nTest split: {len(features['label_ids'])} examples, max_seq_length "
-        f"{features['input_ids'].shape[1]}\n\n{text}\n")
+  print(f"\nTest split: {split.describe()}\n\n{text}\n")
 
 
 def run() -> None:

@@ -44,7 +44,7 @@ from tf_distill.data.tokenization import WordPieceTokenizer
 from tf_distill.export import parity, serving
 from tf_distill.export.parity import PARITY_FILE, compare_logits
 from tf_distill.export.tflite import FEATURE_KEYS, TFLiteClassifier
-from tf_distill.tasks import TaskType, task_type_for_head
+from tf_distill.tasks import TaskType, task_type_of_export
 
 # The last one is longer than any max_seq_length and gets truncated.
 SAMPLE_TEXTS = ("a great movie", "The plot was dull, and the ending far too long...",
@@ -175,11 +175,6 @@ def _check_signature(name: str, signature_def, inputs: Dict[str, str], outputs: 
       f"{', '.join(f'{k} {_describe(v)}' for k, v in sorted(signature_def.inputs.items()))} -> "
       f"{', '.join(f'{k} {_describe(v)}' for k, v in sorted(signature_def.outputs.items()))}")
   return result.check(name, not problems, detail)
-
-
-def task_type_of_export(metadata: Dict) -> TaskType:
-  """The task type of an export, from the head of the model_config in its metadata (classification without one)."""
-  return task_type_for_head(metadata.get("model_config", {}).get("head", "pooled"))
 
 
 def sample_inputs(metadata: Dict, vocab_file: str, texts: Sequence[str] = SAMPLE_TEXTS,

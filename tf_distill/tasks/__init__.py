@@ -47,4 +47,10 @@ def task_type_for_head(head: str) -> TaskType:
   raise LookupError(f"no task type has the head {head!r}")
 
 
-__all__ = ["TASK_TYPES", "TaskData", "TaskType", "task_type_for_head", "task_type_of"]
+def task_type_of_export(metadata: Dict) -> TaskType:
+  """The task type of an export, from the head of the model_config in its metadata (`tf_distill.json`;
+  classification without one)."""
+  return task_type_for_head(metadata.get("model_config", {}).get("head", "pooled"))
+
+
+__all__ = ["TASK_TYPES", "TaskData", "TaskType", "task_type_for_head", "task_type_of", "task_type_of_export"]
