@@ -219,6 +219,28 @@ class FinetunedTest(tf.test.TestCase):
     for layer in range(2):  # the distill signature's per-layer outputs are transformers' hidden states
       self.assertAllClose(out["hidden_states"][layer], self.hf_reference.hidden_states[layer + 1], atol=1e-4)
 
+  def test_hf_token_classifier_loads_as_a_tagger_matching_transformers(self):
+    """A BertForTokenClassification directory (no pooler; a classifier over every position) reads as a tagger: head
+    "token", logits [batch, seq, tags] equal to transformers' own."""
+    tags = ["O", "B-x", "I-x", "B-y"]
+    model = transformers.TFBertForTokenClassification(hf_config(
+        len(tags), id2label=dict(enumerate(tags)), label2id={n: i for i, n in enumerate(tags)}))
+    model(model.dummy_inputs)
+    rng = np.random.default_rng(8)
+    for w in model.weights:
+      w.assign((1.0 if "gamma" in w.name else 0.0) + rng.normal(0.0, 0.2, w.shape).astype(np.float32))
+    model.save_pretrained(self.path("hf_tagger"), safe_serialization=True)
+    tiny.write_vocab(self.path("hf_tagger", "vocab.txt"))
+    reference = model(**hf_inputs(self.features), training=False).logits.numpy()
+    loaded = load_finetuned(FinetunedCheckpointConfig(init_checkpoint=self.path("hf_tagger"), max_seq_length=SEQ))
+    self.assertEqual(loaded.labels, tags)
+    self.assertEqual(loaded.model.config.head, "token")
+    self.assertIsNone(loaded.model.pooler)
+    logits = loaded.model(self.features, training=False)["logits"].numpy()
+    self.assertEqual(logits.shape, (5, SEQ, len(tags)))
+    self.assertGreater(np.abs(reference).max(), 0.5)
+    self.assertAllClose(logits, reference, atol=1e-4)
+
   def test_hf_tf_safetensors_matches_transformers(self):
     loaded = load_finetuned(FinetunedCheckpointConfig(init_checkpoint=self.path("hf_tf_safetensors"),
                                                       max_seq_length=SEQ))

@@ -1,4 +1,4 @@
-"""Already fine-tuned BERT classifiers as tf_distill teachers, without training again.
+"""Already fine-tuned BERT classifiers and taggers as tf_distill teachers, without training again.
 
     config = FinetunedCheckpointConfig(init_checkpoint="hf_classifier_dir", max_seq_length=128).validate()
     export_finetuned(config, "export", "teacher")   # export/teacher/<version>/, serving_default + distill
@@ -6,7 +6,8 @@
 Two sources are read:
 
   Hugging Face BertForSequenceClassification directory (`save_pretrained`): config.json (shape; the labels from
-      `id2label`), vocab.txt, and the weights in one of
+      `id2label`), vocab.txt, and the weights in one of (a BertForTokenClassification directory, whose config.json
+      names that architecture, is read the same way as a tagger: head "token", no pooler)
         model.safetensors  PyTorch's save_pretrained (keys `bert.embeddings...`, `classifier.weight` [labels, hidden])
                            or TensorFlow's with safe_serialization=True (metadata format "tf", TF variable names)
         tf_model.h5        TensorFlow's save_pretrained (Keras h5: `<layer>/<model name>/bert/...:0`)
@@ -168,7 +169,7 @@ def _read_hugging_face(config: FinetunedCheckpointConfig):
     hf_config = json.load(f)
   if hf_config.get("model_type", "bert") != "bert":
     raise CheckpointError(f"{path}/config.json describes a {hf_config['model_type']!r} model; only BERT "
-                          "(BertForSequenceClassification) checkpoints can be read")
+                          "(BertForSequenceClassification, BertForTokenClassification) checkpoints can be read")
   if hf_config.get("position_embedding_type", "absolute") != "absolute":
     raise CheckpointError(f"{path}/config.json has position_embedding_type "
                           f"{hf_config['position_embedding_type']!r}; only 'absolute' is supported")
@@ -182,7 +183,8 @@ def _read_hugging_face(config: FinetunedCheckpointConfig):
   vocab_file = _single_file(config.vocab_file, os.path.join(path, "vocab.txt"), "vocab_file")
   if not config.vocab_file and not os.path.isfile(vocab_file):
     raise CheckpointError(f"{path} has no vocab.txt; pass the vocab the classifier was trained with as --vocab_file")
-  return hf_config, state, labels, vocab_file, do_lower_case, f"hugging_face:{weights_file}"
+  head = "token" if "BertForTokenClassification" in hf_config.get("architectures", []) else "pooled"
+  return {**hf_config, "head": head}, state, labels, vocab_file, do_lower_case, f"hugging_face:{weights_file}"
 
 
 def _tokenizer_lower_case(path: str, flag_value: Optional[bool]) -> bool:

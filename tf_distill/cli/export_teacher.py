@@ -29,7 +29,8 @@ CHECKPOINT_FLAGS = ("bert_config_file", "vocab_file", "labels", "do_lower_case",
 def define_flags() -> None:
   common.define_export_flags("runs/teacher", "teacher")
   flags.DEFINE_string("init_checkpoint", None, "Export this already fine-tuned classifier instead of a train_teacher "
-                      "run: a Hugging Face BertForSequenceClassification directory (config.json, model.safetensors "
+                      "run: a Hugging Face BertForSequenceClassification or BertForTokenClassification directory "
+                      "(config.json, model.safetensors "
                       "or tf_model.h5, vocab.txt), or a Google BERT checkpoint from run_classifier.py "
                       "(model.ckpt-N; needs --bert_config_file, --vocab_file and --labels).")
   flags.DEFINE_string("bert_config_file", None, "With a Google checkpoint: its bert_config.json.")
