@@ -64,7 +64,9 @@ def eval_results(run_dir):
 
 
 def test_accuracy(run_dir):
-  return eval_results(run_dir)["test_accuracy"]
+  """The run's test score: accuracy, or its task's metric (eval_results.json's "metric", e.g. a tagger's f1)."""
+  results = eval_results(run_dir)
+  return results[f"test_{results.get('metric', 'accuracy')}"]
 
 
 def fine_tuned_teacher(run_dir, export_dir, train_flags):

@@ -1,5 +1,6 @@
-"""What the transfer set adds (issue 12's table): test accuracy of the 2-layer BERT student and the BiLSTM trained
-without distillation / distilled on the labelled data / + unlabeled text / + augmentation, over seeds, per task.
+"""What the transfer set adds (issue 12's table): test accuracy (a tagger's entity F1) of the 2-layer BERT student and
+the BiLSTM trained without distillation / distilled on the labelled data / + unlabeled text / + augmentation, over
+seeds, per task (classification, or a tagging task such as wnut17).
 
     python3 bench/transfer_sets.py --tasks=rotten_tomatoes,bbc_news --seeds=1,2,3 --output=bench/TRANSFER_SETS.md
     # smoke run at a tiny budget:
@@ -41,7 +42,8 @@ STUDENTS = {"bert2": "flags/distill.flags", "bilstm": "flags/bilstm.flags", "tin
 CONFIGS = {"none": "no distillation", "labelled": "distillation", "unlabeled": "+ unlabeled text",
            "augmentation": "+ augmentation", "both": "+ unlabeled text + augmentation"}  # --configs key: row
 UNLABELED = {"rotten_tomatoes": "rotten_tomatoes_plots"}
-TASK_TITLES = {"rotten_tomatoes": "Rotten Tomatoes", "bbc_news": "BBC News"}
+TASK_TITLES = {"rotten_tomatoes": "Rotten Tomatoes", "bbc_news": "BBC News", "wnut17": "WNUT-17 (NER)"}
+METRICS = {"wnut17": "entity F1", "conll": "entity F1"}  # the score eval_results.json's "metric" names
 
 
 def teacher(task, args):
@@ -55,6 +57,8 @@ def teacher(task, args):
     flags.append(f"--max_train_examples={args.teacher_max_train_examples}")
   if args.teacher_seed is not None:
     flags.append(f"--seed={args.teacher_seed}")
+  if args.teacher_learning_rate:
+    flags.append(f"--learning_rate={args.teacher_learning_rate}")
   return fine_tuned_teacher(run_dir, export_root, flags), _test_accuracy(run_dir)
 
 
@@ -71,6 +75,8 @@ def student_flags(task, student, config, args):
     flags.append(f"--num_train_epochs={args.epochs}")
   if args.max_train_examples:
     flags.append(f"--max_train_examples={args.max_train_examples}")
+  if args.learning_rate:
+    flags.append(f"--learning_rate={args.learning_rate}")
   if config == "no distillation":
     return flags + twin_flags(preset)
   augments = config.endswith("+ augmentation")
@@ -114,8 +120,9 @@ def student_accuracy(task, student, config, seed, teacher_model, args):
 def task_table(task, args, seeds):
   teacher_model, teacher_accuracy = teacher(task, args)
   title = TASK_TITLES.get(task, f"{task} ({args.data_dir})" if args.data_dir else task)
-  lines = [f"**{title}**: teacher (all-MiniLM-L6-v2 fine-tuned) test accuracy {teacher_accuracy:.4f}.", "",
-           "| student | transfer set | test accuracy | % of teacher | vs no distillation | seeds | wall time per run |",
+  metric = METRICS.get(task, "accuracy")
+  lines = [f"**{title}**: teacher (all-MiniLM-L6-v2 fine-tuned) test {metric} {teacher_accuracy:.4f}.", "",
+           f"| student | transfer set | test {metric} | % of teacher | vs no distillation | seeds | wall time per run |",
            "|---|---|---|---|---|---|---|"]
   for student in args.students.split(","):
     twin = None
@@ -143,6 +150,8 @@ def main():
   parser.add_argument("--work_dir", default="runs/bench_transfer", help="Runs go to <work_dir>/<task>/...")
   parser.add_argument("--max_train_examples", type=int, default=None, help="Students: first N training examples.")
   parser.add_argument("--epochs", type=int, default=3, help="Student epochs.")
+  parser.add_argument("--learning_rate", type=float, default=None, help="Students (all rows); default: the preset's.")
+  parser.add_argument("--teacher_learning_rate", type=float, default=None, help="Default: flags/teacher.flags'.")
   parser.add_argument("--teacher_epochs", type=int, default=None, help="Default: flags/teacher.flags' 3.")
   parser.add_argument("--teacher_max_train_examples", type=int, default=None)
   parser.add_argument("--teacher_seed", type=int, default=None, help="Default: flags/common.flags' 42.")

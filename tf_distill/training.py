@@ -181,6 +181,7 @@ def train_and_evaluate(distiller: Distiller, data: TaskData, config: TrainConfig
         scores = task.score(logits, data.features[split], data.labels)
         summary.update({f"{split}_{key}{suffix}": value for key, value in scores.items()})
     metric, title = task.metric, task.metric_title
+    summary["metric"] = metric  # which test_* entry is the task's score
     simulated_line = (f" (int8 simulated: dev {summary[f'dev_{metric}_int8_simulated']:.4f}, test "
                       f"{summary[f'test_{metric}_int8_simulated']:.4f})"
                       if f"test_{metric}_int8_simulated" in summary else "")
