@@ -11,7 +11,8 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["tf_distill", "tf_distill.*"]),
     # WNUT-17 (CC BY 4.0), shipped for the embedded NER task; tf_distill/data/wnut17/README.md says what and whence.
-    package_data={"tf_distill.data": ["wnut17/*.conll.gz", "wnut17/LICENSE", "wnut17/CITATION", "wnut17/README.md"]},
+    package_data={"tf_distill.data": ["wnut17/*.conll.gz", "wnut17/LICENSE", "wnut17/CITATION", "wnut17/README.md",
+                                      "squad2/*.json.gz", "squad2/LICENSE", "squad2/CITATION", "squad2/README.md"]},
     install_requires=[
         "tensorflow==2.21.0",
         "tf-keras==2.21.0",
