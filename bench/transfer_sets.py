@@ -11,7 +11,8 @@ seeds, per task (classification, or a tagging task such as wnut17).
 Per task, the teacher is fine-tuned and exported first if `<work_dir>/<task>/teacher` has no eval_results.json
 (scripts/train_teacher.sh, flags/teacher.flags, then scripts/export_teacher.sh). Each student run is
 `scripts/distill.sh` with the student's preset (bert2: flags/distill.flags, bilstm: flags/bilstm.flags, tinybert4:
-flags/tinybert4.flags, whose --stages replace --epochs) and:
+flags/tinybert4.flags, whose --stages replace --epochs; ner: flags/ner.flags, the 2-layer tagger for --tasks=wnut17
+or conll) and:
 - no distillation: bench_runs.NO_DISTILLATION (`--alpha=0 --intermediate_matches= --stages= --augmentation=
   --teacher_cache=off --kd_loss=ce`, the stages' epochs as --num_train_epochs), the twin of flags/baseline.flags;
 - distillation: the preset on the labelled data (`--augmentation=`: the bilstm and tinybert4 presets augment);
@@ -38,7 +39,8 @@ import time
 from bench_runs import (REPO, fine_tuned_teacher, is_finished, mean_sd as _mean_sd, preset_setting, publish,
                         run_logged as _run, stage_epochs, test_accuracy as _test_accuracy, twin_flags)
 
-STUDENTS = {"bert2": "flags/distill.flags", "bilstm": "flags/bilstm.flags", "tinybert4": "flags/tinybert4.flags"}
+STUDENTS = {"bert2": "flags/distill.flags", "bilstm": "flags/bilstm.flags", "tinybert4": "flags/tinybert4.flags",
+            "ner": "flags/ner.flags"}  # ner: the 2-layer BERT tagger's preset
 CONFIGS = {"none": "no distillation", "labelled": "distillation", "unlabeled": "+ unlabeled text",
            "augmentation": "+ augmentation", "both": "+ unlabeled text + augmentation"}  # --configs key: row
 UNLABELED = {"rotten_tomatoes": "rotten_tomatoes_plots"}

@@ -24,6 +24,7 @@ EXPECTED = {
                   "s3:t5:attention_mse_scores:1.0;s4:t6:attention_mse_scores:1.0", None, "bert"),
     "minilm": ("s3:t6:attention_kl:1.0;s3:t6:value_relation:1.0", (2, 4, 6), "bert"),
     "bilstm": ("", None, "bilstm"),
+    "ner": ("", (2, 5), "bert"),
 }
 
 
@@ -50,6 +51,7 @@ for preset in sys.argv[1:]:
   matches = parse_matches(d.intermediate_matches, s.bert.num_hidden_layers, 6, d.layer_map) if d.intermediate_matches else ()
   out[preset] = {"matches": format_matches(matches), "student": dataclasses.asdict(s),
                  "stages": parse_stages(d.stages), "output_dir": flags.FLAGS.output_dir,
+                 "task_name": flags.FLAGS.task_name, "epochs": flags.FLAGS.num_train_epochs,
                  "augmentation": [d.augmentation, d.augmentation_mode, d.teacher_cache],
                  "twin": [twin.alpha, twin.augmentation, twin.intermediate_matches, twin.stages, twin.teacher_cache,
                           twin_epochs]}
@@ -81,8 +83,14 @@ class PresetTest(tf.test.TestCase, parameterized.TestCase):
 
   @parameterized.named_parameters(*[(name, name) for name in EXPECTED])
   def test_twin_without_distillation_parses(self, preset):
-    epochs = 4 if preset == "tinybert4" else 3  # the preset's stages intermediate:2,prediction:2; flags/common.flags
+    # tinybert4's stages intermediate:2,prediction:2; ner's 8 epochs; flags/distill.flags' 3
+    epochs = {"tinybert4": 4, "ner": 8}.get(preset, 3)
     self.assertEqual(self.parsed[preset]["twin"], [0.0, "", "", "", "off", epochs])
+
+  def test_ner_preset_distils_the_wnut17_tagger(self):
+    parsed = self.parsed["ner"]
+    self.assertEqual((parsed["task_name"], parsed["epochs"]), ("wnut17", 8))
+    self.assertEqual(parsed["augmentation"][0], "")
 
   def test_bilstm_is_tangs_recipe_with_augmentation(self):
     self.assertEqual(self.parsed["bilstm"]["augmentation"], ["tang:n=10", "fixed", "auto"])
