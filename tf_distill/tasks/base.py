@@ -44,6 +44,15 @@ class TaskData:
     return int(np.sum((tags == EVERY_EPOCH) | (tags == epoch))) + per_epoch
 
 
+def sample(items: Sequence, num_examples: int, seed: Optional[int] = None) -> List:
+  """The first `num_examples` of `items`, or with `seed` a random sample of them in their order
+  (`np.random.default_rng(seed)`, without replacement): the examples an export measures or calibrates on."""
+  if seed is None or len(items) <= num_examples:
+    return list(items[:num_examples])
+  chosen = np.random.default_rng(seed).choice(len(items), num_examples, replace=False)
+  return [items[i] for i in sorted(chosen)]
+
+
 def check_task_labels(config: DataConfig, labels: Sequence[str]) -> None:
   """Refuses a `--labels` (config.labels) that differs from the label list the task's data gives."""
   if config.labels is not None and list(config.labels) != list(labels):

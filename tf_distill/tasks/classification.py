@@ -18,7 +18,7 @@ from tf_distill.data.processors import InputExample, get_processor, processor_fo
 from tf_distill.data.tokenization import WordPieceTokenizer
 from tf_distill.export import text_signature
 from tf_distill.export.parity import labelled_accuracy
-from tf_distill.tasks.base import Features, TaskData, TaskType, Texts, check_task_labels
+from tf_distill.tasks.base import Features, TaskData, TaskType, Texts, check_task_labels, sample
 
 
 def accuracy(logits: np.ndarray, label_ids: np.ndarray) -> float:
@@ -63,12 +63,8 @@ class Classification(TaskType):
                     text_b_column=config.text_b_column, labels=list(config.labels))
     elif config.tfds_data_dir:
       kwargs = dict(tfds_data_dir=config.tfds_data_dir)
-    examples = get_processor(config.task_name, **kwargs).get_examples(split, config.data_dir)
-    if seed is None:
-      examples = examples[:num_examples]
-    elif len(examples) > num_examples:
-      rng = np.random.default_rng(seed)
-      examples = [examples[i] for i in sorted(rng.choice(len(examples), num_examples, replace=False))]
+    examples = sample(get_processor(config.task_name, **kwargs).get_examples(split, config.data_dir), num_examples,
+                      seed)
     tokenizer = WordPieceTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
     texts = {"text": [e.text_a for e in examples]}
     if config.text_b_column is not None:

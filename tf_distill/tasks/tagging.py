@@ -33,7 +33,7 @@ from tf_distill.data.tokenization import FEATURE_KEYS, WordPieceTokenizer
 from tf_distill.data.token_alignment import encode_tagged, word_predictions
 from tf_distill.entity_metrics import entity_scores
 from tf_distill.export import text_signature
-from tf_distill.tasks.base import Features, TaskData, TaskType, Texts, check_task_labels
+from tf_distill.tasks.base import Features, TaskData, TaskType, Texts, check_task_labels, sample
 
 Sentences = List[Tuple[Sequence[str], Sequence[int]]]  # (words, tag ids) per sentence
 _TFDS_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
@@ -141,12 +141,7 @@ class Tagging(TaskType):
                       seed: Optional[int] = None) -> Tuple[Texts, Features]:
     """Sentences of `split`, their words joined by spaces, and their features (windows, word_ids, sentence_ids)."""
     sentences, _ = READERS[config.task_name](config, (split,))
-    sentences = sentences[split]
-    if seed is None:
-      sentences = sentences[:num_examples]
-    elif len(sentences) > num_examples:
-      rng = np.random.default_rng(seed)
-      sentences = [sentences[i] for i in sorted(rng.choice(len(sentences), num_examples, replace=False))]
+    sentences = sample(sentences[split], num_examples, seed)
     tokenizer = WordPieceTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
     words, tag_ids = zip(*sentences) if sentences else ((), ())
     return ({"text": [" ".join(w) for w in words]},
