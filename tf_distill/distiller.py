@@ -7,7 +7,10 @@ The logits terms (`tf_distill.losses.logits`) are means over positions p, sum_p 
 the labels says what a position is, with no task switch anywhere:
     labels [batch],      logits [batch, num_labels]:     one position per example, m all ones (a classifier);
     labels [batch, seq], logits [batch, seq, num_tags]:  one per token, m = input_mask, so padding never counts.
-(`tf_distill.losses.logits.position_mask`.) Positions with label -1 (unlabeled transfer-set text,
+    labels [batch, 2],   logits [batch, 2, seq]:         a start and an end position per example (extractive QA,
+                                                         the "span" head): softmax over the sequence, m all ones.
+(`tf_distill.losses.logits.position_mask`.) In the span layout the classes of the softmax are the sequence positions;
+the head itself gives padding positions `tf_distill.bert.MASKED_LOGIT`, so no term puts probability on them. Positions with label -1 (unlabeled transfer-set text,
 `tf_distill.data.unlabeled`; a tagger's [CLS], [SEP] and later word pieces) take part in every term but CE, where they
 count 0 (`tf_distill.losses.logits.hard_cross_entropy`); each term is a mean over all the batch's positions. Features
 are cut to the batch's longest real sequence (`trim_padding`), per-token labels with them (`trim_labels`).
@@ -32,6 +35,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tf_distill import quantization_aware
+from tf_distill.bert import LogitsLayout, logits_layout
 from tf_distill.data.tokenization import FEATURE_KEYS
 from tf_distill.layer_map import Match, format_matches, required_outputs
 from tf_distill.losses.features import Projection, feature_loss
@@ -63,20 +67,26 @@ def trim_padding(features):
 
 def trim_labels(labels, inputs):
   """The labels that go with `inputs = trim_padding(features)`: labels [batch] as they are, per-token labels
-  [batch, seq] cut to the inputs' length (what is cut is padding, label -1)."""
+  [batch, seq] cut to the inputs' length (what is cut is padding, label -1). Span labels [batch, 2] (start and end
+  positions, both real tokens, so at least 2 of them) are left whole by the same cut."""
   labels = tf.convert_to_tensor(labels)
   if labels.shape.rank == 1:
     return labels
   return labels[:, :tf.shape(inputs["input_ids"])[1]]
 
 
-def pad_to_length(logits, length):
-  """Per-token logits [batch, trimmed, num_tags] padded with zeros back to [batch, length, num_tags], so that the
-  batches of `predict` concatenate into one [n, max_seq_length, num_tags] array; logits [batch, num_labels] (one per
-  example) as they are."""
-  if logits.shape.rank == 2:
+def pad_to_length(logits, length, layout: LogitsLayout = LogitsLayout(1)):
+  """Logits of trimmed inputs padded back to the features' full `length` along `layout.sequence_axis` with
+  `layout.padding_logit`, so that the batches of `predict` concatenate into one array: per-token logits
+  [batch, trimmed, num_tags] -> [batch, length, num_tags] with zeros, span logits [batch, 2, trimmed] ->
+  [batch, 2, length] with MASKED_LOGIT (what the span head gives padding at full length); logits [batch, num_labels]
+  (one per example; also any rank-2 logits) as they are."""
+  if logits.shape.rank == 2 or layout.sequence_axis is None:
     return logits
-  return tf.pad(logits, [[0, 0], [0, length - tf.shape(logits)[1]], [0, 0]])
+  axis = layout.sequence_axis
+  paddings = [[0, 0]] * logits.shape.rank
+  paddings[axis] = [0, length - tf.shape(logits)[axis]]
+  return tf.pad(logits, paddings, constant_values=layout.padding_logit)
 
 
 def replica_share(mask):
@@ -279,11 +289,12 @@ class Distiller(keras.Model):
         self.make_train_function()
 
   def predict_step(self, data):
-    """Student logits [batch, num_labels], or [batch, seq, num_tags] at the features' full length (`pad_to_length`;
-    the trimmed padding gets logits 0)."""
+    """Student logits [batch, num_labels], or [batch, seq, num_tags] / [batch, 2, seq] at the features' full length
+    (`pad_to_length` along the student head's sequence axis; the trimmed padding gets the head's padding logit)."""
     features = data[0] if isinstance(data, tuple) else data
     logits = self.student(trim_padding(features), training=False, logits_only=True)["logits"]
-    return pad_to_length(logits, tf.shape(features["input_ids"])[1])
+    layout = logits_layout(getattr(getattr(self.student, "config", None), "head", None))
+    return pad_to_length(logits, tf.shape(features["input_ids"])[1], layout)
 
   def _update_metrics(self, labels, logits, loss, hard, kd, feature_term, mask, weight=None):
     """Loss metrics are means weighted by the batch's positions (`mask`: examples, or a tagger's real tokens), so
