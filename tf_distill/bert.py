@@ -65,6 +65,9 @@ class BertConfig:
                        f"({self.num_attention_heads})")
     if self.head not in HEADS:
       raise ValueError(f"head {self.head!r} is not supported; use one of {list(HEADS)}")
+    if self.head == "span" and self.num_labels != 2:
+      raise ValueError(f"the span head gives a start and an end logit per position: num_labels must be 2, got "
+                       f"{self.num_labels}")
     if self.hidden_act not in _ACTIVATIONS:
       raise ValueError(f"hidden_act {self.hidden_act!r} is not supported; use one of {sorted(_ACTIVATIONS)}")
     for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
