@@ -21,7 +21,7 @@ import tensorflow as tf
 from tf_distill.bert import MASKED_LOGIT, BertConfig, logits_layout
 from tf_distill.configs import DataConfig
 from tf_distill.data.squad import best_spans, gold_answers
-from tf_distill.distiller import Distiller, pad_to_length
+from tf_distill.distiller import Distiller, pad_to_length, trim_labels
 from tf_distill.losses.logits import position_mask
 from tf_distill.run_dir import RunDir
 from tf_distill.squad_metrics import squad_evaluate
@@ -127,8 +127,11 @@ class SpanHeadTest(tf.test.TestCase, parameterized.TestCase):
     temperature, alpha = 3.0, 0.25
     distiller = Distiller(tiny.tiny_classifier(head="span"), teacher=None, alpha=0.0, temperature=temperature)
     distiller.alpha.assign(alpha)
-    m = position_mask(tf.constant(labels), tf.constant(mask))
+    m = position_mask(tf.constant(labels), tf.constant(mask), logits_layout("span").sequence_axis)
     self.assertAllEqual(m, np.ones([3, 2]))
+    inputs = {"input_ids": tf.zeros([3, 1], tf.int32)}  # even a cut to 1 token leaves the two span labels whole
+    self.assertAllEqual(trim_labels(tf.constant(labels), inputs, 2), labels)
+    self.assertAllEqual(distiller.logits_layout, logits_layout("span"))
     total, hard, kd = distiller.compute_losses(tf.constant(labels), tf.constant(student), tf.constant(teacher), m)
     log_p = log_softmax(student)
     expected_hard = np.mean([-(log_p[b, 0, labels[b, 0]] + log_p[b, 1, labels[b, 1]]) / 2 for b in range(3)])

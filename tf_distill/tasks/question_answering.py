@@ -17,13 +17,15 @@ layout the rank-generic code already handles (`tf_distill.losses.logits`, `tf_di
             = mean_b (CE_start + CE_end) / 2                             (run_squad's total_loss)
   KD ("ce") = T^2 * mean_b (CE(softmax(t_start / T), softmax(s_start / T)) + CE(..end..)) / 2
             (DistilBERT's run_squad_w_distillation, there with KL: the same gradient)
-with the mask of the logits terms all ones [batch, 2] (`position_mask` gives input_mask[:, :2], [CLS] and the token
-after it, which are always real) and the labels untouched by `trim_labels`. Softmax over the last axis is over
-sequence positions, and the head's MASKED_LOGIT gives padding no probability at any temperature. The alternative
-[batch, seq, 2] would put the softmax over {start, end}, the wrong axis. What differs from a tagger's
-[batch, seq, tags] is only where the sequence axis is when inputs are cut to the batch's longest sequence and padded
-back: the head says so (`tf_distill.bert.logits_layout("span")`: axis 2, padding MASKED_LOGIT), which
-`Distiller.predict_step` and the teacher cache read; nothing tests a task's name.
+with the mask of the logits terms all ones [batch, 2]. Softmax over the last axis is over sequence positions, and the
+head's MASKED_LOGIT gives padding no probability at any temperature. The alternative [batch, seq, 2] would put the
+softmax over {start, end}, the wrong axis; flattening start and end into one [batch, 2 * seq] softmax would make
+them compete. What differs from a tagger's [batch, seq, tags] with labels [batch, seq] -- both have rank-3 logits and
+rank-2 labels -- is which axis runs over the sequence, and the head says so: `tf_distill.bert.logits_layout("span")`
+is axis 2 with padding logit MASKED_LOGIT (the tagger's axis 1, padding 0). The Distiller reads its student's layout
+for the mask (`position_mask`: ones, not the input mask), the label cut (`trim_labels`: none) and for padding
+predictions back to full length (`pad_to_length`); the teacher cache stores the span logits sequence-first
+([len, 2]) and records the axis and padding in its manifest. Nothing tests a task's name.
 
 The metric is the official SQuAD F1 (`tf_distill.squad_metrics.squad_evaluate`) of the text that
 `tf_distill.data.squad.best_spans` decodes (`--n_best_size`, `--max_answer_length`). With unanswerable dev questions
