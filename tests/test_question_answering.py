@@ -26,7 +26,7 @@ from tf_distill.losses.logits import position_mask
 from tf_distill.run_dir import RunDir
 from tf_distill.squad_metrics import squad_evaluate
 from tf_distill.tasks import task_type_of
-from tf_distill.tasks.question_answering import QuestionAnswering
+from tf_distill.tasks.question_answering import QuestionAnswering, best_f1_threshold
 from tf_distill.teacher_cache.reader import TeacherCache
 
 MAX_SEQ_LENGTH = 32
@@ -146,6 +146,22 @@ class SpanHeadTest(tf.test.TestCase, parameterized.TestCase):
 
 class TaskTypeTest(tf.test.TestCase):
 
+  def test_threshold_answering_none_is_below_every_null_odds(self):
+    """find_best_thresh starts at 0.0 with every question answered ""; with null-odds all below 0 that threshold
+    answers them all, so the threshold of the best score is moved below the lowest null-odds."""
+    gold = {"a": [], "b": [], "c": ["x"]}
+    predictions = {"a": "y", "b": "y", "c": "z"}           # both unanswerable answered, c wrong: "" is best (2/3)
+    null_odds = {"a": -3.0, "b": -2.0, "c": -1.0}
+    threshold = best_f1_threshold(gold, predictions, null_odds)
+    self.assertEqual(threshold, -4.0)
+    self.assertAlmostEqual(squad_evaluate(gold, predictions, null_odds, threshold)["f1"], 200 / 3)
+    self.assertEqual(squad_evaluate(gold, predictions, null_odds)["best_f1_thresh"], 0.0)  # the official value
+    # b and c answered right, a (unanswerable) has the highest null-odds: the official threshold, -2.0, stays.
+    gold, predictions = {"a": [], "b": ["x"], "c": ["x"]}, {"a": "y", "b": "x", "c": "x"}
+    null_odds = {"a": -1.0, "b": -3.0, "c": -2.0}
+    self.assertEqual(best_f1_threshold(gold, predictions, null_odds), -2.0)
+    self.assertEqual(squad_evaluate(gold, predictions, null_odds, -2.0)["f1"], 100.0)
+
   def test_squad_is_question_answering_with_the_span_head(self):
     task = task_type_of("squad")
     self.assertIsInstance(task, QuestionAnswering)
@@ -225,12 +241,12 @@ class SquadFlowTest(tf.test.TestCase):
       gold = gold_answers(windows.examples)
       predictions = {qid: span.text for qid, span in spans.items()}
       null_odds = {qid: span.null_odds for qid, span in spans.items()}
-      if split == "dev":
-        threshold = squad_evaluate(gold, predictions, null_odds)["best_f1_thresh"]
+      if split == "dev":  # dev F1 is the official best over thresholds, reached at the threshold reported
+        threshold = results["dev_null_threshold"]
+        self.assertAlmostEqual(results["dev_f1"], squad_evaluate(gold, predictions, null_odds)["best_f1"], places=4)
       decoded[split] = squad_evaluate(gold, predictions, null_odds, threshold)
     self.assertEqual(results["metric"], "f1")
-    self.assertAlmostEqual(results["dev_null_threshold"], threshold, places=3)
-    self.assertAlmostEqual(results["test_null_threshold"], threshold, places=3)
+    self.assertEqual(results["test_null_threshold"], threshold)
     for split in ("dev", "test"):
       for key in ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact"):
         self.assertAlmostEqual(results[f"{split}_{key}"], decoded[split][key], places=4, msg=f"{split}_{key}")

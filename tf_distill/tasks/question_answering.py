@@ -29,7 +29,7 @@ predictions back to full length (`pad_to_length`); the teacher cache stores the 
 
 The metric is the official SQuAD F1 (`tf_distill.squad_metrics.squad_evaluate`) of the text that
 `tf_distill.data.squad.best_spans` decodes (`--n_best_size`, `--max_answer_length`). With unanswerable dev questions
-(v2.0) the null threshold is the one that maximises dev F1 (`best_f1_thresh`): dev exact/f1 are at it and test
+(v2.0) the null threshold is the one that maximises dev F1 (`best_f1_threshold`): dev exact/f1 are at it and test
 exact/f1 at the same threshold, with HasAns_* / NoAns_* splits and `null_threshold` in eval_results.json. The dev
 F1 picks the best checkpoint (`val_f1`, `tf_distill.callbacks.DevScore`). Exports: serving_default gives the logits
 [batch, 2, seq], probabilities (softmax over positions), start_logits and end_logits [batch, seq]; there is no text
@@ -72,6 +72,22 @@ def find_squad_file(data_dir: str, split: str) -> str:
   return os.path.join(data_dir, found[0])
 
 
+def best_f1_threshold(gold: Dict[str, List[str]], predictions: Dict[str, str], null_odds: Dict[str, float]) -> float:
+  """The null threshold t at which `squad_evaluate(gold, predictions, null_odds, t)["f1"]` is its `best_f1`.
+
+  That is the official `best_f1_thresh`, except when answering no question at all scores best: find_best_thresh
+  then returns its starting value 0.0, which means "answer none" only for null-odds that are all > 0 (the official
+  script's na_prob in [0, 1]); run_squad's null_odds = null score - best span score are often all negative, so here
+  that case is min(null_odds) - 1, below every question's null-odds.
+  """
+  evaluated = squad_evaluate(gold, predictions, null_odds)
+  threshold = evaluated["best_f1_thresh"]
+  if squad_evaluate(gold, predictions, null_odds, threshold)["f1"] < evaluated["best_f1"] - 1e-9:
+    finite = [odds for odds in null_odds.values() if np.isfinite(odds)]
+    threshold = min(finite) - 1.0 if finite else 0.0
+  return float(threshold)
+
+
 @dataclasses.dataclass(frozen=True)
 class SquadSplit:
   """What scoring a split reads besides its model inputs: its windows (questions, contexts, offsets) and the
@@ -82,8 +98,8 @@ class SquadSplit:
 
   def scores(self, logits: np.ndarray, null_threshold: Optional[float] = None) -> Dict:
     """`squad_evaluate` of the spans decoded from `logits` [windows, 2, seq]. For a split with unanswerable
-    questions: at `null_threshold`, or (None) at the threshold maximising this split's F1 (`best_f1_thresh`), with
-    the threshold used under "null_threshold"; a v1.1 split answers every question."""
+    questions: at `null_threshold`, or (None) at the threshold maximising this split's F1 (`best_f1_threshold`),
+    with the threshold used under "null_threshold"; a v1.1 split answers every question."""
     logits = np.asarray(logits)
     spans = best_spans(logits[:, 0], logits[:, 1], self.features, self.n_best_size, self.max_answer_length)
     gold = gold_answers(self.features.examples)
@@ -92,7 +108,7 @@ class SquadSplit:
       return squad_evaluate(gold, predictions)
     null_odds = {qid: span.null_odds for qid, span in spans.items()}
     if null_threshold is None:
-      null_threshold = squad_evaluate(gold, predictions, null_odds)["best_f1_thresh"]
+      null_threshold = best_f1_threshold(gold, predictions, null_odds)
     result = squad_evaluate(gold, predictions, null_odds, null_threshold)
     result = {key: value for key, value in result.items() if not key.startswith("best_")}
     return {**result, "null_threshold": float(null_threshold)}
