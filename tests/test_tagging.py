@@ -86,8 +86,9 @@ class TokenHeadTest(tf.test.TestCase):
     tagger = tiny.tiny_config(head="token")
     self.assertEqual(tagger.to_dict()["head"], "token")
     self.assertEqual(BertConfig.from_dict(tagger.to_dict()), tagger)
-    with self.assertRaisesRegex(ValueError, r"head 'span' is not supported; use one of \['pooled', 'token'\]"):
-      tiny.tiny_config(head="span").validate()
+    with self.assertRaisesRegex(ValueError, r"head 'spans' is not supported; use one of \['pooled', 'token', "
+                                r"'span'\]"):
+      tiny.tiny_config(head="spans").validate()
 
   def test_pretrained_tagger_loads_the_encoder_without_a_pooler(self):
     path = tiny.write_pretrained_dir(os.path.join(self.get_temp_dir(), "pretrained"))
@@ -106,6 +107,7 @@ class TaskTypesTest(tf.test.TestCase, parameterized.TestCase):
       ("csv", "csv", "classification", "pooled", "val_accuracy"),
       ("wnut17", "wnut17", "tagging", "token", "val_f1"),
       ("conll", "conll", "tagging", "token", "val_f1"),
+      ("squad", "squad", "question_answering", "span", "val_f1"),
   )
   def test_task_names_map_to_types(self, task_name, type_name, head, monitor):
     task_type = tasks.task_type_of(task_name)
@@ -115,7 +117,7 @@ class TaskTypesTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_unknown_task_lists_the_known(self):
     with self.assertRaisesRegex(LookupError, r"unknown task 'sst2'; known: \['bbc_news', 'conll', 'csv', "
-                                r"'rotten_tomatoes', 'wnut17'\]"):
+                                r"'rotten_tomatoes', 'squad', 'wnut17'\]"):
       tasks.task_type_of("sst2")
 
   def test_tagging_score_by_hand(self):

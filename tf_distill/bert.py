@@ -4,8 +4,9 @@ The encoder follows Devlin et al. (2019) and Google's `modeling.py`, with weight
 layout so that real pretrained weights load without torch (`tf_distill.pretrained`). Like Model Garden's
 `BertEncoderV2`, `call` returns a dict with fixed keys, which is what the distillation losses consume:
 
-  logits:            float32 [batch, num_labels] (head "pooled", a classifier) or [batch, seq_len, num_labels]
-                     (head "token", a tagger)
+  logits:            float32 [batch, num_labels] (head "pooled", a classifier), [batch, seq_len, num_labels]
+                     (head "token", a tagger) or [batch, 2, seq_len] (head "span", extractive QA: the start and
+                     the end logits of every position, padding at `MASKED_LOGIT`)
   embeddings:        float32 [batch, seq_len, hidden]            (output of the embedding LayerNorm)
   hidden_states:     list of num_layers float32 [batch, seq_len, hidden]
   attention_scores:  list of num_layers float32 [batch, heads, seq_len, seq_len]   (q.k/sqrt(d), before the mask)
@@ -64,6 +65,9 @@ class BertConfig:
                        f"({self.num_attention_heads})")
     if self.head not in HEADS:
       raise ValueError(f"head {self.head!r} is not supported; use one of {list(HEADS)}")
+    if self.head == "span" and self.num_labels != 2:
+      raise ValueError(f"the span head gives a start and an end logit per position: num_labels must be 2, got "
+                       f"{self.num_labels}")
     if self.hidden_act not in _ACTIVATIONS:
       raise ValueError(f"hidden_act {self.hidden_act!r} is not supported; use one of {sorted(_ACTIVATIONS)}")
     for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
@@ -97,8 +101,41 @@ class BertConfig:
 # What the classifier reads (`BertClassifier`):
 #   pooled: tanh(W [CLS] + b), the pooler over the last layer's [CLS] -> logits [batch, num_labels] (run_classifier);
 #   token:  the last layer's hidden state of every position -> logits [batch, seq_len, num_labels] (a tagger, as
-#           Hugging Face's BertForTokenClassification; no pooler).
-HEADS = ("pooled", "token")
+#           Hugging Face's BertForTokenClassification; no pooler);
+#   span:   a Dense(2) over every position's last hidden state, transposed to logits [batch, 2, seq_len]: row 0 the
+#           start logits, row 1 the end logits (run_squad's start/end logits, Hugging Face's BertForQuestionAnswering
+#           `qa_outputs`; num_labels is 2, no pooler). Padding positions (input_mask 0) get MASKED_LOGIT in float32,
+#           so a softmax over the last axis (the hard CE, the KD terms at any temperature T <= 100) gives them no
+#           probability: exp(-10000 / T - max) underflows to 0.
+HEADS = ("pooled", "token", "span")
+
+# The span head's logit at padding positions (see HEADS).
+MASKED_LOGIT = -10000.0
+
+
+@dataclasses.dataclass(frozen=True)
+class LogitsLayout:
+  """Where a head's logits run over the input positions, which the task-agnostic code (`Distiller.predict_step`,
+  the teacher cache) needs when inputs are cut to the batch's longest sequence and padded back.
+
+  sequence_axis: the axis of the batched logits that has the inputs' length: None for "pooled" ([batch, labels]),
+    1 for "token" ([batch, seq, labels]), 2 for "span" ([batch, 2, seq]).
+  padding_logit: the logit a padding position has (what logits padded back to full length get): 0.0, or
+    MASKED_LOGIT for the span head, so that padded predictions equal the model's at full length.
+  """
+  sequence_axis: Optional[int] = None
+  padding_logit: float = 0.0
+
+
+LOGITS_LAYOUTS = {"pooled": LogitsLayout(), "token": LogitsLayout(1), "span": LogitsLayout(2, MASKED_LOGIT)}
+
+
+def logits_layout(head: Optional[str]) -> LogitsLayout:
+  """The `LogitsLayout` of `head` (None: "pooled", a model from before heads existed)."""
+  head = head or "pooled"
+  if head not in LOGITS_LAYOUTS:
+    raise ValueError(f"head {head!r} is not supported; use one of {list(HEADS)}")
+  return LOGITS_LAYOUTS[head]
 
 
 _ACTIVATIONS = {
@@ -336,20 +373,29 @@ class BertClassifier(keras.Model):
       for key in LAYER_OUTPUTS:
         outputs[key].append(layer_outputs[key])
       x = layer_outputs["hidden_states"]
-    logits = self._head_logits(x, training)
+    logits = self._head_logits(x, training, inputs["input_mask"])
     outputs = {"logits": logits} if logits_only else {**outputs, "logits": logits}
     # Under a mixed-precision policy the layers compute in float16/bfloat16; every output leaves as float32, so the
     # losses (and a float32 teacher's outputs they compare with) need no casts.
     return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), outputs) if x.dtype != tf.float32 else outputs
 
-  def _head_logits(self, x, training):
-    """The classifier over the head's features (`HEADS`): [batch, num_labels] or [batch, seq, num_labels]."""
+  def _head_logits(self, x, training, input_mask=None):
+    """The classifier over the head's features (`HEADS`): [batch, num_labels], [batch, seq, num_labels], or for the
+    span head float32 [batch, 2, seq] with MASKED_LOGIT where `input_mask` (int [batch, seq]) is 0:
+
+        logits[b, k, s] = W_k . h[b, s] + c_k  if input_mask[b, s] else MASKED_LOGIT     (k = 0 start, 1 end)
+    """
     classify = lambda t: self.classifier(self.classifier_dropout(t, training=training), training=training)
     if self.pooler is not None:
       return classify(self.pooler(x[:, 0], training=training))
     batch, seq = tf.shape(x)[0], tf.shape(x)[1]  # Dense on [batch * seq, hidden] matrices, as in BertLayer
     logits = classify(tf.reshape(x, [batch * seq, self.config.hidden_size]))
-    return tf.reshape(logits, [batch, seq, self.config.num_labels])
+    logits = tf.reshape(logits, [batch, seq, self.config.num_labels])
+    if self.config.head != "span":
+      return logits
+    logits = tf.transpose(tf.cast(logits, tf.float32), [0, 2, 1])  # [batch, 2, seq]
+    real = tf.cast(input_mask, tf.bool)[:, None, :]
+    return tf.where(real, logits, tf.constant(MASKED_LOGIT, tf.float32))
 
   def dummy_inputs(self, batch_size: int = 1, seq_len: int = 8) -> Dict[str, tf.Tensor]:
     ids = tf.ones([batch_size, seq_len], tf.int32)

@@ -29,10 +29,19 @@ class DataConfig:
   label_column: str = "label"
   labels: Optional[Tuple[str, ...]] = None
   tfds_data_dir: Optional[str] = None
+  # Extractive QA (run_squad's flags): window stride and question cut in pieces, longest answer and spans paired.
+  doc_stride: int = 128
+  max_query_length: int = 64
+  max_answer_length: int = 30
+  n_best_size: int = 20
 
   def validate(self) -> "DataConfig":
     if self.max_seq_length < 2:
       raise ValueError(f"max_seq_length must be >= 2 ([CLS] and [SEP]), got {self.max_seq_length}")
+    for name in ("doc_stride", "max_query_length", "max_answer_length", "n_best_size"):
+      value = getattr(self, name)
+      if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     if self.task_name == "csv" and not self.data_dir:
       raise ValueError("task_name 'csv' reads train/dev/test files from --data_dir; pass --data_dir")
     if self.labels is not None and len(set(self.labels)) != len(self.labels):

@@ -7,7 +7,12 @@ The logits terms (`tf_distill.losses.logits`) are means over positions p, sum_p 
 the labels says what a position is, with no task switch anywhere:
     labels [batch],      logits [batch, num_labels]:     one position per example, m all ones (a classifier);
     labels [batch, seq], logits [batch, seq, num_tags]:  one per token, m = input_mask, so padding never counts.
-(`tf_distill.losses.logits.position_mask`.) Positions with label -1 (unlabeled transfer-set text,
+    labels [batch, 2],   logits [batch, 2, seq]:         a start and an end position per example (extractive QA,
+                                                         the "span" head): softmax over the sequence, m all ones.
+Rank-2 labels are per token or span positions: the student's head says which (`tf_distill.bert.LogitsLayout`, its
+`sequence_axis` 1 or 2; `self.logits_layout`), for the mask, the label cut and padding predictions back.
+(`tf_distill.losses.logits.position_mask`.) In the span layout the classes of the softmax are the sequence positions;
+the head itself gives padding positions `tf_distill.bert.MASKED_LOGIT`, so no term puts probability on them. Positions with label -1 (unlabeled transfer-set text,
 `tf_distill.data.unlabeled`; a tagger's [CLS], [SEP] and later word pieces) take part in every term but CE, where they
 count 0 (`tf_distill.losses.logits.hard_cross_entropy`); each term is a mean over all the batch's positions. Features
 are cut to the batch's longest real sequence (`trim_padding`), per-token labels with them (`trim_labels`).
@@ -32,6 +37,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tf_distill import quantization_aware
+from tf_distill.bert import LogitsLayout, logits_layout
 from tf_distill.data.tokenization import FEATURE_KEYS
 from tf_distill.layer_map import Match, format_matches, required_outputs
 from tf_distill.losses.features import Projection, feature_loss
@@ -61,22 +67,35 @@ def trim_padding(features):
   return {k: features[k][:, :length] for k in FEATURE_KEYS}
 
 
-def trim_labels(labels, inputs):
+def trim_labels(labels, inputs, sequence_axis=1):
   """The labels that go with `inputs = trim_padding(features)`: labels [batch] as they are, per-token labels
-  [batch, seq] cut to the inputs' length (what is cut is padding, label -1)."""
+  [batch, seq] (`sequence_axis` 1, `tf_distill.losses.logits.position_mask`) cut to the inputs' length (what is
+  cut is padding, label -1); span labels [batch, 2] (sequence_axis 2: positions, not per token) as they are."""
   labels = tf.convert_to_tensor(labels)
-  if labels.shape.rank == 1:
+  if labels.shape.rank == 1 or sequence_axis != 1:
     return labels
   return labels[:, :tf.shape(inputs["input_ids"])[1]]
 
 
-def pad_to_length(logits, length):
-  """Per-token logits [batch, trimmed, num_tags] padded with zeros back to [batch, length, num_tags], so that the
-  batches of `predict` concatenate into one [n, max_seq_length, num_tags] array; logits [batch, num_labels] (one per
-  example) as they are."""
-  if logits.shape.rank == 2:
+def student_logits_layout(student) -> LogitsLayout:
+  """The `LogitsLayout` of the student's head; for a model without one (a bare Keras model in a test), the
+  tagger's, so that the rank of the logits decides as it always did."""
+  head = getattr(getattr(student, "config", None), "head", None)
+  return logits_layout(head) if head else LogitsLayout(1)
+
+
+def pad_to_length(logits, length, layout: LogitsLayout = LogitsLayout(1)):
+  """Logits of trimmed inputs padded back to the features' full `length` along `layout.sequence_axis` with
+  `layout.padding_logit`, so that the batches of `predict` concatenate into one array: per-token logits
+  [batch, trimmed, num_tags] -> [batch, length, num_tags] with zeros, span logits [batch, 2, trimmed] ->
+  [batch, 2, length] with MASKED_LOGIT (what the span head gives padding at full length); logits [batch, num_labels]
+  (one per example; also any rank-2 logits) as they are."""
+  if logits.shape.rank == 2 or layout.sequence_axis is None:
     return logits
-  return tf.pad(logits, [[0, 0], [0, length - tf.shape(logits)[1]], [0, 0]])
+  axis = layout.sequence_axis
+  paddings = [[0, 0]] * logits.shape.rank
+  paddings[axis] = [0, length - tf.shape(logits)[axis]]
+  return tf.pad(logits, paddings, constant_values=layout.padding_logit)
 
 
 def replica_share(mask):
@@ -113,6 +132,7 @@ class Distiller(keras.Model):
       raise ValueError(f"kd_loss 'mse' matches raw logits and takes no temperature; got temperature={temperature}, "
                        "use --temperature=1 and no temperature schedule")
     self.student = student
+    self.logits_layout = student_logits_layout(student)
     self._teacher = [teacher]  # a list of a plain object: hidden from Keras tracking, so never saved or trained
     self.kd_loss = kd_loss
     self._kd_fn = kd_loss_fn(kd_loss)
@@ -220,8 +240,9 @@ class Distiller(keras.Model):
   def train_step(self, data):
     features, labels = data
     inputs = trim_padding(features)
-    labels = trim_labels(labels, inputs)
-    mask = position_mask(labels, inputs["input_mask"])
+    axis = self.logits_layout.sequence_axis
+    labels = trim_labels(labels, inputs, axis)
+    mask = position_mask(labels, inputs["input_mask"], axis)
     teacher_outputs = {}
     if self.teacher_outputs:
       if self.teacher.needs_example_index and INDEX_KEY not in features:
@@ -258,8 +279,9 @@ class Distiller(keras.Model):
     labelled positions."""
     features, labels = data
     inputs = trim_padding(features)
-    labels = trim_labels(labels, inputs)
-    mask = position_mask(labels, inputs["input_mask"])
+    axis = self.logits_layout.sequence_axis
+    labels = trim_labels(labels, inputs, axis)
+    mask = position_mask(labels, inputs["input_mask"], axis)
     student_logits = self.student(inputs, training=False, logits_only=True)["logits"]
     local = tf.reduce_sum(mask)
     hard = tf.where(local > 0, hard_cross_entropy(labels, student_logits, mask), 0.0)
@@ -279,11 +301,11 @@ class Distiller(keras.Model):
         self.make_train_function()
 
   def predict_step(self, data):
-    """Student logits [batch, num_labels], or [batch, seq, num_tags] at the features' full length (`pad_to_length`;
-    the trimmed padding gets logits 0)."""
+    """Student logits [batch, num_labels], or [batch, seq, num_tags] / [batch, 2, seq] at the features' full length
+    (`pad_to_length` along the student head's sequence axis; the trimmed padding gets the head's padding logit)."""
     features = data[0] if isinstance(data, tuple) else data
     logits = self.student(trim_padding(features), training=False, logits_only=True)["logits"]
-    return pad_to_length(logits, tf.shape(features["input_ids"])[1])
+    return pad_to_length(logits, tf.shape(features["input_ids"])[1], self.logits_layout)
 
   def _update_metrics(self, labels, logits, loss, hard, kd, feature_term, mask, weight=None):
     """Loss metrics are means weighted by the batch's positions (`mask`: examples, or a tagger's real tokens), so

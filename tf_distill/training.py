@@ -121,7 +121,7 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunD
   dev = make_dataset(data.features["dev"], config.eval_batch_size, training=False)
   keep_best = KeepBestStudent(run_dir.best_weights, monitor=task.monitor, best=float(state.best_dev),
                               best_epoch=int(state.best_epoch) or None, first_epoch=first_selected_epoch)
-  dev_callbacks = task.dev_callbacks(data.features["dev"], data.labels, config.eval_batch_size)
+  dev_callbacks = task.dev_callbacks(data, config.eval_batch_size)
   history, epoch_seconds = {}, []
   for epoch in range(int(state.epoch), epochs):
     done = int(state.step_in_epoch)
@@ -176,10 +176,9 @@ def train_and_evaluate(distiller: Distiller, data: TaskData, config: TrainConfig
     for simulated, suffix in regimes:
       if simulated is not None:
         quantization_aware.set_simulated(student, simulated)
-      for split in ("dev", "test"):
-        logits = predict_logits(student, data.features[split], config.eval_batch_size)
-        scores = task.score(logits, data.features[split], data.labels)
-        summary.update({f"{split}_{key}{suffix}": value for key, value in scores.items()})
+      logits = {split: predict_logits(student, data.features[split], config.eval_batch_size)
+                for split in ("dev", "test")}
+      summary.update({f"{key}{suffix}": value for key, value in task.evaluate(logits, data).items()})
     metric, title = task.metric, task.metric_title
     summary["metric"] = metric  # which test_* entry is the task's score
     simulated_line = (f" (int8 simulated: dev {summary[f'dev_{metric}_int8_simulated']:.4f}, test "
@@ -192,7 +191,8 @@ def train_and_evaluate(distiller: Distiller, data: TaskData, config: TrainConfig
 
 
 def predict_logits(model: keras.Model, features: Features, batch_size: int) -> np.ndarray:
-  """Student logits float32 [n, labels], or [n, seq, tags] for a tagger, for encoded features."""
+  """Student logits float32 [n, labels], or [n, seq, tags] for a tagger, [n, 2, seq] for a span model, for encoded
+  features."""
   dataset = make_dataset(features, batch_size, training=False)
   return Distiller(model, alpha=0.0).predict(dataset, verbose=0)
 

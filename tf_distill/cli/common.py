@@ -23,7 +23,8 @@ from tf_distill.distribute import STRATEGIES, configure_cpu_replicas, make_strat
 
 def define_data_flags() -> None:
   flags.DEFINE_string("task_name", "rotten_tomatoes", "Task: rotten_tomatoes, bbc_news or csv (classification); "
-                      "wnut17 or conll (tagging).")
+                      "wnut17 or conll (tagging); squad (extractive QA: the shipped SQuAD 2.0 articles, or "
+                      "--data_dir with train, dev and test SQuAD JSON files).")
   flags.DEFINE_string("data_dir", None, "For task csv: directory with train, dev and test .csv/.tsv files; for conll: "
                       "with train, dev and test CoNLL files (.conll, .txt, .tsv, optionally .gz).")
   flags.DEFINE_string("vocab_file", None, "WordPiece vocab.txt. Default: the pretrained model's / teacher's.")
@@ -35,6 +36,10 @@ def define_data_flags() -> None:
                       "number (0 is the word; default the last).")
   flags.DEFINE_list("labels", None, "Label list, in id order. Default: inferred from the training file.")
   flags.DEFINE_string("tfds_data_dir", None, "Where TFDS keeps prepared datasets. Default: ~/tensorflow_datasets.")
+  flags.DEFINE_integer("doc_stride", 128, "For squad: word pieces between the starts of a long context's windows.")
+  flags.DEFINE_integer("max_query_length", 64, "For squad: a question keeps its first N word pieces.")
+  flags.DEFINE_integer("max_answer_length", 30, "For squad: the longest predicted answer, in word pieces.")
+  flags.DEFINE_integer("n_best_size", 20, "For squad: the top start and top end logits paired per window.")
 
 
 def define_train_flags(default_output_dir: str, default_learning_rate: float, default_epochs: int) -> None:
@@ -164,7 +169,9 @@ def data_config_from_flags(FLAGS) -> DataConfig:  # pylint: disable=invalid-name
       do_lower_case=FLAGS.do_lower_case, max_seq_length=FLAGS.max_seq_length, text_column=FLAGS.text_column,
       text_b_column=FLAGS.text_b_column, label_column=FLAGS.label_column,
       labels=tuple(FLAGS.labels) if FLAGS.labels else None,
-      tfds_data_dir=os.path.expanduser(FLAGS.tfds_data_dir) if FLAGS.tfds_data_dir else None).validate()
+      tfds_data_dir=os.path.expanduser(FLAGS.tfds_data_dir) if FLAGS.tfds_data_dir else None,
+      doc_stride=FLAGS.doc_stride, max_query_length=FLAGS.max_query_length,
+      max_answer_length=FLAGS.max_answer_length, n_best_size=FLAGS.n_best_size).validate()
 
 
 def train_config_from_flags(FLAGS) -> TrainConfig:  # pylint: disable=invalid-name

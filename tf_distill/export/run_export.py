@@ -219,9 +219,9 @@ def export_student(run_dir: Union[RunDir, str], export_dir: str, model_name: str
   run_dir = RunDir(run_dir)
   config = run_dir.data_config(data_dir, tfds_data_dir)
   task = task_type_of(config.task_name)
+  texts, features = split_examples(config, "test", parity_examples or 2**62)  # first: a task type may refuse
   saved_model = export_run(run_dir, export_dir, model_name, version, with_distill_signature=False)
   tflite_dir = os.path.join(export_dir, f"{model_name}_tflite", os.path.basename(saved_model))
-  texts, features = split_examples(config, "test", parity_examples or 2**62)
   labels = run_dir.labels
   keras_logits = _batched_logits(run_dir.load_model(), features)
   keras_quality = task.quality(keras_logits, features, labels)

@@ -2,13 +2,15 @@
 
 Signatures (inputs int32 [batch, seq_len], seq_len free up to `max_seq_length` in the metadata):
   serving_default: input_ids, input_mask, segment_ids -> logits [batch, labels], probabilities [batch, labels]
-                   (a tagger's: [batch, seq, tags])
+                   (a tagger's: [batch, seq, tags]; a span model's: [batch, 2, seq] plus start_logits and
+                   end_logits [batch, seq], its task type's `serving_outputs`)
   distill (teachers): the same inputs -> logits, probabilities, embeddings [batch, seq, hidden],
                       hidden_states [layers, batch, seq, hidden], attention_scores / attention_probs
                       [layers, batch, heads, seq, seq], attention_queries / attention_keys / attention_values
                       [layers, batch, seq, hidden] (heads concatenated)
   serving_text: text string [batch] (and text_b string [batch] when the metadata has "text_pairs": true)
-                -> logits, probabilities (a tagger: words, tags, word_logits; its task type's `text_signature`);
+                -> logits, probabilities (a tagger: words, tags, word_logits; its task type's `text_signature`;
+                none for a span model yet);
                 WordPiece tokenisation in the graph (see text_signature.py), the vocab
                 is the SavedModel asset `assets/vocab.txt`. Loading needs the tensorflow_text ops: this module
                 imports tensorflow_text, so import it (or tensorflow_text) before `tf.saved_model.load`.
@@ -61,7 +63,8 @@ class _ClassifierModule(tf.Module):
   @tf.function(input_signature=[input_signature()])
   def serve(self, inputs):
     logits = self.model(inputs, training=False, logits_only=True)["logits"]
-    return {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1)}
+    return {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1),
+            **task_type_for_head(getattr(self.model.config, "head", "pooled")).serving_outputs(logits)}
 
   @tf.function(input_signature=[input_signature()])
   def distill(self, inputs):
@@ -109,7 +112,9 @@ def _write_export(model: BertClassifier, tmp_dir: str, model_name: str, version:
         text_signature.write_asset_vocab(vocab_file, os.path.join(vocab_dir, "vocab.txt")), do_lower_case,
         metadata["max_seq_length"])
     task_type = task_type_for_head(getattr(model.config, "head", "pooled"))
-    signatures["serving_text"] = task_type.text_signature(module.serve, module.text_encoder, metadata)
+    text_function = task_type.text_signature(module.serve, module.text_encoder, metadata)
+    if text_function is not None:
+      signatures["serving_text"] = text_function
     tf.saved_model.save(module, tmp_dir, signatures=signatures)
   extra = os.path.join(tmp_dir, "assets.extra")
   os.makedirs(extra, exist_ok=True)

@@ -5,6 +5,11 @@ says which; the code is the same for both.
 
     classification  labels int32 [batch]        logits float32 [batch, num_labels]       p = b
     token tagging   labels int32 [batch, seq]   logits float32 [batch, seq, num_tags]    p = (b, s)
+    span (QA)       labels int32 [batch, 2]     logits float32 [batch, 2, seq]           p = (b, k), k = start, end
+
+In the span layout the classes of each softmax are the sequence positions (the head puts padding at
+`tf_distill.bert.MASKED_LOGIT`, so it gets no probability) and every position p counts: the terms are the means of
+the start and the end terms over the batch, (CE_start + CE_end) / 2 as in run_squad.
 
 `mask` m: float32 with the labels' shape, 1 at the positions the terms read (`position_mask`: every example, or the
 real tokens, input_mask = 1); None reads every position. `temperature` T: a scalar, float32 [batch] (one per example,
@@ -34,19 +39,23 @@ from tf_distill.registry import Registry
 KD_LOSSES = Registry("kd loss")
 
 
-def position_mask(labels, input_mask):
+def position_mask(labels, input_mask, sequence_axis=1):
   """m, the positions the logits terms average over: float32 with the labels' shape.
 
   Args:
-    labels: int32 [batch] (one label per example) or [batch, seq] (one per token).
+    labels: int32 [batch] (one label per example), [batch, seq] (one per token) or [batch, 2] (span positions).
     input_mask: int32 [batch, seq'] with seq' >= seq, 1 on real tokens ([CLS] and [SEP] included), 0 on padding.
+    sequence_axis: the logits' axis over the input positions (`tf_distill.bert.LogitsLayout`): 1, per-token logits
+      [batch, seq, tags] whose labels [batch, seq] run over the tokens (the default); 2, span logits [batch, 2, seq]
+      whose labels [batch, 2] are two positions per example; None, one prediction per example.
 
   Returns:
-    ones [batch] for labels [batch]: every example counts, whatever its length. For labels [batch, seq], the input
-    mask's first seq positions: every real token counts, padding never.
+    ones with the labels' shape, unless the labels run over the tokens (rank 2 and sequence_axis 1): every example
+    (and both span rows) counts, whatever its length. For per-token labels [batch, seq], the input mask's first seq
+    positions: every real token counts, padding never.
   """
   labels = tf.convert_to_tensor(labels)
-  if labels.shape.rank == 1:
+  if labels.shape.rank == 1 or sequence_axis != 1:
     return tf.ones_like(labels, tf.float32)
   return tf.cast(input_mask[:, :tf.shape(labels)[1]], tf.float32)
 

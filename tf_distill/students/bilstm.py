@@ -44,6 +44,9 @@ from tf_distill.students.base import STUDENTS, StudentType
 MODEL_TYPE = "bilstm"
 
 
+BILSTM_HEADS = ("pooled", "token")  # the span head (extractive QA) is the BERT student's only (issue 34)
+
+
 @dataclasses.dataclass(frozen=True)
 class BiLstmConfig:
   """Shape of the BiLSTM student. Defaults follow Tang et al. (2019): 300-d embeddings, 300 units per direction,
@@ -66,8 +69,9 @@ class BiLstmConfig:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     if not 0.0 <= self.dropout < 1.0:
       raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-    if self.head not in HEADS:
-      raise ValueError(f"head {self.head!r} is not supported; use one of {list(HEADS)}")
+    if self.head not in BILSTM_HEADS:
+      raise ValueError(f"head {self.head!r} is not supported by the bilstm student (heads {list(BILSTM_HEADS)}); "
+                       "distil a span teacher into --student_type=bert")
     return self
 
   @classmethod

@@ -1,4 +1,4 @@
-"""Task types: each kind of task (`classification`, `tagging`) in a module of its own, registered here.
+"""Task types: each kind of task (`classification`, `tagging`, `question_answering`) in a module of its own, registered here.
 
     task_type = task_type_of("wnut17")       # the Tagging instance
     data = task_type.load_data(data_config)  # TaskData
@@ -13,11 +13,13 @@ from typing import Dict
 from tf_distill.registry import Registry
 from tf_distill.tasks.base import TaskData, TaskType
 from tf_distill.tasks.classification import Classification
+from tf_distill.tasks.question_answering import QuestionAnswering
 from tf_distill.tasks.tagging import Tagging
 
 TASK_TYPES: Registry[TaskType] = Registry("task type")
 TASK_TYPES.register("classification")(Classification())
 TASK_TYPES.register("tagging")(Tagging())
+TASK_TYPES.register("question_answering")(QuestionAnswering())
 
 
 def _types_by_task_name() -> Dict[str, TaskType]:

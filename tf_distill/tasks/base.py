@@ -9,7 +9,7 @@ cache and the exporters ask the task type and never test a task's name.
 
 import abc
 import dataclasses
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -31,11 +31,14 @@ class TaskData:
   variants; for per-token labels [n, seq], a row whose every position is -1). `row_epochs` (int32 [n_train],
   `tf_distill.data.unlabeled.row_tags`) says which epochs use each row: EVERY_EPOCH, DRAWN (unlabeled text:
   `unlabeled_per_epoch` of them each epoch, None: all) or one epoch e >= 0 (per-epoch augmentation variants); None:
-  label -1 rows are DRAWN, the others EVERY_EPOCH."""
+  label -1 rows are DRAWN, the others EVERY_EPOCH. `examples`: per split, what the task type's `evaluate` and dev
+  callbacks read besides the (numeric) features, e.g. the questions and contexts that QA spans are decoded into;
+  empty for classification and tagging."""
   features: Dict[str, Features]
   labels: List[str]
   unlabeled_per_epoch: Optional[int] = None
   row_epochs: Optional[np.ndarray] = None
+  examples: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
   def train_examples_per_epoch(self, epoch: int = 0) -> int:
     tags = row_tags(self.features["train"]["label_ids"], self.row_epochs)
@@ -104,10 +107,17 @@ class TaskType(abc.ABC):
     """The metric of predictions `logits` (the model's, for `features` in order) against the features' labels:
     {metric: float, ...}; every entry is written to eval_results.json with the split's prefix."""
 
-  def dev_callbacks(self, dev: Features, labels: Sequence[str], batch_size: int) -> Sequence[keras.callbacks.Callback]:
+  def evaluate(self, logits: Dict[str, np.ndarray], data: TaskData) -> Dict:
+    """The eval_results.json entries of the splits' predictions `logits` ({split: the model's logits for
+    data.features[split]}, in order): by default `score` of each split, its keys prefixed "<split>_". A task type
+    whose test score depends on dev (QA: the null threshold chosen on dev) overrides it."""
+    return {f"{split}_{key}": value for split, split_logits in logits.items()
+            for key, value in self.score(split_logits, data.features[split], data.labels).items()}
+
+  def dev_callbacks(self, data: TaskData, batch_size: int) -> Sequence[keras.callbacks.Callback]:
     """Callbacks that put `monitor` into each epoch's logs when Keras' evaluation does not (it gives
-    val_accuracy and val_loss)."""
-    del dev, labels, batch_size
+    val_accuracy and val_loss); `data.features["dev"]` is the dev split."""
+    del data, batch_size
     return ()
 
   # ------------------------------------------------------------------------------- exports (tf_distill.export)
@@ -127,10 +137,17 @@ class TaskType(abc.ABC):
   def scored(self, logits: np.ndarray, features: Features) -> np.ndarray:
     """The logits that parity compares, one row per prediction: [n, labels] (a tagger: at its scored words)."""
 
+  def serving_outputs(self, logits) -> Dict:
+    """serving_default's outputs besides logits and probabilities, from the logits tensor (none by default;
+    question answering: start_logits and end_logits)."""
+    del logits
+    return {}
+
   @abc.abstractmethod
   def text_signature(self, serve: Callable, encoder, metadata: Dict):
     """The `serving_text` concrete function of an export (`tf_distill.export.text_signature`): raw text through
-    `encoder` (a `TextEncoder`) into `serve` (serving_default's tf.function); `metadata` is the export's."""
+    `encoder` (a `TextEncoder`) into `serve` (serving_default's tf.function); `metadata` is the export's. None:
+    the task type has no text signature (yet), and the export is written without one."""
 
   @abc.abstractmethod
   def text_parity(self, outputs: Dict[str, np.ndarray], features: Features,

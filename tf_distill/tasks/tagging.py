@@ -134,7 +134,8 @@ class Tagging(TaskType):
     return {"precision": report.micro.precision, "recall": report.micro.recall, "f1": report.micro.f1,
             "per_type": per_type}
 
-  def dev_callbacks(self, dev: Features, labels: Sequence[str], batch_size: int):
+  def dev_callbacks(self, data: TaskData, batch_size: int):
+    dev, labels = data.features["dev"], data.labels
     return (DevScore(self.monitor, lambda logits: self.score(logits, dev, labels)[self.metric], dev, batch_size),)
 
   def export_examples(self, config: DataConfig, split: str, num_examples: int,

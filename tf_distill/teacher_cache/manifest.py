@@ -6,10 +6,15 @@ A cache is a directory of sharded TFRecords plus `manifest.json`:
       index   int64          position of the example in the training features (the join key)
       length  int64          real token count (sum of input_mask)
       logits  float32 [labels]  raw, before any temperature (T is applied at train time); a tagger's
-              per-token logits are a "sequence" output, float16 [len, labels]
+              per-token logits are a "sequence" output, float16 [len, labels], and so are a span model's
+              [2, len] logits, stored sequence axis first as [len, 2] (`sequence_layouts` below)
       <intermediate>  bytes  float16, trimmed to the example's real length, in the per-example layout below
   manifest.json  the key fields, outputs, their kinds, layers, dtypes, per-example shapes, shard list,
-                 num_examples, the teacher's labels/num_labels/bert_config, created
+                 num_examples, the teacher's labels/num_labels/bert_config, created; for per-position logits and
+                 probabilities, `sequence_layouts` {name: {"axis": a, "padding": v}}: the axis of the batched
+                 output that runs over the sequence (1 for a tagger, 2 for a span model's [batch, 2, seq]) and the
+                 value of positions past an example's length (0, or the span head's MASKED_LOGIT for its logits);
+                 absent in caches from before span models: axis 1, padding 0
 
 Per-example layouts on disk (len = the example's real length, L = the stored layers in `manifest["layers"]` order):
 
@@ -47,6 +52,15 @@ KINDS = {
     "attention_probs": "layer_attention",
 }
 PER_LAYER = ("layer_sequence", "layer_attention")
+
+
+DEFAULT_SEQUENCE_LAYOUT = {"axis": 1, "padding": 0.0}
+
+
+def sequence_layout(manifest: Mapping, name: str) -> Dict:
+  """{"axis", "padding"} of a "sequence" output `name` that is per-position logits or probabilities (module
+  docstring); the tagger's layout for caches that do not say."""
+  return dict(manifest.get("sequence_layouts", {}).get(name, DEFAULT_SEQUENCE_LAYOUT))
 
 
 def output_kind(name: str, batched_rank: int) -> str:

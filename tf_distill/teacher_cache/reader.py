@@ -26,7 +26,8 @@ import tensorflow as tf
 from tf_distill.teacher import INDEX_KEY, TeacherSource
 from tf_distill.teacher_cache.key import CacheKey
 from tf_distill.teacher_cache.errors import CacheError
-from tf_distill.teacher_cache.manifest import check_manifest, is_per_layer, manifest_kinds, ragged_dims, read_manifest
+from tf_distill.teacher_cache.manifest import (check_manifest, is_per_layer, manifest_kinds, ragged_dims, read_manifest,
+                                               sequence_layout)
 
 
 def open_cache(cache_dir: str, expected_key: CacheKey, outputs: Sequence[str] = ("logits",),
@@ -166,7 +167,7 @@ class TeacherCache(TeacherSource):
 
   def example(self, name: str, i: int):
     """Output `name` of example i at its real length, without the batch axis: [labels], [len, hidden] (a tagger's
-    logits: [len, labels]), or for the
+    logits: [len, labels], a span model's: [2, len]), or for the
     per-layer outputs a list by teacher layer (None where not served) of [len, hidden] or [heads, len, len]."""
     value = self._values[name][i]
     kind = self._kinds[name]
@@ -175,6 +176,8 @@ class TeacherCache(TeacherSource):
     if kind == "layer_attention":
       return self._by_layer([np.transpose(value[:, :, p], (2, 0, 1)).astype(np.float32)
                              for p in range(len(self.layers))])
+    if kind == "sequence":
+      return np.moveaxis(np.asarray(value, np.float32), 0, sequence_layout(self.manifest, name)["axis"] - 1)
     return np.asarray(value, np.float32)
 
   def _table(self, name: str):
@@ -218,8 +221,9 @@ class TeacherCache(TeacherSource):
       table, kind = self._tables[name], self._kinds[name]
       if kind == "example":
         out[name] = tf.stop_gradient(tf.gather(table, index))
-      elif kind == "sequence":
-        out[name] = _dense(table, index, [batch, seq_len])
+      elif kind == "sequence":  # [batch, seq, ...] with the sequence axis moved to where the teacher has it
+        layout = sequence_layout(self.manifest, name)
+        out[name] = _move_sequence_axis(_dense(table, index, [batch, seq_len], layout["padding"]), layout["axis"])
       elif kind == "layer_sequence":
         out[name] = self._by_layer([_dense(t, index, [batch, seq_len]) for t in table])
       else:  # [batch, seq, seq, heads] -> [batch, heads, seq, seq]
@@ -228,7 +232,17 @@ class TeacherCache(TeacherSource):
     return out
 
 
-def _dense(table: tf.RaggedTensor, index: tf.Tensor, leading: list) -> tf.Tensor:
-  """Rows `index` of a ragged float16 table, zero-padded to `leading` + the table's inner shape, as float32."""
+def _dense(table: tf.RaggedTensor, index: tf.Tensor, leading: list, padding: float = 0.0) -> tf.Tensor:
+  """Rows `index` of a ragged float16 table, padded with `padding` (default zeros) to `leading` + the table's inner
+  shape, as float32."""
   shape = tf.stack(leading + list(table.flat_values.shape[1:]))
-  return tf.stop_gradient(tf.cast(tf.gather(table, index).to_tensor(shape=shape), tf.float32))
+  rows = tf.cast(tf.gather(table, index), tf.float32)
+  return tf.stop_gradient(rows.to_tensor(default_value=padding, shape=shape))
+
+
+def _move_sequence_axis(value: tf.Tensor, axis: int) -> tf.Tensor:
+  """[batch, seq, ...] with axis 1 moved to `axis`: [batch, seq, 2] -> [batch, 2, seq] for axis 2."""
+  if axis == 1:
+    return value
+  rest = [i for i in range(value.shape.rank) if i != 1]
+  return tf.transpose(value, rest[:axis] + [1] + rest[axis:])

@@ -13,11 +13,26 @@ import numpy as np
 import tf_distill  # noqa: F401
 import tensorflow as tf
 
+from tf_distill.bert import logits_layout
 from tf_distill.data.tokenization import FEATURE_KEYS
 from tf_distill.teacher_cache.key import CacheKey
 from tf_distill.teacher_cache.errors import FORMAT_VERSION, CacheError
 from tf_distill.teacher_cache.manifest import (MANIFEST_FILE, check_features, check_outputs, describe_teacher,
                                                is_per_layer, output_kind, ragged_dims)
+
+
+def teacher_sequence_layouts(teacher, outputs: Sequence[str]) -> Dict[str, Dict]:
+  """{"axis", "padding"} of the teacher's per-position logits and probabilities (`manifest.sequence_layouts`), from
+  the head in its bert_config (`tf_distill.bert.logits_layout`): the tagger's axis 1 when it has no head or no
+  config, or none at all."""
+  try:
+    head = dict(teacher.bert_config).get("head")
+  except (AttributeError, ValueError):  # a teacher without metadata (TeacherError, CacheError are ValueErrors)
+    head = None
+  layout = logits_layout(head)
+  axis = layout.sequence_axis or 1
+  return {name: {"axis": axis, "padding": layout.padding_logit if name == "logits" else 0.0}
+          for name in outputs if name in ("logits", "probabilities")}
 
 
 def build_cache(teacher: Callable, features: Mapping[str, np.ndarray], cache_dir: str, key: CacheKey,
@@ -58,6 +73,7 @@ def build_cache(teacher: Callable, features: Mapping[str, np.ndarray], cache_dir
   shard_names = [f"part-{s:05d}-of-{num_shards:05d}.tfrecord" for s in range(num_shards)]
   counts = [0] * num_shards
   shapes, dtypes, kinds = {}, {}, {}
+  layouts = teacher_sequence_layouts(teacher, outputs)
   try:
     writers = [tf.io.TFRecordWriter(os.path.join(tmp_dir, name)) for name in shard_names]
     try:
@@ -70,7 +86,8 @@ def build_cache(teacher: Callable, features: Mapping[str, np.ndarray], cache_dir
         for i, row in enumerate(rows):
           record = {"index": _int64(int(row)), "length": _int64(int(lengths[row]))}
           for name in outputs:
-            value = _per_example(kinds[name], result[name], i, int(lengths[row]), layers)
+            value = _per_example(kinds[name], result[name], i, int(lengths[row]), layers,
+                                 layouts.get(name, {}).get("axis", 1))
             if kinds[name] == "example":
               value = value.astype(np.float32)
               record[name] = tf.train.Feature(float_list=tf.train.FloatList(value=value.reshape(-1)))
@@ -94,6 +111,7 @@ def build_cache(teacher: Callable, features: Mapping[str, np.ndarray], cache_dir
         "key_fields": dataclasses.asdict(key),
         "outputs": list(outputs),
         "kinds": kinds,
+        "sequence_layouts": {name: layout for name, layout in layouts.items() if kinds.get(name) == "sequence"},
         "layers": layers if layers is not None else (list(range(int(num_layers))) if num_layers else None),
         "dtypes": dtypes,
         "shapes": shapes,
@@ -113,13 +131,15 @@ def build_cache(teacher: Callable, features: Mapping[str, np.ndarray], cache_dir
   return manifest
 
 
-def _per_example(kind: str, value: np.ndarray, i: int, length: int, layers: Optional[Sequence[int]]) -> np.ndarray:
+def _per_example(kind: str, value: np.ndarray, i: int, length: int, layers: Optional[Sequence[int]],
+                 sequence_axis: int = 1) -> np.ndarray:
   """Example i of a batched teacher output of `kind` (per-layer outputs stacked on a leading layer axis), trimmed to
-  `length`, in the on-disk layout of manifest.py."""
+  `length`, in the on-disk layout of manifest.py; a "sequence" output's batched `sequence_axis` comes first
+  ([batch, 2, seq] span logits -> [len, 2])."""
   if kind == "example":
     return value[i]
   if kind == "sequence":
-    return value[i, :length]
+    return np.moveaxis(value[i], sequence_axis - 1, 0)[:length]
   if layers is not None:
     value = value[list(layers)]
   if kind == "layer_sequence":                       # [L, b, s, h] -> [len, L, h]
