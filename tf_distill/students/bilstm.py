@@ -8,7 +8,8 @@
 
 `call` takes the BERT inputs (`input_ids`, `input_mask`, `segment_ids`: int32 [batch, seq]) and returns
 `{"logits": ..., "embeddings": [batch, seq, embedding_size]}`; the paper trains it with an MSE between student and
-teacher logits. The head is the teacher's (`tf_distill.bert.HEADS`), as for the BERT student. `segment_ids` are not used: a sentence pair is read as the one sequence
+teacher logits. The head is the teacher's (`BILSTM_HEADS` of `tf_distill.bert.HEADS`), as for the BERT student.
+`segment_ids` are not used: a sentence pair is read as the one sequence
 `[CLS] a [SEP] b [SEP]` (the paper's siamese pair model is not implemented).
 
 Masking. Padding must not change the result, and the recurrence must convert to TFLite builtins with a free batch
@@ -35,7 +36,6 @@ import tf_distill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loa
 import tensorflow as tf
 import tf_keras as keras
 
-from tf_distill.bert import HEADS
 from tf_distill.dropout import ResumableDropout
 from tf_distill.quantization_aware import (Int8Dense, Int8Embedding, activation as int8, is_simulated,
                                           per_channel_weights)
