@@ -124,7 +124,8 @@ def task_table(task, args, seeds):
   title = TASK_TITLES.get(task, f"{task} ({args.data_dir})" if args.data_dir else task)
   metric = METRICS.get(task, "accuracy")
   lines = [f"**{title}**: teacher (all-MiniLM-L6-v2 fine-tuned) test {metric} {teacher_accuracy:.4f}.", "",
-           f"| student | transfer set | test {metric} | % of teacher | vs no distillation | seeds | wall time per run |",
+           f"| student | transfer set | test {metric} | % of teacher | vs no distillation | seeds "
+           "| wall time per run |",
            "|---|---|---|---|---|---|---|"]
   for student in args.students.split(","):
     twin = None

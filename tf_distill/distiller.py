@@ -12,10 +12,11 @@ the labels says what a position is, with no task switch anywhere:
 Rank-2 labels are per token or span positions: the student's head says which (`tf_distill.bert.LogitsLayout`, its
 `sequence_axis` 1 or 2; `self.logits_layout`), for the mask, the label cut and padding predictions back.
 (`tf_distill.losses.logits.position_mask`.) In the span layout the classes of the softmax are the sequence positions;
-the head itself gives padding positions `tf_distill.bert.MASKED_LOGIT`, so no term puts probability on them. Positions with label -1 (unlabeled transfer-set text,
-`tf_distill.data.unlabeled`; a tagger's [CLS], [SEP] and later word pieces) take part in every term but CE, where they
-count 0 (`tf_distill.losses.logits.hard_cross_entropy`); each term is a mean over all the batch's positions. Features
-are cut to the batch's longest real sequence (`trim_padding`), per-token labels with them (`trim_labels`).
+the head itself gives padding positions `tf_distill.bert.MASKED_LOGIT`, so no term puts probability on them.
+Positions with label -1 (unlabeled transfer-set text, `tf_distill.data.unlabeled`; a tagger's [CLS], [SEP] and
+later word pieces) take part in every term but CE, where they count 0 (`tf_distill.losses.logits.hard_cross_entropy`);
+each term is a mean over all the batch's positions. Features are cut to the batch's longest real sequence
+(`trim_padding`), per-token labels with them (`trim_labels`).
 
 The second line is the intermediate-layer distillation (TinyBERT, BERT-PKD, DistilBERT, MobileBERT, MiniLM): one term
 per `tf_distill.layer_map.Match`, with a learned `Projection` P_i when a loss compares hidden vectors of different

@@ -227,7 +227,8 @@ def export_student(run_dir: Union[RunDir, str], export_dir: str, model_name: str
   keras_quality = task.quality(keras_logits, features, labels)
   with tempfile.TemporaryDirectory() as work_dir:
     cli_logits = run_saved_model_cli(saved_model, features, work_dir)["logits"]
-  compare = lambda logits: parity.compare_logits(task.scored(keras_logits, features), task.scored(logits, features))
+  keras_scored = task.scored(keras_logits, features)  # what every export's logits are compared with
+  compare = lambda logits: parity.compare_logits(keras_scored, task.scored(logits, features))
   figures = {"saved_model_cli": compare(cli_logits),
              "serving_text": parity.compare_logits(*task.text_parity(_serving_text_outputs(saved_model, texts),
                                                                      features, keras_logits))}
@@ -270,5 +271,6 @@ def export_student(run_dir: Union[RunDir, str], export_dir: str, model_name: str
   if tflite:
     parity.write_report(tflite_dir, report)
     parity.write_examples(tflite_dir, features, keras_logits)
-  return StudentExport(saved_model, tflite_dir, figures, checks, report, int(np.sum(task.scored(features["label_ids"], features) >= 0)),
-                       unconvertible=unconvertible, required=required, metric=task.metric_title, unit=task.unit)
+  num_labelled = int(np.sum(task.scored(features["label_ids"], features) >= 0))
+  return StudentExport(saved_model, tflite_dir, figures, checks, report, num_labelled, unconvertible=unconvertible,
+                       required=required, metric=task.metric_title, unit=task.unit)

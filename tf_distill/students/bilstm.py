@@ -24,7 +24,8 @@ any padding. In TFLite this is one WHILE op whose body holds FULLY_CONNECTED, LO
 For the token head the loop also carries each direction's states at every position, [seq, batch, units], and adds
 step t's state at its position through a one-hot mask (EQUAL, CAST, MUL, ADD: a TensorArray would need a static
 element shape, and a tensor grown by CONCATENATION comes out wrong from TFLite's WHILE); padding positions get the
-state carried through them, which no loss or metric reads. The input projections of all steps and both directions are computed before the loop as one matrix product.
+state carried through them, which no loss or metric reads. The input projections of all steps and both directions
+are computed before the loop as one matrix product.
 """
 
 import dataclasses

@@ -1,4 +1,5 @@
-"""Task types: each kind of task (`classification`, `tagging`, `question_answering`) in a module of its own, registered here.
+"""Task types: each kind of task (`classification`, `tagging`, `question_answering`) in a module of its own,
+registered here.
 
     task_type = task_type_of("wnut17")       # the Tagging instance
     data = task_type.load_data(data_config)  # TaskData

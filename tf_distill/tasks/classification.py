@@ -14,7 +14,7 @@ import numpy as np
 
 from tf_distill.configs import DataConfig
 from tf_distill.data.pipeline import load_task_features
-from tf_distill.data.processors import InputExample, get_processor, processor_for
+from tf_distill.data.processors import InputExample, processor_for
 from tf_distill.data.tokenization import WordPieceTokenizer
 from tf_distill.export import text_signature
 from tf_distill.export.parity import labelled_accuracy
@@ -57,14 +57,7 @@ class Classification(TaskType):
 
   def export_examples(self, config: DataConfig, split: str, num_examples: int,
                       seed: Optional[int] = None) -> Tuple[Texts, Features]:
-    kwargs = {}
-    if config.task_name == "csv":
-      kwargs = dict(text_column=config.text_column, label_column=config.label_column,
-                    text_b_column=config.text_b_column, labels=list(config.labels))
-    elif config.tfds_data_dir:
-      kwargs = dict(tfds_data_dir=config.tfds_data_dir)
-    examples = sample(get_processor(config.task_name, **kwargs).get_examples(split, config.data_dir), num_examples,
-                      seed)
+    examples = sample(processor_for(config).get_examples(split, config.data_dir), num_examples, seed)
     tokenizer = WordPieceTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
     texts = {"text": [e.text_a for e in examples]}
     if config.text_b_column is not None:
