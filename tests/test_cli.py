@@ -119,6 +119,20 @@ class FlagsToConfigTest(tf.test.TestCase, parameterized.TestCase):
     with flagsaver.flagsaver(vocab_file="/mine/vocab.txt"):
       self.assertEqual(common.data_config_from_flags(FLAGS).vocab_file, "/mine/vocab.txt")
 
+  @flagsaver.flagsaver(task_name="conll", data_dir="/data", doc_stride=32, n_best_size=5)
+  def test_question_answering_flags_are_refused_for_other_tasks(self):
+    for name in ("doc_stride", "n_best_size"):
+      FLAGS[name].present = 1
+    try:
+      with self.assertRaisesRegex(ValueError, r"^--task_name=conll does not read --doc_stride, --n_best_size \(only "
+                                  r"question_answering tasks do\): drop them$"):
+        common.data_config_from_flags(FLAGS)
+      with flagsaver.flagsaver(task_name="squad"):
+        self.assertEqual(common.data_config_from_flags(FLAGS).doc_stride, 32)
+    finally:
+      for name in ("doc_stride", "n_best_size"):
+        FLAGS[name].present = 0
+
   @flagsaver.flagsaver(task_name="csv", data_dir=None)
   def test_csv_task_needs_data_dir(self):
     with self.assertRaisesRegex(ValueError, "task_name 'csv' reads train/dev/test files from --data_dir"):

@@ -19,6 +19,7 @@ from tf_distill.configs import (AUGMENTATION_MODES, PRECISION_POLICIES, STUDENT_
                                 BertStudentConfig, BiLstmStudentConfig, DataConfig, DistillConfig, ForeignTeacherConfig,
                                 StudentConfig, TrainConfig)
 from tf_distill.distribute import STRATEGIES, configure_cpu_replicas, make_strategy
+from tf_distill.tasks import check_data_flags, task_data_flags
 
 
 def define_data_flags() -> None:
@@ -164,6 +165,7 @@ def define_max_accuracy_drop_flag(flag_values: flags.FlagValues = flags.FLAGS) -
 
 
 def data_config_from_flags(FLAGS) -> DataConfig:  # pylint: disable=invalid-name
+  check_data_flags(FLAGS.task_name, [name for name in task_data_flags() if FLAGS[name].present])
   return DataConfig(
       task_name=FLAGS.task_name, data_dir=FLAGS.data_dir, vocab_file=FLAGS.vocab_file,
       do_lower_case=FLAGS.do_lower_case, max_seq_length=FLAGS.max_seq_length, text_column=FLAGS.text_column,

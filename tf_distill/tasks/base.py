@@ -73,6 +73,8 @@ class TaskType(abc.ABC):
       the dev value `val_<metric>` (`monitor`) picks the best checkpoint.
     metric_title: how the console names the metric.
     unit: what one prediction is, in the console ("examples", "words").
+    data_flags: the data flags (DataConfig fields) that only this type reads; given with a task of another type,
+      they are refused (`tf_distill.tasks.check_data_flags`).
   """
 
   task_names: Tuple[str, ...] = ()
@@ -80,6 +82,7 @@ class TaskType(abc.ABC):
   metric: str = "accuracy"
   metric_title: str = "accuracy"
   unit: str = "examples"
+  data_flags: Tuple[str, ...] = ()
 
   @property
   def monitor(self) -> str:

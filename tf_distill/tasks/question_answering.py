@@ -122,6 +122,7 @@ class QuestionAnswering(TaskType):
   metric = "f1"
   metric_title = "SQuAD F1"
   unit = "questions"
+  data_flags = ("doc_stride", "max_query_length", "max_answer_length", "n_best_size")
 
   def read(self, config: DataConfig, split: str) -> List:
     return read_squad(find_squad_file(config.data_dir or SHIPPED_DIR, split))
