@@ -1,6 +1,7 @@
 """Tests for tf_distill.run: what a DistillRun decides (teacher source, outputs, student) and what it refuses."""
 
 import os
+import random
 import tempfile
 
 import tf_distill  # pylint: disable=unused-import  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -103,6 +104,33 @@ class DistillRunTest(tf.test.TestCase, parameterized.TestCase):
     student = run.build_model(load_data(run.data_config)).student
     for s, t in zip(student.encoder_layers[0].weights, self.shared.model.encoder_layers[1].weights):
       self.assertAllEqual(s, t)
+
+  def test_reading_the_data_does_not_change_the_model(self):
+    # TFDS draws from Python's `random` when it prepares a dataset (in a task's first run only); the model built
+    # after reading must not depend on such draws.
+    class Built(Exception):
+      pass
+
+    def initial_weights(draws):
+      run = self._run(f"draws_{draws}", DistillConfig(teacher_model=self.shared.path, alpha=0.0))
+      read, build = run.load_data, run.build_model
+
+      def load_data_that_draws():
+        data = read()
+        for _ in range(draws):
+          random.random()
+        return data
+
+      def build_and_stop(data):
+        raise Built([w.numpy() for w in build(data).student.weights])
+
+      run.load_data, run.build_model = load_data_that_draws, build_and_stop
+      with self.assertRaises(Built) as built:
+        run.train_and_evaluate()
+      return built.exception.args[0]
+
+    for quiet, drawn in zip(initial_weights(0), initial_weights(3)):
+      self.assertAllEqual(quiet, drawn)
 
   @parameterized.named_parameters(
       ("bilstm_matches", dict(distill=DistillConfig(teacher_model="t", intermediate_matches="hidden_mse"),

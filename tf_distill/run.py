@@ -88,6 +88,9 @@ class Run:
     make_deterministic(self.train_config.seed)
     console.phase(f"{self.title}: reading {self.data_config.task_name}")
     data = self.load_data()
+    # Seeded again: reading the data may draw from the global generators (TFDS draws from Python's `random` when
+    # it prepares a dataset, in the first run only), and the model's initialisers and dropout seeds draw from them.
+    make_deterministic(self.train_config.seed)
     model = self.build_model(data)
     self.run_dir.write_model_info(model.student, self.data_config, data.labels)
     console.phase(f"{self.title}: {'training' if do_train else 'evaluating'} -> {self.run_dir.path}")
