@@ -20,16 +20,22 @@ import tensorflow as tf
 
 from tf_distill.bert import MASKED_LOGIT, BertConfig, logits_layout
 from tf_distill.configs import DataConfig
-from tf_distill.data.squad import best_spans, gold_answers
+from tf_distill.data.squad import SquadExample, best_spans, encode_squad, gold_answers
+from tf_distill.data.tokenization import WordPieceTokenizer
 from tf_distill.distiller import Distiller, pad_to_length, trim_labels
 from tf_distill.losses.logits import position_mask
 from tf_distill.run_dir import RunDir
 from tf_distill.squad_metrics import squad_evaluate
 from tf_distill.tasks import task_type_of
+from tf_distill.export import parity, serving
+from tf_distill.export.tflite import TFLiteClassifier
+from tf_distill.export.text_signature import TextEncoder, best_answer, write_asset_vocab
+from tf_distill.pretrained import default_pretrained_dir
 from tf_distill.tasks.question_answering import QuestionAnswering, best_f1_threshold
 from tf_distill.teacher_cache.reader import TeacherCache
 
 MAX_SEQ_LENGTH = 32
+VOCAB = os.path.join(default_pretrained_dir(), "vocab.txt")  # all-MiniLM-L6-v2's, an installed package
 INPUT_KEYS = ("input_ids", "input_mask", "segment_ids")
 
 
@@ -176,9 +182,83 @@ class TaskTypeTest(tf.test.TestCase):
     task = task_type_of("squad")
     self.assertEqual(len(task.read(DataConfig(task_name="squad"), "dev")), 3017)
 
-  def test_student_exports_are_refused_in_one_line(self):
-    with self.assertRaisesRegex(ValueError, r"^exporting span students is not supported yet \(issue 34\)"):
-      task_type_of("squad").export_examples(DataConfig(task_name="squad"), "test", 4)
+  def test_exported_examples_score_without_the_data(self):
+    """export_examples' features, through parity_examples.npz, score logits as run_squad's decoding of the same
+    questions does (best_spans and squad_evaluate here, at the configured threshold)."""
+    config = DataConfig(task_name="squad", vocab_file=VOCAB, max_seq_length=96, doc_stride=32, null_threshold=0.5)
+    task = task_type_of("squad")
+    texts, features = task.export_examples(config, "test", 40)
+    self.assertEqual(texts["question"][3], task.read(config, "test")[3].question)
+    self.assertEqual(task.labelled(features), 40)
+    with tempfile.TemporaryDirectory() as tmp:
+      parity.write_examples(tmp, features, np.zeros([1]))
+      stored = parity.read_examples(tmp)
+    self.assertGreater(len(stored["input_ids"]), 40)  # long contexts are several windows
+    windows = encode_squad(WordPieceTokenizer(VOCAB), task.read(config, "test")[:40], 96, 32, 64)
+    logits = np.random.default_rng(0).normal(size=[len(windows), 2, 96]).astype(np.float32)
+    spans = best_spans(logits[:, 0], logits[:, 1], windows, 20, 30)
+    by_hand = squad_evaluate(gold_answers(windows.examples), {q: s.text for q, s in spans.items()},
+                             {q: s.null_odds for q, s in spans.items()}, 0.5)["f1"] / 100
+    self.assertAllClose(task.quality(logits, stored, ["start", "end"]), by_hand)
+    gold = np.full_like(logits, -5.0)  # logits on the gold positions ([CLS] for no answer in the window)
+    rows = np.arange(len(gold))
+    gold[rows, 0, stored["label_ids"][:, 0]] = 5.0
+    gold[rows, 1, stored["label_ids"][:, 1]] = 5.0
+    self.assertGreater(task.quality(gold, stored, ["start", "end"]), 0.95)
+    # An export's own settings replace the features' (report: each model decodes as its export says).
+    unset = task.with_export_settings(stored, {"null_threshold": None})
+    spans_f1 = squad_evaluate(gold_answers(windows.examples), {q: s.text for q, s in spans.items()},
+                              {q: s.null_odds for q, s in spans.items()})["best_f1"] / 100
+    self.assertAllClose(task.quality(logits, unset, ["start", "end"]), spans_f1)
+
+
+class QuestionContextSignatureTest(tf.test.TestCase):
+  """serving_text's in-graph encoding and decoding against the Python ones, with the real all-MiniLM vocab."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.vocab = write_asset_vocab(VOCAB, os.path.join(tempfile.mkdtemp(), "vocab.txt"))
+
+  def test_features_and_offsets_are_run_squads(self):
+    questions = ["Where is the tower?", "Who wrote it, and when?", "Qué?", "a " * 30]
+    contexts = ["The Eiffel Tower. is in  Paris, France's capital.",
+                "Émile Zola's café, J'accuse in 1898\tfor L'Aurore.", "x", "short context"]
+    encoder = TextEncoder(self.vocab, True, 40)
+    features, begin, end = encoder.encode_question_context(tf.constant(questions), tf.constant(contexts), 5)
+    examples = [SquadExample(str(i), q, c, ()) for i, (q, c) in enumerate(zip(questions, contexts))]
+    windows = encode_squad(WordPieceTokenizer(VOCAB), examples, 40, 128, 5)
+    self.assertLen(windows, 4)  # one window each
+    for key in INPUT_KEYS:
+      self.assertAllEqual(features[key], windows.inputs[key], msg=key)
+    spans_word = 0
+    for i, context in enumerate(contexts):
+      raw = context.encode()
+      for p in np.nonzero(windows.token_offsets[i, :, 0] >= 0)[0]:
+        piece = raw[int(begin[i, p]):int(end[i, p])].decode()
+        python = context[windows.token_offsets[i, p, 0]:windows.token_offsets[i, p, 1]]
+        if piece in context.split() and not piece.isascii():  # normalising changed the word: it spans the word
+          self.assertIn(python, piece)
+          spans_word += piece != python
+        else:
+          self.assertEqual(piece, python, msg=f"{i} {p}")
+      self.assertTrue(np.all((begin[i].numpy() >= 0) == (windows.token_offsets[i, :, 0] >= 0)))
+    self.assertEqual(spans_word, 2)  # "café," for both pieces, where Python has "café" and ","
+
+  def test_best_answer_is_the_best_valid_pair(self):
+    rng = np.random.default_rng(4)
+    start, end = rng.normal(size=[3, 12]).astype(np.float32), rng.normal(size=[3, 12]).astype(np.float32)
+    begin = np.full([3, 12], -1, np.int32)
+    begin[0, 3:10] = 0
+    begin[1, 5:6] = 0  # one context piece
+    span = best_answer(tf.constant(start), tf.constant(end), tf.constant(begin), tf.constant(begin), 4)
+    for row in range(2):
+      context = np.nonzero(begin[row] >= 0)[0]
+      pairs = [(start[row, s] + end[row, e], s, e) for s in context for e in context if 0 <= e - s < 4]
+      score, s, e = max(pairs)
+      self.assertEqual((int(span["start"][row]), int(span["end"][row])), (s, e))
+      self.assertAllClose(span["null_odds"][row], start[row, 0] + end[row, 0] - score)
+    self.assertEqual(float(span["score"][2]), -np.inf)  # no context piece: no answer
 
 
 class SquadFlowTest(tf.test.TestCase):
@@ -212,7 +292,13 @@ class SquadFlowTest(tf.test.TestCase):
                                         "--temperature=2", "--student_num_layers=2", "--teacher_cache=auto",
                                         "--output_dir=runs/student"], cls.work)
     cls.export_student = run_cli("export_student", ["--output_dir=runs/student", "--export_dir=export",
-                                                    "--model_name=student"], cls.work)
+                                                    "--model_name=student", "--tflite=float32,int8"], cls.work)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+      verified = pool.submit(run_cli, "verify_export", ["export/student"], cls.work)
+      cls.report = run_cli("report", ["--teacher_model=export/teacher", "--data_dir=data",
+                                      "--models=student:export/student", "--tflite=student_int8:export/student_tflite",
+                                      "--latency_examples=3", "--latency_rounds=1", "--report_dir=export"], cls.work)
+      cls.verified = verified.result()
 
   def _data(self, **overrides):
     config = DataConfig(task_name="squad", data_dir=os.path.join(self.work, "data"),
@@ -260,7 +346,6 @@ class SquadFlowTest(tf.test.TestCase):
     from tf_distill.export import serving  # pylint: disable=import-outside-toplevel
     path = serving.latest_version_dir(os.path.join(self.work, "export", "teacher"))
     loaded = tf.saved_model.load(path)
-    self.assertNotIn("serving_text", loaded.signatures)
     data = self._data()
     inputs = {k: tf.constant(data.features["dev"][k][:5]) for k in INPUT_KEYS}
     out = loaded.signatures["serving_default"](**inputs)
@@ -313,10 +398,58 @@ class SquadFlowTest(tf.test.TestCase):
                      r"^error: .*bad/dev-v2\.0\.json: question 'q1' .*: answers\[0\] 'film' does not match the "
                      r"context at answer_start 3")
 
-  def test_student_export_is_refused_in_one_line(self):
-    line = self._one_error_line(self.export_student)
-    self.assertRegex(line, r"^error: exporting span students is not supported yet \(issue 34\)")
-    self.assertFalse(os.path.exists(os.path.join(self.work, "export", "student")))
+  def test_student_export_keeps_f1_and_serves_answers(self):
+    self.assertEqual(self.export_student.returncode, 0, self.export_student.stderr[-3000:])
+    run_dir = RunDir(os.path.join(self.work, "runs", "student"))
+    results = run_dir.read_eval_results()
+    metadata = serving.read_metadata(os.path.join(self.work, "export", "student", "1"))
+    self.assertEqual(metadata["null_threshold"], results["dev_null_threshold"])  # chosen on dev, used by the export
+    report = parity.read_report(os.path.join(self.work, "export", "student_tflite", "1"))
+    self.assertEqual(report["metric"], "SQuAD F1")
+    self.assertAllClose(report["keras_accuracy"], results["test_f1"] / 100, atol=1e-6)
+    self.assertRegex(self.export_student.stdout, r"Keras student test SQuAD F1 \d+\.\d\d% on 11 labelled questions")
+    # The float32 TFLite file's F1, decoded here by hand.
+    data = self._data()
+    test = data.features["test"]
+    logits = TFLiteClassifier(os.path.join(self.work, "export", "student_tflite", "1", "float32.tflite"))(test)
+    spans = best_spans(logits[:, 0], logits[:, 1], data.examples["test"].features, 20, 30)
+    windows = data.examples["test"].features
+    decoded = squad_evaluate(gold_answers(windows.examples), {q: s.text for q, s in spans.items()},
+                             {q: s.null_odds for q, s in spans.items()}, results["dev_null_threshold"])
+    self.assertAllClose(report["float32"]["accuracy"], decoded["f1"] / 100, atol=1e-6)
+    # serving_text: question and context in, the answer best_spans finds (every pair searched) out.
+    loaded = tf.saved_model.load(os.path.join(self.work, "export", "student", "1"))
+    questions = [example for example in windows.examples
+                 if np.sum(windows.example_index == windows.examples.index(example)) == 1]
+    out = loaded.signatures["serving_text"](question=tf.constant([q.question for q in questions]),
+                                            context=tf.constant([q.context for q in questions]))
+    keras_logits = run_dir.load_model()({k: test[k] for k in INPUT_KEYS}, training=False)["logits"].numpy()
+    every_pair = best_spans(keras_logits[:, 0], keras_logits[:, 1], windows, MAX_SEQ_LENGTH, 30)
+    for i, question in enumerate(questions):
+      span = every_pair[question.qas_id]
+      answered = span.null_odds <= results["dev_null_threshold"]
+      self.assertEqual(out["answer"][i].numpy().decode(), span.text if answered else "", msg=question.qas_id)
+      self.assertEqual(int(out["answer_start"][i]), span.start if answered else -1)
+      self.assertEqual(int(out["answer_end"][i]), span.end if answered else -1)
+      self.assertAllClose(out["null_odds"][i], span.null_odds, atol=1e-4)
+
+  def test_verify_export_checks_span_exports(self):
+    self.assertEqual(self.verified.returncode, 0, self.verified.stdout[-3000:] + self.verified.stderr[-3000:])
+    for check in ("serving_default", "serving_text", "saved_model_cli serving_text", "text_tokenization",
+                  "tflite:float32.tflite", "tflite:int8.tflite"):
+      self.assertRegex(self.verified.stdout, rf"\[ok\] {check}:", msg=check)
+    self.assertRegex(self.verified.stdout, r"\[ok\] tflite:int8.tflite: .*SQuAD F1")
+
+  def test_report_gives_squad_f1(self):
+    self.assertEqual(self.report.returncode, 0, self.report.stderr[-3000:])
+    self.assertIn("| model | test SQuAD F1 | % of teacher |", self.report.stdout)
+    with open(os.path.join(self.work, "export", "report.json"), encoding="utf-8") as f:
+      rows = {row["name"]: row for row in json.load(f)["rows"]}
+    for name, run in (("teacher", "teacher"), ("student", "student")):
+      self.assertAllClose(rows[name]["test_accuracy"],
+                          RunDir(os.path.join(self.work, "runs", run)).read_eval_results()["test_f1"] / 100, atol=1e-6)
+    int8 = parity.read_report(os.path.join(self.work, "export", "student_tflite", "1"))["int8"]["accuracy"]
+    self.assertAllClose(rows["student_int8"]["test_accuracy"], int8, atol=1e-6)
 
 
 if __name__ == "__main__":

@@ -394,7 +394,7 @@ class BertClassifier(keras.Model):
     if self.config.head != "span":
       return logits
     logits = tf.transpose(tf.cast(logits, tf.float32), [0, 2, 1])  # [batch, 2, seq]
-    real = tf.cast(input_mask, tf.bool)[:, None, :]
+    real = tf.reshape(tf.cast(input_mask, tf.bool), [batch, 1, seq])  # TFLite has no bool [:, None, :] slice
     return tf.where(real, logits, tf.constant(MASKED_LOGIT, tf.float32))
 
   def dummy_inputs(self, batch_size: int = 1, seq_len: int = 8) -> Dict[str, tf.Tensor]:

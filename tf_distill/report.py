@@ -27,7 +27,7 @@ from tf_distill.export.parity import MAX_ACCURACY_DROP, read_report
 from tf_distill.export.serving import latest_version_dir, read_metadata
 from tf_distill.export.tflite import TFLiteClassifier
 from tf_distill.tasks import TaskType, task_type_of_export
-from tf_distill.training import load_data, write_json
+from tf_distill.training import write_json
 
 INPUT_KEYS = ("input_ids", "input_mask", "segment_ids")
 WARMUP_CALLS = 5
@@ -101,12 +101,14 @@ class TestSplit:
   def metric(self) -> str:
     return self.task.metric_title
 
-  def score(self, logits: np.ndarray) -> float:
-    return self.task.quality(logits, self.features, self.labels) or 0.0
+  def score(self, logits: np.ndarray, metadata: Optional[Dict] = None) -> float:
+    """The metric of `logits`, decoded as the export with `metadata` decodes (`TaskType.with_export_settings`)."""
+    features = self.task.with_export_settings(self.features, metadata) if metadata else self.features
+    return self.task.quality(logits, features, self.labels) or 0.0
 
   def describe(self) -> str:
     """e.g. "1241 examples" or "2004 labelled words in 1287 rows", and the sequence length."""
-    labelled = int(np.sum(self.task.scored(self.features["label_ids"], self.features) >= 0))
+    labelled = self.task.labelled(self.features)
     rows = len(self.features["input_ids"])
     count = f"{rows} {self.task.unit}" if labelled == rows else f"{labelled} labelled {self.task.unit} in {rows} rows"
     return f"{count}, max_seq_length {self.features['input_ids'].shape[1]}"
@@ -118,8 +120,9 @@ def batched_logits(predict: Callable, features: Dict[str, np.ndarray]) -> np.nda
 
 
 def saved_model_score(path: str, split: TestSplit) -> float:
-  serve = tf.saved_model.load(latest_version_dir(path)).signatures["serving_default"]
-  return split.score(batched_logits(lambda b: serve(**b)["logits"].numpy(), split.features))
+  path = latest_version_dir(path)
+  serve = tf.saved_model.load(path).signatures["serving_default"]
+  return split.score(batched_logits(lambda b: serve(**b)["logits"].numpy(), split.features), read_metadata(path))
 
 
 def saved_model_row(name: str, path: str, split: TestSplit, latency_examples: int) -> Tuple[Row, Timed]:
@@ -132,7 +135,7 @@ def saved_model_row(name: str, path: str, split: TestSplit, latency_examples: in
 
   logits = batched_logits(predict, split.features)
   parameters = sum(int(np.prod(v.shape)) for v in loaded.model.variables if not v.name.endswith("calls:0"))
-  return (Row(name, split.score(logits), parameters, directory_bytes(path) / 2**20),
+  return (Row(name, split.score(logits, read_metadata(path)), parameters, directory_bytes(path) / 2**20),
           Timed(predict, single_examples(split.features, latency_examples, tf.constant)))
 
 
@@ -140,6 +143,7 @@ def tflite_row(name: str, path: str, split: TestSplit, latency_examples: int, nu
                parameters: int) -> Tuple[Row, Optional[Timed]]:
   """The row of a TFLite file; for a variant that export_student measured but did not ship (parity.json), a row
   with its measured accuracy and size, the reason, and nothing to time (None)."""
+  metadata = None  # the SavedModel's that export_student converted, when its parity.json names it
   if os.path.isdir(path):
     variant = "full_int8" if "full_int8" in name else "int8" if "int8" in name else "float32"
     version_dir = latest_version_dir(path)
@@ -149,11 +153,13 @@ def tflite_row(name: str, path: str, split: TestSplit, latency_examples: int, nu
     if not os.path.isfile(path) and entry and not entry.get("path"):
       return Row(name, entry.get("accuracy") or 0.0, parameters, entry.get("bytes", 0) / 2**20,
                  not_shipped=_why_not_shipped(entry, report)), None
+    if os.path.isdir(report.get("saved_model", "")):
+      metadata = read_metadata(report["saved_model"])
   model = TFLiteClassifier(path, num_threads=num_threads)
   features = split.features
   logits = np.concatenate([model({k: features[k][i:i + 1] for k in INPUT_KEYS})
                            for i in range(len(features["input_ids"]))])
-  return (Row(name, split.score(logits), parameters, os.path.getsize(path) / 2**20),
+  return (Row(name, split.score(logits, metadata), parameters, os.path.getsize(path) / 2**20),
           Timed(model, single_examples(features, latency_examples)))
 
 
@@ -168,10 +174,12 @@ def test_split(teacher_dir: str, data_dir: Optional[str], tfds_data_dir: Optiona
                split: str = "test") -> TestSplit:
   """`split` of the teacher export's task, encoded with its vocab and max_seq_length, scored by its task type."""
   meta = read_metadata(teacher_dir)
+  task = task_type_of_export(meta)
   config = DataConfig(task_name=meta["task_name"], data_dir=data_dir, tfds_data_dir=tfds_data_dir,
                       vocab_file=os.path.join(teacher_dir, "assets.extra", "vocab.txt"),
-                      max_seq_length=int(meta["max_seq_length"]), labels=tuple(meta["labels"])).validate()
-  return TestSplit(load_data(config, splits=(split,)).features[split], task_type_of_export(meta), list(meta["labels"]))
+                      max_seq_length=int(meta["max_seq_length"]), labels=tuple(meta["labels"]),
+                      **{name: meta[name] for name in task.data_flags if name in meta}).validate()
+  return TestSplit(task.export_examples(config, split, 2**62)[1], task, list(meta["labels"]))
 
 
 def set_up_warnings(teacher_dir: str, split: TestSplit, models: Dict[str, str],

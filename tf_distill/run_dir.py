@@ -29,6 +29,8 @@ from typing import Dict, List, Optional, Sequence
 from tf_distill.configs import DataConfig
 
 _FINISHED_RUN = "pass the --output_dir of a finished train_teacher or distill run"
+# DataConfig fields that a run may leave None and choose on dev: data_config() reads eval_results.json's dev_<field>.
+_CHOSEN_ON_DEV = ("null_threshold",)
 
 
 def _path(*parts: str, doc: Optional[str] = None) -> property:
@@ -118,6 +120,10 @@ class RunDir:
     if "max_seq_length" not in fields:
       raise ValueError(f"{self.config_file} has no data.max_seq_length; it was not written by train_teacher or "
                        f"distill: {_FINISHED_RUN}")
+    chosen = [name for name in _CHOSEN_ON_DEV if fields.get(name) is None]
+    if chosen and os.path.isfile(self.eval_results_file):
+      results = self.read_eval_results()
+      fields.update({name: results[f"dev_{name}"] for name in chosen if results.get(f"dev_{name}") is not None})
     return fields
 
   def data_config(self, data_dir: Optional[str] = None, tfds_data_dir: Optional[str] = None) -> DataConfig:
@@ -130,10 +136,16 @@ class RunDir:
 
   def export_metadata(self) -> Dict:
     """What an export of the run records and tokenises with: labels, max_seq_length, task_name, do_lower_case and
-    text_pairs (whether it classifies sentence pairs), as the run's config.json has them."""
+    text_pairs (whether it classifies sentence pairs), as the run's config.json has them, and the data flags that
+    only its task type reads (`TaskType.data_flags`: a QA export's doc_stride, ..., null_threshold)."""
+    from tf_distill.tasks import task_type_of  # pylint: disable=import-outside-toplevel  (imports TensorFlow)
     fields = self._data_fields()
-    return {"labels": self.labels, "max_seq_length": fields["max_seq_length"], "task_name": fields.get("task_name"),
-            "do_lower_case": fields.get("do_lower_case", True), "text_pairs": fields.get("text_b_column") is not None}
+    metadata = {"labels": self.labels, "max_seq_length": fields["max_seq_length"],
+                "task_name": fields.get("task_name"), "do_lower_case": fields.get("do_lower_case", True),
+                "text_pairs": fields.get("text_b_column") is not None}
+    data_config = self.data_config()
+    own_flags = task_type_of(data_config.task_name).data_flags if fields.get("task_name") else ()
+    return {**metadata, **{name: getattr(data_config, name) for name in own_flags}}
 
   def load_model(self):
     """The run's model (BERT or BiLSTM, as model_config.json says) with its best weights."""

@@ -41,6 +41,9 @@ def define_data_flags() -> None:
   flags.DEFINE_integer("max_query_length", 64, "For squad: a question keeps its first N word pieces.")
   flags.DEFINE_integer("max_answer_length", 30, "For squad: the longest predicted answer, in word pieces.")
   flags.DEFINE_integer("n_best_size", 20, "For squad: the top start and top end logits paired per window.")
+  flags.DEFINE_float("null_threshold", None, "For squad (v2.0): a question whose null odds (null score - best span "
+                     "score) exceed it gets no answer. Default: the threshold that maximises dev F1, chosen by "
+                     "training and recorded in eval_results.json, which exports use.")
 
 
 def define_train_flags(default_output_dir: str, default_learning_rate: float, default_epochs: int) -> None:
@@ -173,7 +176,8 @@ def data_config_from_flags(FLAGS) -> DataConfig:  # pylint: disable=invalid-name
       labels=tuple(FLAGS.labels) if FLAGS.labels else None,
       tfds_data_dir=os.path.expanduser(FLAGS.tfds_data_dir) if FLAGS.tfds_data_dir else None,
       doc_stride=FLAGS.doc_stride, max_query_length=FLAGS.max_query_length,
-      max_answer_length=FLAGS.max_answer_length, n_best_size=FLAGS.n_best_size).validate()
+      max_answer_length=FLAGS.max_answer_length, n_best_size=FLAGS.n_best_size,
+      null_threshold=FLAGS.null_threshold).validate()
 
 
 def train_config_from_flags(FLAGS) -> TrainConfig:  # pylint: disable=invalid-name

@@ -154,16 +154,25 @@ EXAMPLES_FILE = "parity_examples.npz"  # the test examples export_student measur
 
 
 def write_examples(tflite_dir: str, features: Dict[str, np.ndarray], keras_logits: np.ndarray) -> str:
-  """Writes the examples export_student measured (their int32 features: input_ids/input_mask/segment_ids [n, seq],
+  """Writes the examples export_student measured (their features: int32 input_ids/input_mask/segment_ids [n, seq],
   label_ids [n] or a tagger's [n, seq], -1 where unlabelled, and what its task type's `quality` reads) and the Keras
   student's logits on them, so verify-export can check the TFLite files' quality later without the data; returns
   the path."""
   path = os.path.join(tflite_dir, EXAMPLES_FILE)
   tmp_path = path + ".tmp.npz"
   np.savez_compressed(tmp_path, keras_logits=np.asarray(keras_logits, np.float32),
-                      **{key: np.asarray(value, np.int32) for key, value in features.items()})
+                      **{key: _stored(value) for key, value in features.items()})
   os.replace(tmp_path, path)
   return path
+
+
+def _stored(value) -> np.ndarray:
+  """Integer features as int32; float (float32) and str arrays, a QA export's decoding settings and contexts, keep
+  their kind: np.load reads all three without pickle."""
+  value = np.asarray(value)
+  if value.dtype.kind == "f":
+    return value.astype(np.float32)
+  return value if value.dtype.kind == "U" else value.astype(np.int32)
 
 
 def read_examples(tflite_dir: str) -> Optional[Dict[str, np.ndarray]]:

@@ -271,6 +271,6 @@ def export_student(run_dir: Union[RunDir, str], export_dir: str, model_name: str
   if tflite:
     parity.write_report(tflite_dir, report)
     parity.write_examples(tflite_dir, features, keras_logits)
-  num_labelled = int(np.sum(task.scored(features["label_ids"], features) >= 0))
+  num_labelled = task.labelled(features)
   return StudentExport(saved_model, tflite_dir, figures, checks, report, num_labelled, unconvertible=unconvertible,
                        required=required, metric=task.metric_title, unit=task.unit)

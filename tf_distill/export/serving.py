@@ -171,16 +171,17 @@ def run_saved_model_cli(saved_model_dir: str, features: Dict, work_dir: str,
                         signature: str = "serving_default") -> Dict:
   """Runs `signature` through the real `saved_model_cli run` and returns its outputs as numpy arrays.
 
-  For serving_default, `features` holds int32 arrays [batch, seq]; they are passed as .npy files. For
-  serving_text, it holds lists of strings (`text`, maybe `text_b`), passed as --input_exprs (which cannot hold
-  ";"). The outputs are read back from --outdir.
+  For serving_default, `features` holds int32 arrays [batch, seq] (other keys, e.g. label_ids, are not passed);
+  they are passed as .npy files. For serving_text, it holds the signature's inputs, lists of strings (`text`, maybe
+  `text_b`; a QA export's `question` and `context`), passed as --input_exprs (which cannot hold ";"). The outputs
+  are read back from --outdir.
   """
   import subprocess  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
   os.makedirs(work_dir, exist_ok=True)
   inputs, exprs = [], []
   for key, value in features.items():
-    if key not in ("input_ids", "input_mask", "segment_ids", "text", "text_b"):
+    if signature == "serving_default" and key not in ("input_ids", "input_mask", "segment_ids"):
       continue  # e.g. label_ids
     if isinstance(value, (list, tuple)) or np.asarray(value).dtype.kind in "OSU":
       texts = [str(v.decode("utf-8") if isinstance(v, bytes) else v) for v in value]

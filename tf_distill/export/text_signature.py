@@ -8,6 +8,9 @@ graph, so a served model takes text directly:
   serving_text of a tagger (`tagging_text_function`): text string [batch]
                 -> words string [batch, max_words], tags string [batch, max_words],
                    word_logits float32 [batch, max_words, tags]
+  serving_text of a QA reader (`question_answering_text_function`): question, context string [batch]
+                -> answer string [batch], answer_start, answer_end int32 [batch] (characters in the context),
+                   score, null_odds float32 [batch], start_logits, end_logits float32 [batch, seq]
 
 It gives the same ids as the Python `WordPieceTokenizer` (Hugging Face `tokenizers`' BertWordPieceTokenizer), which
 the tests check on fixed sentences and hypothesis-generated text:
@@ -28,7 +31,9 @@ U+08E2, U+110CD, U+13430-U+1343F) are dropped here but kept by `tokenizers`; CJK
 U+2B820-U+2B91F are split off as single characters here but not by `tokenizers`.
 
 A tagger's text is cut into words at whitespace (Python's `str.split()`), and each word is tokenised on its own,
-as `tf_distill.data.token_alignment` does (a word that gives no piece is one [UNK]).
+as `tf_distill.data.token_alignment` does (a word that gives no piece is one [UNK]). A QA context is cut the same
+way, keeping each piece's byte offsets in the raw context (`encode_question_context`), so that the answer is a
+substring of the context as sent.
 
 The vocab is read through a `tf.lookup.TextFileInitializer`, so `tf.saved_model.save` copies it into the export's
 `assets/` and the SavedModel is self-contained. Loading such a SavedModel needs the tensorflow_text ops:
@@ -198,6 +203,64 @@ class TextEncoder(tf.Module):
     return features, words, words.with_flat_values(first)
 
 
+  def encode_question_context(self, questions: tf.Tensor, contexts: tf.Tensor, max_query_length: int):
+    """Extractive QA's input, one window: features int32 [batch, max_seq_length] of [CLS] question [SEP] context
+    [SEP] (the question cut to `max_query_length` pieces, the context to the pieces that fit), and each position's
+    [start, end) byte offsets in its raw context, int32 [batch, max_seq_length] twice, -1 outside the context.
+
+    The context is cut into words at whitespace in the raw text, each word tokenised on its own (BERT splits at
+    whitespace first, so the pieces are those of the whole context). A piece's offsets are its own when
+    normalising left its word's bytes as they were (ASCII, and lower-casing that keeps byte lengths); otherwise
+    (accents stripped, control characters dropped, a special token or an over-long word) every piece of the word
+    spans the whole word, so an answer never starts or ends inside a word whose bytes normalising changed.
+    """
+    query = self.tokenize(questions)[:, :max_query_length]  # [batch, (q)]
+    words, word_begin, word_end = tf_text.regex_split_with_offsets(contexts, _WORD_SEPARATORS)  # [batch, (words)]
+    pieces = self.tokenize(words.flat_values)  # [all words, (pieces)]
+    normalized = self.normalize(words.flat_values)
+    _, piece_begin, piece_end = self._bert.tokenize_with_offsets(normalized)  # within the normalised word
+    piece_begin, piece_end = piece_begin.merge_dims(1, 2), piece_end.merge_dims(1, 2)
+    exact = ((tf.strings.length(normalized) == tf.strings.length(words.flat_values))
+             & (piece_begin.row_lengths() == pieces.row_lengths()))  # bool [all words]
+    first_byte = tf.gather(word_begin.flat_values, pieces.value_rowids())  # per piece, its word's start in the text
+    last_byte = tf.gather(word_end.flat_values, pieces.value_rowids())
+    exact_piece = tf.gather(exact, pieces.value_rowids())
+    # Where the word is not exact, piece_begin may have another number of pieces: read it only where it is.
+    own_begin = tf.where(exact_piece, _flat_or_zeros(piece_begin, exact, pieces), 0)
+    own_end = tf.where(exact_piece, _flat_or_zeros(piece_end, exact, pieces), 0)
+    begin = tf.where(exact_piece, first_byte + own_begin, first_byte)
+    end = tf.where(exact_piece, first_byte + own_end, last_byte)
+    context = words.with_flat_values(pieces).merge_dims(1, 2)  # [batch, (pieces)]
+    begin = context.with_flat_values(begin)
+    end = context.with_flat_values(end)
+    budget = self.max_seq_length - 3 - query.row_lengths()  # context pieces that fit
+    keep = tf.ragged.range(context.row_lengths()) < budget[:, None]
+    context, begin, end = (tf.ragged.boolean_mask(x, keep) for x in (context, begin, end))
+    cls_id, sep_id = self.table.lookup(tf.constant(CLS)), self.table.lookup(tf.constant(SEP))
+    ids, segment_ids = tf_text.combine_segments([query, context], start_of_sequence_id=cls_id,
+                                                end_of_segment_id=sep_id)
+    input_ids, input_mask = tf_text.pad_model_inputs(ids, self.max_seq_length)
+    segment_ids, _ = tf_text.pad_model_inputs(segment_ids, self.max_seq_length)
+    before = tf.RaggedTensor.from_row_lengths(tf.fill([tf.reduce_sum(query.row_lengths() + 2)], tf.constant(-1, tf.int64)),
+                                              query.row_lengths() + 2)  # [CLS] question [SEP]: no offsets
+
+    def positions(offsets):
+      return tf.cast(tf.concat([before, offsets], axis=1).to_tensor(-1, shape=[None, self.max_seq_length]),
+                     tf.int32)
+
+    features = {"input_ids": tf.cast(input_ids, tf.int32), "input_mask": tf.cast(input_mask, tf.int32),
+                "segment_ids": tf.cast(segment_ids, tf.int32)}
+    return features, positions(begin), positions(end)
+
+
+def _flat_or_zeros(offsets: tf.RaggedTensor, exact: tf.Tensor, pieces: tf.RaggedTensor) -> tf.Tensor:
+  """offsets' values laid out as `pieces`' ([words, (pieces)]): a word's own offsets where `exact` (the two have
+  the same number of pieces, in the same order), zeros for the other words' pieces."""
+  kept = tf.ragged.boolean_mask(offsets, exact).flat_values  # the exact words' pieces, in order
+  exact_pieces = tf.where(tf.gather(exact, pieces.value_rowids()))  # int64 [exact pieces, 1]
+  return tf.scatter_nd(exact_pieces, kept, tf.shape(pieces.flat_values, out_type=tf.int64))
+
+
 def _row_first(values: tf.Tensor, rows: tf.RaggedTensor) -> tf.Tensor:
   """values[row start] for each row of `rows` ([batch]); 0 for an empty row."""
   starts = rows.row_starts()
@@ -237,7 +300,7 @@ def tagging_text_function(serve, encoder: TextEncoder, labels):
   """The `serving_text` concrete function of a tagger: text string [batch] -> per text its words, their tags and the
   logits at each word's first piece (`encode_words`; `serve` gives logits [batch, seq, tags]), padded to the longest
   text's word count with "", "" and 0. A word whose first piece is beyond the features (max_seq_length - 2
-  pieces) gets tag "" and logits 0: serve long texts in pieces, or with `tf_distill.export.client`."""
+  pieces) gets tag "" and logits 0: serve long texts in pieces."""
   names = tf.constant(list(labels))
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")], autograph=False)
@@ -251,4 +314,56 @@ def tagging_text_function(serve, encoder: TextEncoder, labels):
     word_logits = tf.where(tagged[..., None], word_logits, 0.0)
     tags = tf.where(tagged, tf.gather(names, tf.argmax(word_logits, axis=-1)), "")
     return {"words": words.to_tensor(""), "tags": tags, "word_logits": word_logits}
+  return serve_text.get_concrete_function()
+
+
+def best_answer(start_logits: tf.Tensor, end_logits: tf.Tensor, begin: tf.Tensor, end: tf.Tensor,
+                max_answer_length: int) -> Dict[str, tf.Tensor]:
+  """The best span of each row, in the graph: the pair (s, e) of context positions (begin >= 0) with s <= e,
+  e - s + 1 <= max_answer_length and the highest start_logits[s] + end_logits[e] over all such pairs (the n-best
+  search of `tf_distill.data.squad.best_spans` with every position paired). Returns int32 [batch] start and end
+  positions, float32 [batch] score (-inf: no valid pair) and null_odds = start_logits[0] + end_logits[0] - score."""
+  length = tf.shape(start_logits)[1]
+  in_context = begin >= 0  # [batch, seq]
+  position = tf.range(length)
+  gap = position[None, :] - position[:, None]  # [s, e] -> e - s
+  valid = (in_context[:, :, None] & in_context[:, None, :] & (gap >= 0)[None] & (gap < max_answer_length)[None])
+  scores = tf.where(valid, start_logits[:, :, None] + end_logits[:, None, :], -float("inf"))
+  flat = tf.reshape(scores, [tf.shape(scores)[0], -1])
+  best = tf.cast(tf.argmax(flat, axis=1), tf.int32)
+  score = tf.reduce_max(flat, axis=1)
+  null_score = start_logits[:, 0] + end_logits[:, 0]
+  return {"start": best // length, "end": best % length, "score": score, "null_odds": null_score - score}
+
+
+def question_answering_text_function(serve, encoder: TextEncoder, max_query_length: int, max_answer_length: int,
+                                     null_threshold: Optional[float]):
+  """The `serving_text` concrete function of a QA reader: question and context string [batch] -> per question its
+  answer (string; "" for none), answer_start and answer_end (int32 character offsets in the context, -1 for no
+  answer), score and null_odds (float32, as `best_answer`), and start_logits and end_logits (float32 [batch, seq]).
+
+  One window per question (`encode_question_context`): a context longer than max_seq_length minus the question
+  is cut, and its answer is searched in the pieces that fit (for longer contexts, send run_squad's windows,
+  `tf_distill.data.squad.encode_squad`, to serving_default and decode with `best_spans`, as export_student does). A question gets no answer when no span is valid or, with
+  `null_threshold` (v2.0, from the run's dev set), when its null_odds exceed it."""
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="question"),
+                                tf.TensorSpec([None], tf.string, name="context")], autograph=False)
+  def serve_text(question, context):
+    features, begin, end = encoder.encode_question_context(question, context, max_query_length)
+    logits = serve(features)["logits"]  # [batch, 2, seq]
+    span = best_answer(logits[:, 0], logits[:, 1], begin, end, max_answer_length)
+    answered = tf.math.is_finite(span["score"])
+    if null_threshold is not None:
+      answered &= span["null_odds"] <= null_threshold
+    first_byte = tf.gather(begin, span["start"], batch_dims=1)
+    last_byte = tf.gather(end, span["end"], batch_dims=1)
+    first_byte, last_byte = tf.where(answered, first_byte, 0), tf.where(answered, last_byte, 0)
+    answer = tf.strings.substr(context, first_byte, last_byte - first_byte)
+    before = tf.strings.substr(context, tf.zeros_like(first_byte), first_byte)
+    answer_start = tf.strings.length(before, unit="UTF8_CHAR")
+    answer_end = answer_start + tf.strings.length(answer, unit="UTF8_CHAR")
+    return {"answer": answer, "answer_start": tf.where(answered, answer_start, -1),
+            "answer_end": tf.where(answered, answer_end, -1), "score": span["score"],
+            "null_odds": span["null_odds"], "start_logits": logits[:, 0], "end_logits": logits[:, 1]}
   return serve_text.get_concrete_function()

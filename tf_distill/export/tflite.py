@@ -71,7 +71,11 @@ def convert_saved_model(saved_model_dir: str, output_path: str, quantization: st
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=["serving_default"])
     if quantization == "int8":
       converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    flatbuffer = converter.convert()
+    try:
+      flatbuffer = converter.convert()
+    except Exception as e:  # pylint: disable=broad-except  (ConverterError and others, with MLIR dumps)
+      raise ConversionError(f"{quantization}: the TFLite converter cannot convert this model "
+                            f"({_last_line(e)})") from None
   os.makedirs(os.path.dirname(output_path) or ".", exist_ok=True)
   tmp_path = output_path + ".tmp"
   with open(tmp_path, "wb") as f:

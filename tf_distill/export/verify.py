@@ -9,7 +9,8 @@ is missing):
   signatures    the signatures the metadata lists (serving_default and serving_text; exports older than the
                 "signatures" key: serving_default) are all in saved_model.pb.
   serving_default / serving_text  inputs and outputs have the expected names, dtypes and shapes:
-                input_ids/input_mask/segment_ids int32 [batch, seq] and text (text_b) string [batch] ->
+                input_ids/input_mask/segment_ids int32 [batch, seq] and text (text_b; a QA export's question
+                and context) string [batch] ->
                 the outputs of the export's task type (`TaskType.signature_outputs`, found from the head in the
                 metadata's model_config): a classifier's logits/probabilities float32 [batch, num_labels].
   load          tf.saved_model.load succeeds.
@@ -20,7 +21,8 @@ is missing):
                 tokenisation (`TaskType.text_parity`): the in-graph WordPiece matches tf_distill.data.tokenization.
   tflite:<file> every .tflite in the sibling `<model>_tflite/<version>/` loads, is the file export_student
                 checked (its sha256 in parity.json, when recorded), and: a float32 file matches the SavedModel's
-                serving_default within `atol`; a quantised one keeps the quality (accuracy, a tagger's entity F1):
+                serving_default within `atol`; a quantised one keeps the quality (accuracy, a tagger's entity F1, a
+                QA reader's SQuAD F1):
                 on the test examples export_student stored (parity_examples.npz) it is at most
                 `max_accuracy_drop` points below the Keras student's recorded logits there
                 (tf_distill.export.parity.quality_check).
@@ -39,7 +41,6 @@ import numpy as np
 import tf_distill  # noqa: F401
 import tensorflow as tf
 
-from tf_distill.data.processors import InputExample
 from tf_distill.data.tokenization import WordPieceTokenizer
 from tf_distill.export import parity, serving
 from tf_distill.export.parity import PARITY_FILE, compare_logits
@@ -179,19 +180,16 @@ def _check_signature(name: str, signature_def, inputs: Dict[str, str], outputs: 
 
 def sample_inputs(metadata: Dict, vocab_file: str, texts: Sequence[str] = SAMPLE_TEXTS,
                   texts_b: Sequence[str] = SAMPLE_TEXTS_B) -> Dict:
-  """Raw sample texts (`text`, and `text_b` for sentence-pair models) and their Python tokenisation (int32
-  [n, max_seq_length] features, as the export's task type encodes text: `TaskType.encode_unlabeled`), with the
-  export's vocab and lower-casing. A sentence made of the vocab's own words is added, so that a small vocab sees
+  """Raw sample inputs of serving_text (`text`, and `text_b` for sentence-pair models; a QA export's `question` and
+  `context`) and their Python encoding (int32 features [n, max_seq_length], as the export's task type encodes them:
+  `TaskType.sample_inputs`), with the export's vocab and lower-casing. A sentence made of the vocab's own words is added, so that a small vocab sees
   known tokens too."""
   with open(vocab_file, encoding="utf-8") as f:
     words = [w.strip() for w in f if w.strip().isalpha() and w.strip().islower()][:12]
   texts = list(texts) + [" ".join(words) or "a"]
-  pairs = bool(metadata.get("text_pairs", False))
   texts_b = [texts_b[i] if i < len(texts_b) else " ".join(reversed(words)) for i in range(len(texts))]
-  examples = [InputExample(f"sample-{i}", text, texts_b[i] if pairs else None) for i, text in enumerate(texts)]
   tokenizer = WordPieceTokenizer(vocab_file, do_lower_case=metadata.get("do_lower_case", True))
-  features, _ = task_type_of_export(metadata).encode_unlabeled(tokenizer, examples, int(metadata["max_seq_length"]))
-  raw = {"text": texts, **({"text_b": texts_b} if pairs else {})}
+  raw, features = task_type_of_export(metadata).sample_inputs(texts, texts_b, metadata, tokenizer)
   return {"raw": raw, "features": features}
 
 
@@ -244,7 +242,7 @@ def verify_export(path: str, texts: Optional[Sequence[str]] = None, run_cli: boo
                                                        {k: "int32" for k in FEATURE_KEYS},
                                                        outputs[DEFAULT_SIGNATURE], result)
   if TEXT_SIGNATURE in expected:
-    text_inputs = {"text": "string", **({"text_b": "string"} if metadata.get("text_pairs") else {})}
+    text_inputs = {name: "string" for name in task.text_inputs(metadata)}
     signature_ok[TEXT_SIGNATURE] = _check_signature(TEXT_SIGNATURE, signature_defs[TEXT_SIGNATURE], text_inputs,
                                                     outputs[TEXT_SIGNATURE], result)
   try:

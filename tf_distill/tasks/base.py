@@ -140,6 +140,31 @@ class TaskType(abc.ABC):
   def scored(self, logits: np.ndarray, features: Features) -> np.ndarray:
     """The logits that parity compares, one row per prediction: [n, labels] (a tagger: at its scored words)."""
 
+  def labelled(self, features: Features) -> int:
+    """How many predictions of `features` have a label (what an export's figures count, in `unit`s): by default
+    the rows of `scored(label_ids)` that are >= 0."""
+    return int(np.sum(self.scored(features["label_ids"], features) >= 0))
+
+  def text_inputs(self, metadata: Dict) -> Tuple[str, ...]:
+    """The string inputs of the `serving_text` of an export with `metadata`: text (and text_b for sentence
+    pairs)."""
+    return ("text", "text_b") if metadata.get("text_pairs") else ("text",)
+
+  def sample_inputs(self, texts: Sequence[str], texts_b: Sequence[str], metadata: Dict,
+                    tokenizer: WordPieceTokenizer) -> Tuple[Texts, Features]:
+    """verify-export's samples for an export with `metadata`: the inputs of its serving_text made of `texts` (and
+    `texts_b`, as many), and their Python encoding (`encode_unlabeled`), what `text_parity` compares."""
+    pairs = "text_b" in self.text_inputs(metadata)
+    examples = [InputExample(f"sample-{i}", text, texts_b[i] if pairs else None) for i, text in enumerate(texts)]
+    features, _ = self.encode_unlabeled(tokenizer, examples, int(metadata["max_seq_length"]))
+    return {"text": list(texts), **({"text_b": list(texts_b)} if pairs else {})}, features
+
+  def with_export_settings(self, features: Features, metadata: Dict) -> Features:
+    """`features` (from `export_examples`) scored as the export with `metadata` decodes (its data flags): by
+    default unchanged; QA takes the export's null threshold and span limits."""
+    del metadata
+    return features
+
   def serving_outputs(self, logits) -> Dict:
     """serving_default's outputs besides logits and probabilities, from the logits tensor (none by default;
     question answering: start_logits and end_logits)."""

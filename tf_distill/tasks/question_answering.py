@@ -31,12 +31,21 @@ The metric is the official SQuAD F1 (`tf_distill.squad_metrics.squad_evaluate`) 
 `tf_distill.data.squad.best_spans` decodes (`--n_best_size`, `--max_answer_length`). With unanswerable dev questions
 (v2.0) the null threshold is the one that maximises dev F1 (`best_f1_threshold`): dev exact/f1 are at it and test
 exact/f1 at the same threshold, with HasAns_* / NoAns_* splits and `null_threshold` in eval_results.json. The dev
-F1 picks the best checkpoint (`val_f1`, `tf_distill.callbacks.DevScore`). Exports: serving_default gives the logits
-[batch, 2, seq], probabilities (softmax over positions), start_logits and end_logits [batch, seq]; there is no text
-signature yet, and student exports (serving_text with question/context, parity, TFLite) are not supported yet.
+F1 picks the best checkpoint (`val_f1`, `tf_distill.callbacks.DevScore`); `--null_threshold` fixes the threshold
+instead.
+
+Exports. serving_default gives the logits [batch, 2, seq], probabilities (softmax over positions), start_logits and
+end_logits [batch, seq]. serving_text takes question and context strings and returns the answer, its character
+offsets in the context, its score and null_odds (`text_signature.question_answering_text_function`: one window per
+question, every valid pair searched, the run's dev threshold from the export's metadata). export_student measures
+the SavedModel and TFLite files on the test questions' windows (`export_features`: besides the model inputs, what
+scoring reads -- windows to questions, piece offsets, the contexts and gold answers, the decoding settings -- so
+that verify-export and report score a file without the data): parity compares the start and end logits at every
+real position, and a quantised file that loses more than --max_accuracy_drop points of SQuAD F1 is not shipped.
 """
 
 import dataclasses
+import json
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -44,15 +53,15 @@ import numpy as np
 
 from tf_distill.callbacks import DevScore
 from tf_distill.configs import DataConfig
-from tf_distill.data.squad import SquadError, SquadFeatures, best_spans, encode_squad, gold_answers, read_squad
+from tf_distill.data.squad import (Answer, SquadError, SquadExample, SquadFeatures, best_spans, encode_squad,
+                                   gold_answers, read_squad)
 from tf_distill.data.tokenization import WordPieceTokenizer
 from tf_distill.squad_metrics import squad_evaluate
-from tf_distill.tasks.base import Features, TaskData, TaskType, Texts, check_task_labels
+from tf_distill.export import text_signature
+from tf_distill.tasks.base import Features, TaskData, TaskType, Texts, check_task_labels, sample
 
 LABELS = ("start", "end")  # the two rows of the span logits
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "squad2")
-NOT_EXPORTABLE = ("exporting span students is not supported yet (issue 34): the QA task type has no serving_text "
-                  "(question, context -> answer), parity or TFLite check; export the teacher with export_teacher")
 NO_TRANSFER_SET = ("--unlabeled_data and --augmentation are not supported for question answering yet (issue 34); "
                    "drop them")
 
@@ -95,12 +104,14 @@ class SquadSplit:
   features: SquadFeatures
   n_best_size: int
   max_answer_length: int
+  null_threshold: Optional[float] = None  # --null_threshold; None: chosen on dev
 
   def scores(self, logits: np.ndarray, null_threshold: Optional[float] = None) -> Dict:
     """`squad_evaluate` of the spans decoded from `logits` [windows, 2, seq]. For a split with unanswerable
-    questions: at `null_threshold`, or (None) at the threshold maximising this split's F1 (`best_f1_threshold`),
-    with the threshold used under "null_threshold"; a v1.1 split answers every question."""
+    questions: at `null_threshold` (else the split's own), or (both None) at the threshold maximising this split's
+    F1 (`best_f1_threshold`), with the threshold used under "null_threshold"; a v1.1 split answers every question."""
     logits = np.asarray(logits)
+    null_threshold = self.null_threshold if null_threshold is None else null_threshold
     spans = best_spans(logits[:, 0], logits[:, 1], self.features, self.n_best_size, self.max_answer_length)
     gold = gold_answers(self.features.examples)
     predictions = {qid: span.text for qid, span in spans.items()}
@@ -122,7 +133,7 @@ class QuestionAnswering(TaskType):
   metric = "f1"
   metric_title = "SQuAD F1"
   unit = "questions"
-  data_flags = ("doc_stride", "max_query_length", "max_answer_length", "n_best_size")
+  data_flags = ("doc_stride", "max_query_length", "max_answer_length", "n_best_size", "null_threshold")
 
   def read(self, config: DataConfig, split: str) -> List:
     return read_squad(find_squad_file(config.data_dir or SHIPPED_DIR, split))
@@ -142,7 +153,7 @@ class QuestionAnswering(TaskType):
       inputs = windows.inputs
       features[split] = {key: inputs[key] for key in ("input_ids", "input_mask", "segment_ids")}
       features[split]["label_ids"] = np.stack([inputs["start_positions"], inputs["end_positions"]], axis=1)
-      examples[split] = SquadSplit(windows, config.n_best_size, config.max_answer_length)
+      examples[split] = SquadSplit(windows, config.n_best_size, config.max_answer_length, config.null_threshold)
     return TaskData(features, list(LABELS), examples=examples)
 
   def evaluate(self, logits: Dict[str, np.ndarray], data: TaskData) -> Dict:
@@ -175,25 +186,113 @@ class QuestionAnswering(TaskType):
     return {"start_logits": logits[:, 0], "end_logits": logits[:, 1]}
 
   def text_signature(self, serve, encoder, metadata: Dict):
-    """None: no serving_text yet (a teacher exports without one; student exports stop at `export_examples`)."""
-    del serve, encoder, metadata
-    return None
+    """question, context -> answer and its character offsets (`text_signature.question_answering_text_function`),
+    with the run's max_query_length, max_answer_length and null threshold (export metadata; a teacher exported
+    from another toolkit has none: the run_squad defaults, every question answered)."""
+    return text_signature.question_answering_text_function(
+        serve, encoder, int(metadata.get("max_query_length", DataConfig.max_query_length)),
+        int(metadata.get("max_answer_length", DataConfig.max_answer_length)), metadata.get("null_threshold"))
 
   def export_examples(self, config: DataConfig, split: str, num_examples: int,
                       seed: Optional[int] = None) -> Tuple[Texts, Features]:
-    raise ValueError(NOT_EXPORTABLE)
+    """`num_examples` questions of `split` as {"question": [...], "context": [...]} and their windows' features
+    (`export_features`)."""
+    questions = sample(self.read(config, split), num_examples, seed)
+    tokenizer = WordPieceTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
+    windows = encode_squad(tokenizer, questions, config.max_seq_length, config.doc_stride, config.max_query_length)
+    texts = {"question": [q.question for q in questions], "context": [q.context for q in questions]}
+    return texts, export_features(SquadSplit(windows, config.n_best_size, config.max_answer_length,
+                                             config.null_threshold))
 
   def quality(self, logits: np.ndarray, features: Features, labels: Sequence[str]) -> Optional[float]:
-    raise ValueError(NOT_EXPORTABLE)
+    """SQuAD F1 as a fraction, at the run's null threshold (else each model's best; `SquadSplit.scores`)."""
+    return split_of_features(features).scores(logits)["f1"] / 100.0
 
   def scored(self, logits: np.ndarray, features: Features) -> np.ndarray:
-    raise ValueError(NOT_EXPORTABLE)
+    """The (start, end) logits [m, 2] at every real position of every window."""
+    return np.moveaxis(np.asarray(logits), 1, 2)[np.asarray(features["input_mask"]) == 1]
+
+  def text_inputs(self, metadata: Dict) -> Tuple[str, ...]:
+    return ("question", "context")
+
+  def sample_inputs(self, texts, texts_b, metadata: Dict, tokenizer: WordPieceTokenizer) -> Tuple[Texts, Features]:
+    """Each of `texts` as a context asked the first words of the matching `texts_b` (no gold answer: short enough
+    for the context to get a window at any max_seq_length >= 16), with its windows as the export's settings
+    (metadata) cut them."""
+    texts_b = [" ".join(text.split()[:4]) for text in texts_b]
+    settings = {name: metadata[name] for name in self.data_flags if name in metadata}
+    config = DataConfig(task_name="squad", max_seq_length=int(metadata["max_seq_length"]), **settings)
+    questions = [SquadExample(f"sample-{i}", question, context, ())
+                 for i, (context, question) in enumerate(zip(texts, texts_b))]
+    windows = encode_squad(tokenizer, questions, config.max_seq_length, config.doc_stride, config.max_query_length)
+    return ({"question": list(texts_b[:len(texts)]), "context": list(texts)},
+            export_features(SquadSplit(windows, config.n_best_size, config.max_answer_length, config.null_threshold)))
+
+  def with_export_settings(self, features: Features, metadata: Dict) -> Features:
+    """The export's n_best_size, max_answer_length and null_threshold (its metadata's data flags) in place of the
+    features' own (`export_features`)."""
+    n_best_size, max_answer_length = (int(v) for v in features["decoding"])
+    threshold = metadata.get("null_threshold", float(features["null_threshold"][0]))
+    return {**features, "decoding": np.array([metadata.get("n_best_size", n_best_size),
+                                              metadata.get("max_answer_length", max_answer_length)], np.int32),
+            "null_threshold": np.array([np.nan if threshold is None else threshold], np.float32)}
+
+  def labelled(self, features: Features) -> int:
+    """The questions (each has its gold answers, or none for an unanswerable one)."""
+    return len(features["question_contexts"])
 
   def text_parity(self, outputs: Dict[str, np.ndarray], features: Features, logits: np.ndarray):
-    raise ValueError(NOT_EXPORTABLE)
+    """The start and end logits at the real positions of the questions whose context fits one window, from
+    `logits` (serving_default on their features) and from the signature's start_logits / end_logits (one window
+    per question: the same sequence)."""
+    example_index = np.asarray(features["example_index"])
+    whole = np.bincount(example_index, minlength=len(features["question_contexts"]))[example_index] == 1
+    rows, positions = np.nonzero((np.asarray(features["input_mask"]) == 1) & whole[:, None])
+    questions = example_index[rows]
+    reference = np.asarray(logits)[rows, :, positions]
+    candidate = np.stack([np.asarray(outputs["start_logits"])[questions, positions],
+                          np.asarray(outputs["end_logits"])[questions, positions]], axis=1)
+    return reference, candidate
 
   def signature_outputs(self, num_labels: int) -> Dict:
-    """serving_default only: logits and probabilities [batch, 2, seq], start_logits and end_logits [batch, seq]."""
+    """serving_default: logits and probabilities [batch, 2, seq], start_logits and end_logits [batch, seq];
+    serving_text: answer, answer_start, answer_end, score, null_odds [batch], start_logits, end_logits."""
     outputs = {name: ("float32", [None, num_labels, None]) for name in ("logits", "probabilities")}
     outputs.update({name: ("float32", [None, None]) for name in ("start_logits", "end_logits")})
-    return {"serving_default": outputs}
+    text = {"answer": ("string", [None]), "answer_start": ("int32", [None]), "answer_end": ("int32", [None]),
+            "score": ("float32", [None]), "null_odds": ("float32", [None]),
+            "start_logits": ("float32", [None, None]), "end_logits": ("float32", [None, None])}
+    return {"serving_default": outputs, "serving_text": text}
+
+
+def export_features(split: SquadSplit) -> Features:
+  """A split as the arrays an export measures and verify-export re-reads (`parity.write_examples`): the windows'
+  input_ids, input_mask, segment_ids, label_ids [w, 2], example_index, token_offsets, token_is_max_context; per
+  question its context (question_contexts), gold answers (question_answers, a JSON list) and unanswerability; and
+  the decoding settings (n_best_size, max_answer_length; null_threshold, NaN for none)."""
+  windows = split.features
+  inputs = windows.inputs
+  return {**{key: inputs[key] for key in ("input_ids", "input_mask", "segment_ids")},
+          "label_ids": np.stack([inputs["start_positions"], inputs["end_positions"]], axis=1),
+          "example_index": windows.example_index, "token_offsets": windows.token_offsets,
+          "token_is_max_context": windows.token_is_max_context,
+          "question_contexts": np.array([q.context for q in windows.examples], dtype=str),
+          "question_answers": np.array([json.dumps([a.text for a in q.answers]) for q in windows.examples], dtype=str),
+          "question_impossible": np.array([q.is_impossible for q in windows.examples], np.int32),
+          "decoding": np.array([split.n_best_size, split.max_answer_length], np.int32),
+          "null_threshold": np.array([np.nan if split.null_threshold is None else split.null_threshold], np.float32)}
+
+
+def split_of_features(features: Features) -> SquadSplit:
+  """The `SquadSplit` that `export_features` wrote (questions rebuilt from their contexts and answers; ids are their
+  numbers), to score logits on exported examples without the data."""
+  questions = tuple(SquadExample(str(i), "", str(context), tuple(Answer(text, -1) for text in json.loads(answers)),
+                                 bool(impossible))
+                    for i, (context, answers, impossible) in enumerate(zip(
+                        features["question_contexts"], features["question_answers"], features["question_impossible"])))
+  inputs = {key: features[key] for key in ("input_ids", "input_mask", "segment_ids")}
+  windows = SquadFeatures(inputs, np.asarray(features["example_index"]), np.asarray(features["token_offsets"]),
+                          np.asarray(features["token_is_max_context"]), questions)
+  threshold = float(np.asarray(features["null_threshold"])[0])
+  n_best_size, max_answer_length = (int(v) for v in features["decoding"])
+  return SquadSplit(windows, n_best_size, max_answer_length, None if np.isnan(threshold) else threshold)
