@@ -1,11 +1,12 @@
 """Already fine-tuned classifiers exported as teachers (tf_distill.finetuned, export_teacher --init_checkpoint).
 
 The checkpoints are written here without the code under test: a random transformers TFBertForSequenceClassification
-saved with save_pretrained (tf_model.h5 and TF safetensors), a PyTorch-layout model.safetensors, and a Google BERT
-TF1 checkpoint with run_classifier.py's variable names, all from known numpy weights. The references are transformers'
-own TF BERT classifier on the same weights (loaded by transformers' PyTorch -> TF converter for the Google weights,
-with the tanh gelu of Google's modeling.py). Then the real programs: export_teacher on each kind, its errors as one
-line, and a Google checkpoint distilled into a tiny student end to end.
+and TFBertForQuestionAnswering saved with save_pretrained (tf_model.h5 and TF safetensors), PyTorch-layout
+model.safetensors, and a Google BERT TF1 checkpoint with run_classifier.py's variable names, all from known numpy
+weights. The references are transformers' own TF BERT models on the same weights (loaded by transformers' PyTorch ->
+TF converter for the PyTorch and Google weights, with the tanh gelu of Google's modeling.py). Then the real programs:
+export_teacher on each kind, its errors as one line, and a Google checkpoint, a Hugging Face classifier and a Hugging
+Face QA model (on tiny SQuAD files) distilled into tiny students end to end.
 """
 
 import concurrent.futures
@@ -21,16 +22,19 @@ from safetensors.numpy import save_file
 import transformers
 from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
 
+from tf_distill.bert import MASKED_LOGIT
 from tf_distill.configs import FinetunedCheckpointConfig
-from tf_distill.finetuned import CheckpointError, load_finetuned
+from tf_distill.finetuned import CheckpointError, export_finetuned, load_finetuned, tf_name_to_hf
 from tf_distill.run_dir import RunDir
 from tf_distill.teacher import SavedModelTeacher
 
 import tiny
 from test_cli import COMMON_TRAIN_ARGS, _describe, run_cli
+from test_question_answering import write_squad_task
 
 HF_LABELS = ["neg", "neutral", "pos"]
 SEQ = 16
+QA_SEQ = 32  # the QA export's max_seq_length: SQuAD windows of question and context (tests/tiny.py's 32 positions)
 
 
 def hf_config(num_labels, hidden_act="gelu", **overrides):
@@ -48,17 +52,27 @@ def hf_inputs(features):
               token_type_ids=features["segment_ids"])
 
 
-def random_tf_hf_classifier(seed=0):
-  """A TFBertForSequenceClassification with every weight drawn at random (biases and LayerNorms too, so a bias or
-  gamma/beta mix-up shows), labels HF_LABELS."""
-  model = transformers.TFBertForSequenceClassification(hf_config(
-      3, id2label=dict(enumerate(HF_LABELS)), label2id={n: i for i, n in enumerate(HF_LABELS)}))
+def randomized(model, seed):
+  """`model` (a transformers TF model) built, with every weight drawn at random (biases and LayerNorms too, so a bias
+  or gamma/beta mix-up shows)."""
   model(model.dummy_inputs)
   rng = np.random.default_rng(seed)
   for w in model.weights:
     base = 1.0 if "gamma" in w.name else 0.0
     w.assign(base + rng.normal(0.0, 0.2, w.shape).astype(np.float32))
   return model
+
+
+def random_tf_hf_classifier(seed=0):
+  """A random TFBertForSequenceClassification, labels HF_LABELS."""
+  return randomized(transformers.TFBertForSequenceClassification(hf_config(
+      3, id2label=dict(enumerate(HF_LABELS)), label2id={n: i for i, n in enumerate(HF_LABELS)})), seed)
+
+
+def qa_pt_state(seed):
+  """BertForQuestionAnswering weights under PyTorch names: no pooler, `qa_outputs` [2, hidden] (start, end)."""
+  state = {k: v for k, v in pt_state(seed, num_labels=2).items() if not k.startswith("bert.pooler.")}
+  return {k.replace("classifier.", "qa_outputs."): v for k, v in state.items()}
 
 
 def pt_state(seed, num_labels):
@@ -74,9 +88,10 @@ def pt_state(seed, num_labels):
   return state
 
 
-def reference_from_pt_state(state, num_labels, hidden_act):
-  """transformers' TF classifier with `state` loaded by transformers' own PyTorch -> TF name converter."""
-  model = transformers.TFBertForSequenceClassification(hf_config(num_labels, hidden_act))
+def reference_from_pt_state(state, num_labels, hidden_act, model_class=transformers.TFBertForSequenceClassification):
+  """transformers' TF model (a classifier by default) with `state` loaded by transformers' own PyTorch -> TF name
+  converter."""
+  model = model_class(hf_config(num_labels, hidden_act))
   model(model.dummy_inputs)
   _, info = load_pytorch_state_dict_in_tf2_model(model, dict(state), allow_missing_keys=True,
                                                  output_loading_info=True)
@@ -124,11 +139,24 @@ def write_google_checkpoint(directory, state, step=7):
   return prefix
 
 
-def write_pt_safetensors_dir(directory, state, labels):
-  """What PyTorch's BertForSequenceClassification.save_pretrained writes (model.safetensors, format pt)."""
+def with_architectures(source, directory, architectures):
+  """A copy of the Hugging Face directory `source` whose config.json names `architectures` (None: no such key)."""
+  shutil.copytree(source, directory)
+  with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
+    config = json.load(f)
+  config.pop("architectures", None)
+  if architectures is not None:
+    config["architectures"] = architectures
+  with open(os.path.join(directory, "config.json"), "w", encoding="utf-8") as f:
+    json.dump(config, f)
+  return directory
+
+
+def write_pt_safetensors_dir(directory, state, labels, architecture="BertForSequenceClassification"):
+  """What PyTorch's `architecture`.save_pretrained writes (model.safetensors, format pt)."""
   os.makedirs(directory, exist_ok=True)
   config = hf_config(len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
-  config.architectures = ["BertForSequenceClassification"]
+  config.architectures = [architecture]
   config.to_json_file(os.path.join(directory, "config.json"))
   save_file(state, os.path.join(directory, "model.safetensors"), metadata={"format": "pt"})
   tiny.write_vocab(os.path.join(directory, "vocab.txt"))
@@ -157,11 +185,23 @@ class FinetunedTest(tf.test.TestCase):
     cls.google_flags = [f"--init_checkpoint={cls.google_prefix}", f"--bert_config_file={cls.path('google')}/"
                         "bert_config.json", f"--vocab_file={cls.path('google', 'vocab.txt')}", "--labels=neg,pos",
                         f"--max_seq_length={SEQ}", "--task_name=csv"]
-    # Bad inputs: an encoder without a classifier, a directory without vocab.txt.
+    # Hugging Face BertForQuestionAnswering: TF save_pretrained (config.json without id2label) and PyTorch layout.
+    cls.qa_model = randomized(transformers.TFBertForQuestionAnswering(hf_config(2)), seed=4)
+    cls.qa_reference = cls.qa_model(**hf_inputs(cls.features), output_hidden_states=True, training=False)
+    for name, safe in (("hf_qa_h5", False), ("hf_qa_tf_safetensors", True)):
+      cls.qa_model.save_pretrained(cls.path(name), safe_serialization=safe)
+      tiny.write_vocab(cls.path(name, "vocab.txt"))
+    cls.qa_pt_state = qa_pt_state(seed=6)
+    write_pt_safetensors_dir(cls.path("hf_qa_pt"), cls.qa_pt_state, ["LABEL_0", "LABEL_1"], "BertForQuestionAnswering")
+    # Bad inputs: an encoder without a classifier, a directory without vocab.txt, QA weights under a config.json
+    # that names the sequence classifier.
     tiny.write_pretrained_dir(cls.path("encoder_only"))
     shutil.copytree(cls.path("hf_tf_safetensors"), cls.path("no_vocab"))
     os.remove(cls.path("no_vocab", "vocab.txt"))
+    with_architectures(cls.path("hf_qa_tf_safetensors"), cls.path("qa_named_classifier"),
+                       ["BertForSequenceClassification"])
     tiny.write_csv_task(cls.path("data"))
+    write_squad_task(cls.path("squad"))
     runs = {
         "export_hf": ["--init_checkpoint=hf_h5", "--export_dir=export", "--model_name=hf_teacher",
                       f"--max_seq_length={SEQ}"],
@@ -173,21 +213,30 @@ class FinetunedTest(tf.test.TestCase):
                        + ["--export_dir=bad"],
         "no_vocab": ["--init_checkpoint=no_vocab", "--export_dir=bad"],
         "with_output_dir": ["--init_checkpoint=hf_h5", "--output_dir=runs/teacher", "--export_dir=bad"],
+        # A Hugging Face QA model (tf_model.h5), no --task_name: exports as a squad teacher.
+        "export_hf_qa": ["--init_checkpoint=hf_qa_h5", "--export_dir=export", "--model_name=hf_qa",
+                         f"--max_seq_length={QA_SEQ}"],
+        "qa_named_classifier": ["--init_checkpoint=qa_named_classifier", "--export_dir=bad"],
     }
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
       futures = {name: pool.submit(run_cli, "export_teacher", args, cls.work) for name, args in runs.items()}
       cls.results = {name: future.result() for name, future in futures.items()}
-    for name in ("export_hf", "export_google", "export_hf_pt"):
+    for name in ("export_hf", "export_google", "export_hf_pt", "export_hf_qa"):
       if cls.results[name].returncode != 0:
         raise AssertionError(f"{name} failed: {_describe(cls.results[name])}")
     # End to end: each exported checkpoint teaches a 1-layer student for one epoch of the tiny CSV task, without
     # fine-tuning again (the Hugging Face one as docs/teachers.md says).
     student_args = ["--data_dir=data", "--student_num_layers=1", "--student_init_from_layers=2", "--alpha=0.5",
                     "--temperature=2"] + COMMON_TRAIN_ARGS
-    distills = {"distill": ["--teacher_model=export/google_teacher", "--output_dir=runs/student"],
-                "distill_hf": ["--teacher_model=export/teacher", "--output_dir=runs/hf_student"]}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-      futures = {name: pool.submit(run_cli, "distill", args + student_args, cls.work) for name, args in distills.items()}
+    distills = {"distill": ["--teacher_model=export/google_teacher", "--output_dir=runs/student"] + student_args,
+                "distill_hf": ["--teacher_model=export/teacher", "--output_dir=runs/hf_student"] + student_args,
+                # The QA export teaches a span student on tiny SQuAD files, as a train_teacher squad export does.
+                "distill_hf_qa": ["--task_name=squad", "--data_dir=squad", "--teacher_model=export/hf_qa",
+                                  f"--max_seq_length={QA_SEQ}", "--train_batch_size=8", "--num_train_epochs=1",
+                                  "--learning_rate=1e-3", "--student_num_layers=1", "--student_init_from_layers=2",
+                                  "--alpha=0.5", "--temperature=2", "--output_dir=runs/hf_qa_student"]}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+      futures = {name: pool.submit(run_cli, "distill", args, cls.work) for name, args in distills.items()}
       cls.results.update({name: future.result() for name, future in futures.items()})
 
   @classmethod
@@ -198,6 +247,18 @@ class FinetunedTest(tf.test.TestCase):
   @classmethod
   def path(cls, *parts):
     return os.path.join(cls.work, *parts)
+
+  def assertSpanLogits(self, logits, reference):
+    """logits float32 [batch, 2, seq] are transformers' start_logits (row 0) and end_logits (row 1) at the real
+    positions of self.features, and MASKED_LOGIT at padding (transformers' own there are unmasked)."""
+    real = self.features["input_mask"].astype(bool)
+    self.assertFalse(real.all())  # some padding to check
+    logits = np.asarray(logits)
+    self.assertEqual(logits.shape, (5, 2, SEQ))
+    for row, expected in enumerate((reference.start_logits.numpy(), reference.end_logits.numpy())):
+      self.assertGreater(np.abs(expected[real]).max(), 0.5)  # O(1) logits, not all near 0
+      self.assertAllClose(logits[:, row][real], expected[real], atol=1e-4)
+      self.assertAllEqual(logits[:, row][~real], np.full([(~real).sum()], MASKED_LOGIT, np.float32))
 
   def assertCleanError(self, name, message):
     result = self.results[name]
@@ -240,6 +301,81 @@ class FinetunedTest(tf.test.TestCase):
     self.assertEqual(logits.shape, (5, SEQ, len(tags)))
     self.assertGreater(np.abs(reference).max(), 0.5)
     self.assertAllClose(logits, reference, atol=1e-4)
+
+  def test_hf_qa_export_serves_transformers_start_and_end_logits(self):
+    """A BertForQuestionAnswering tf_model.h5 exports as a squad span teacher: serving_default's logits [batch, 2,
+    seq], start_logits and end_logits are transformers' (padding at MASKED_LOGIT), the distill signature has its
+    hidden states, and the metadata is what a train_teacher squad run's export records."""
+    self.assertIn("exported teacher to export/hf_qa/1", self.results["export_hf_qa"].stdout)
+    teacher = SavedModelTeacher(self.path("export", "hf_qa"), required_outputs=("logits", "hidden_states"))
+    metadata = teacher.metadata
+    self.assertEqual(metadata["labels"], ["start", "end"])
+    self.assertEqual(metadata["task_name"], "squad")
+    self.assertFalse(metadata["text_pairs"])
+    self.assertEqual(metadata["max_seq_length"], QA_SEQ)
+    self.assertEqual(metadata["model_config"]["head"], "span")
+    self.assertEqual(metadata["signatures"], ["distill", "serving_default"])  # no serving_text for QA yet
+    self.assertTrue(metadata["source"].endswith("tf_model.h5"))
+    served = tf.saved_model.load(self.path("export", "hf_qa", "1")).signatures["serving_default"](
+        **{k: tf.constant(v) for k, v in self.features.items()})
+    self.assertSpanLogits(served["logits"], self.qa_reference)
+    self.assertAllEqual(served["start_logits"], served["logits"][:, 0])
+    self.assertAllEqual(served["end_logits"], served["logits"][:, 1])
+    out = teacher(self.features)
+    self.assertSpanLogits(out["logits"], self.qa_reference)
+    for layer in range(2):
+      self.assertAllClose(out["hidden_states"][layer], self.qa_reference.hidden_states[layer + 1], atol=1e-4)
+
+  def test_hf_qa_safetensors_match_transformers(self):
+    """TF safetensors (TF names `qa_outputs/kernel:0`) and PyTorch ones (`qa_outputs.weight`) read as the span head,
+    labels start, end whatever id2label says; a config.json without `architectures` takes the head from qa_outputs."""
+    pt_reference = reference_from_pt_state(self.qa_pt_state, 2, "gelu", transformers.TFBertForQuestionAnswering)(
+        **hf_inputs(self.features), training=False)
+    no_architectures = with_architectures(self.path("hf_qa_pt"), os.path.join(self.get_temp_dir(), "qa_unnamed"),
+                                          None)
+    for directory, labels, reference in (("hf_qa_tf_safetensors", None, self.qa_reference),
+                                         ("hf_qa_pt", ("start", "end"), pt_reference),
+                                         (no_architectures, None, pt_reference)):
+      with self.subTest(directory=directory):
+        loaded = load_finetuned(FinetunedCheckpointConfig(init_checkpoint=self.path(directory), labels=labels,
+                                                          max_seq_length=SEQ))
+        self.assertEqual(loaded.labels, ["start", "end"])
+        self.assertEqual(loaded.model.config.head, "span")
+        self.assertIsNone(loaded.model.pooler)
+        self.assertTrue(loaded.source.endswith("model.safetensors"))
+        self.assertSpanLogits(loaded.model(self.features, training=False)["logits"], reference)
+
+  def test_tf_names_of_the_qa_head(self):
+    for name in ("qa_outputs/kernel:0", "tf_bert_for_question_answering/qa_outputs/kernel:0"):
+      self.assertEqual(tf_name_to_hf(name), ("qa_outputs.weight", True))
+    self.assertEqual(tf_name_to_hf("tf_bert_for_question_answering/bert/encoder/layer_._1/output/dense/bias:0"),
+                     ("encoder.layer.1.output.dense.bias", False))
+
+  def test_hf_qa_refusals(self):
+    classifier_named_qa = with_architectures(self.path("hf_tf_safetensors"),
+                                             os.path.join(self.get_temp_dir(), "classifier_named_qa"),
+                                             ["BertForQuestionAnswering"])
+    qa = dict(init_checkpoint=self.path("hf_qa_h5"), max_seq_length=SEQ)
+    for fields, message in (
+        ({"init_checkpoint": self.path("qa_named_classifier")},
+         r"has question-answering weights \(qa_outputs\) but .*qa_named_classifier/config.json names architectures "
+         r"\['BertForSequenceClassification'\]"),
+        ({"init_checkpoint": classifier_named_qa},
+         r"config.json names BertForQuestionAnswering but .* has no qa_outputs weights \(it has \['classifier'\]\)"),
+        ({**qa, "labels": ("LABEL_0", "LABEL_1")}, r"--labels=LABEL_0,LABEL_1 does not fit a question-answering "
+                                                   r"model, whose two outputs are the start,end logits"),
+    ):
+      with self.subTest(message=message), self.assertRaisesRegex(CheckpointError, message):
+        load_finetuned(FinetunedCheckpointConfig(**fields))
+    export_dir = os.path.join(self.get_temp_dir(), "refused")
+    for fields, message in (
+        ({"task_name": "wnut17"}, r"--task_name=wnut17 is a tagging task but .*hf_qa_h5 is a question_answering "
+                                  r"model \(head 'span', tasks \['squad'\]\)"),
+        ({"text_pairs": True}, r"--text_pairs is for sentence-pair classifiers; .* is a question-answering model"),
+    ):
+      with self.subTest(message=message), self.assertRaisesRegex(CheckpointError, message):
+        export_finetuned(FinetunedCheckpointConfig(**qa, **fields), export_dir, "teacher")
+    self.assertFalse(os.path.exists(export_dir))
 
   def test_hf_tf_safetensors_matches_transformers(self):
     loaded = load_finetuned(FinetunedCheckpointConfig(init_checkpoint=self.path("hf_tf_safetensors"),
@@ -288,6 +424,8 @@ class FinetunedTest(tf.test.TestCase):
     self.assertCleanError("label_count", r"the classifier of .* has 2 outputs but there are 3 labels")
     self.assertCleanError("no_vocab", r".*no_vocab has no vocab.txt; pass .* --vocab_file")
     self.assertCleanError("with_output_dir", r"--init_checkpoint exports .* pass one of them")
+    self.assertCleanError("qa_named_classifier", r".* has question-answering weights \(qa_outputs\) but .* names "
+                          r"architectures \['BertForSequenceClassification'\]; config and weights come from different")
 
   def test_library_errors(self):
     google = dict(init_checkpoint=self.google_prefix, bert_config_file=self.path("google", "bert_config.json"),
@@ -350,6 +488,20 @@ class FinetunedTest(tf.test.TestCase):
     # has that layer's query kernel (PyTorch [out, in] transposed), so training moved it only by lr-sized steps.
     kernel, = [w for w in student.load_model().weights if "layer_0/query/kernel" in w.name]
     self.assertAllClose(kernel, self.pt_state["bert.encoder.layer.1.attention.self.query.weight"].T, atol=0.05)
+
+  def test_hugging_face_qa_model_distils_on_squad(self):
+    result = self.results["distill_hf_qa"]
+    self.assertEqual(result.returncode, 0, _describe(result))
+    student = RunDir(self.path("runs", "hf_qa_student"))
+    results = student.read_eval_results()
+    self.assertGreater(results["history"]["kd_loss"][0], 0.0)  # the teacher was queried
+    self.assertBetween(results["dev_f1"], 0.0, 100.0)
+    self.assertEqual(student.labels, ["start", "end"])
+    self.assertEqual(student.read_model_config()["head"], "span")
+    # The student started from the Hugging Face model's layer 2, as the classifier's does.
+    kernel, = [w for w in student.load_model().weights if "layer_0/query/kernel" in w.name]
+    qa_query = [w for w in self.qa_model.weights if "layer_._1/attention/self/query/kernel" in w.name][0]
+    self.assertAllClose(kernel, qa_query, atol=0.05)
 
 
 if __name__ == "__main__":

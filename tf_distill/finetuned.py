@@ -1,13 +1,20 @@
-"""Already fine-tuned BERT classifiers and taggers as tf_distill teachers, without training again.
+"""Already fine-tuned BERT classifiers, taggers and SQuAD models as tf_distill teachers, without training again.
 
     config = FinetunedCheckpointConfig(init_checkpoint="hf_classifier_dir", max_seq_length=128).validate()
     export_finetuned(config, "export", "teacher")   # export/teacher/<version>/, serving_default + distill
 
 Two sources are read:
 
-  Hugging Face BertForSequenceClassification directory (`save_pretrained`): config.json (shape; the labels from
-      `id2label`), vocab.txt, and the weights in one of (a BertForTokenClassification directory, whose config.json
-      names that architecture, is read the same way as a tagger: head "token", no pooler)
+  Hugging Face directory (`save_pretrained`) of one of `ARCHITECTURES`, as config.json's `architectures` names it:
+        BertForSequenceClassification  head "pooled"; `classifier` over the pooler; labels from `id2label`
+        BertForTokenClassification     head "token" (a tagger); `classifier` over every position, no pooler; tags
+                                       from `id2label`
+        BertForQuestionAnswering       head "span" (extractive QA, task squad); `qa_outputs` ([2, hidden]: start
+                                       and end logits of every position) becomes the span head's `classifier`, no
+                                       pooler; labels ("start", "end") whatever `id2label` says (usually LABEL_0/1)
+      The weights must agree: `qa_outputs` in a directory whose config.json names another architecture, or none in
+      one that names BertForQuestionAnswering, is refused (config and weights of two models). With config.json,
+      vocab.txt and the weights in one of
         model.safetensors  PyTorch's save_pretrained (keys `bert.embeddings...`, `classifier.weight` [labels, hidden])
                            or TensorFlow's with safe_serialization=True (metadata format "tf", TF variable names)
         tf_model.h5        TensorFlow's save_pretrained (Keras h5: `<layer>/<model name>/bert/...:0`)
@@ -37,6 +44,8 @@ from tf_distill.bert import BertClassifier, BertConfig
 from tf_distill.configs import FinetunedCheckpointConfig
 from tf_distill.export.serving import export_classifier
 from tf_distill.pretrained import assign_weights
+from tf_distill.tasks import TASK_TYPES, task_type_for_head, task_type_of
+from tf_distill.tasks.question_answering import LABELS as SPAN_LABELS
 
 State = Dict[str, np.ndarray]
 
@@ -45,6 +54,12 @@ _TF_SUFFIXES = {"kernel": ("weight", True), "bias": ("bias", False), "gamma": ("
                 "beta": ("bias", False), "embeddings": ("weight", False), "weight": ("weight", False)}
 _GOOGLE_TABLES = ("word_embeddings", "position_embeddings", "token_type_embeddings")
 _GENERIC_LABEL = re.compile(r"LABEL_\d+")
+# The Hugging Face architectures read (config.json `architectures`) -> our head (`tf_distill.bert.HEADS`).
+ARCHITECTURES = {"BertForSequenceClassification": "pooled", "BertForTokenClassification": "token",
+                 "BertForQuestionAnswering": "span"}
+_READABLE = ", ".join(ARCHITECTURES)
+# The heads' output layers as transformers names them (TF layer and PyTorch module alike).
+_HEAD_LAYERS = ("classifier", "qa_outputs")
 
 
 class CheckpointError(ValueError):
@@ -67,13 +82,17 @@ def tf_name_to_hf(name: str) -> Optional[Tuple[str, bool]]:
 
   "bert/encoder/layer_3/attention/self/query/kernel" (Google) and "bert/encoder/layer_._3/attention/self/query/
   kernel:0" (transformers' TF BERT) -> ("encoder.layer.3.attention.self.query.weight", True);
-  "output_weights" / "output_bias" (run_classifier.py's classifier, already [labels, hidden]) -> classifier.*.
+  "output_weights" / "output_bias" (run_classifier.py's classifier, already [labels, hidden]) -> classifier.*;
+  "qa_outputs/kernel:0" (transformers' TF BertForQuestionAnswering) -> ("qa_outputs.weight", True). A leading model
+  name ("tf_bert_for_question_answering/qa_outputs/kernel:0", as the variable itself is named) is dropped.
   """
   name = name.split(":")[0]
   if name in ("output_weights", "output_bias"):
     return ("classifier.weight" if name == "output_weights" else "classifier.bias"), False
   parts = name.split("/")
-  if parts[0] not in ("bert", "classifier"):
+  if re.fullmatch(r"tf_bert_for_\w+", parts[0]):
+    parts = parts[1:]
+  if parts[0] not in ("bert",) + _HEAD_LAYERS:
     return None
   if parts[-1] in _GOOGLE_TABLES and parts[-2] == "embeddings":
     parts.append("embeddings")  # Google's tables are variables named after the table itself
@@ -97,8 +116,9 @@ def _from_tf_names(items) -> State:
   return state
 
 
-def _read_hf_weights(path: str) -> Tuple[State, str]:
-  """The weights of a Hugging Face directory under HF names, and the file they came from."""
+def _read_hf_weights(path: str, model_class: str) -> Tuple[State, str]:
+  """The weights of a Hugging Face directory under HF names, and the file they came from; `model_class` (its
+  config.json's architecture) names the class to convert a pytorch_model.bin with."""
   safetensors_file, h5_file = os.path.join(path, "model.safetensors"), os.path.join(path, "tf_model.h5")
   if os.path.isfile(safetensors_file):
     from safetensors import safe_open  # pylint: disable=import-outside-toplevel
@@ -120,13 +140,53 @@ def _read_hf_weights(path: str) -> Tuple[State, str]:
   if "pytorch_model.bin" in found:
     raise CheckpointError(f"{path} holds its weights only as pytorch_model.bin, a pickle that needs PyTorch (not "
                           "used by tf_distill); save it as safetensors where PyTorch is installed: "
-                          "BertForSequenceClassification.from_pretrained(DIR).save_pretrained(DIR, "
-                          "safe_serialization=True), which writes model.safetensors")
+                          f"{model_class}.from_pretrained(DIR).save_pretrained(DIR, safe_serialization=True), "
+                          "which writes model.safetensors")
   if any(name.endswith(".index.json") for name in found):
     raise CheckpointError(f"{path} holds a sharded checkpoint ({found}); save it as one file with "
                           "save_pretrained(DIR, max_shard_size='10GB')")
   raise CheckpointError(f"{path} has no model.safetensors or tf_model.h5 (found {found}); pass the directory that "
-                        "BertForSequenceClassification.save_pretrained wrote")
+                        f"save_pretrained of a {_READABLE} wrote")
+
+
+def _hf_head(hf_config: Dict, state: State, path: str, weights_file: str) -> str:
+  """The head of the architecture config.json names (`ARCHITECTURES`; "pooled" when it names none of them, as
+  before heads existed), checked against the weights: a question-answering model alone has `qa_outputs`. A config
+  without `architectures` takes the head the weights say."""
+  named = hf_config.get("architectures") or []
+  has_qa_outputs = "qa_outputs.weight" in state
+  if not named:
+    return "span" if has_qa_outputs else "pooled"
+  head = next((ARCHITECTURES[name] for name in named if name in ARCHITECTURES), "pooled")
+  if has_qa_outputs and head != "span":
+    raise CheckpointError(f"{weights_file} has question-answering weights (qa_outputs) but {path}/config.json names "
+                          f"architectures {named}; config and weights come from different models: pass the directory "
+                          "BertForQuestionAnswering.save_pretrained wrote")
+  if head == "span" and not has_qa_outputs:
+    heads = sorted({key.split(".")[0] for key in state if key.split(".")[0] in _HEAD_LAYERS})
+    raise CheckpointError(f"{path}/config.json names BertForQuestionAnswering but {weights_file} has no qa_outputs "
+                          f"weights (it has {heads or 'no head'}); config and weights come from different models: pass "
+                          "the directory save_pretrained wrote")
+  return head
+
+
+def _qa_outputs_as_classifier(state: State, weights_file: str) -> State:
+  """The state with BertForQuestionAnswering's `qa_outputs.*` ([2, hidden], [2]) renamed to the span head's
+  `classifier.*`: the same Dense(2) over every position, row 0 the start and row 1 the end logits."""
+  rows = state["qa_outputs.weight"].shape[0]
+  if rows != len(SPAN_LABELS):
+    raise CheckpointError(f"the qa_outputs of {weights_file} has {rows} outputs; a question-answering head has 2 "
+                          "(the start and the end logit of every position)")
+  return {("classifier." + k[len("qa_outputs."):] if k.startswith("qa_outputs.") else k): v for k, v in state.items()}
+
+
+def _span_labels(labels: Optional[Tuple[str, ...]]) -> List[str]:
+  """("start", "end"), the rows of the span logits, whatever config.json's id2label says (HF's QA configs have none
+  or LABEL_0, LABEL_1); a --labels that differs is refused."""
+  if labels is not None and tuple(labels) != SPAN_LABELS:
+    raise CheckpointError(f"--labels={','.join(labels)} does not fit a question-answering model, whose two outputs "
+                          f"are the {','.join(SPAN_LABELS)} logits of every position; drop --labels")
+  return list(SPAN_LABELS)
 
 
 def _hf_labels(hf_config: Dict, path: str, labels: Optional[Tuple[str, ...]]) -> List[str]:
@@ -169,21 +229,24 @@ def _read_hugging_face(config: FinetunedCheckpointConfig):
     hf_config = json.load(f)
   if hf_config.get("model_type", "bert") != "bert":
     raise CheckpointError(f"{path}/config.json describes a {hf_config['model_type']!r} model; only BERT "
-                          "(BertForSequenceClassification, BertForTokenClassification) checkpoints can be read")
+                          f"({_READABLE}) checkpoints can be read")
   if hf_config.get("position_embedding_type", "absolute") != "absolute":
     raise CheckpointError(f"{path}/config.json has position_embedding_type "
                           f"{hf_config['position_embedding_type']!r}; only 'absolute' is supported")
   if hf_config.get("problem_type") not in (None, "single_label_classification"):
     raise CheckpointError(f"{path} is a {hf_config['problem_type']} model; distillation needs a single-label "
                           "(softmax) classifier")
-  state, weights_file = _read_hf_weights(path)
+  state, weights_file = _read_hf_weights(path, (hf_config.get("architectures") or
+                                                 ["BertForSequenceClassification"])[0])
+  head = _hf_head(hf_config, state, path, weights_file)
+  if head == "span":
+    state = _qa_outputs_as_classifier(state, weights_file)
   _require_classifier(state, weights_file)
-  labels = _hf_labels(hf_config, path, config.labels)
+  labels = _span_labels(config.labels) if head == "span" else _hf_labels(hf_config, path, config.labels)
   do_lower_case = _tokenizer_lower_case(path, config.do_lower_case)
   vocab_file = _single_file(config.vocab_file, os.path.join(path, "vocab.txt"), "vocab_file")
   if not config.vocab_file and not os.path.isfile(vocab_file):
     raise CheckpointError(f"{path} has no vocab.txt; pass the vocab the classifier was trained with as --vocab_file")
-  head = "token" if "BertForTokenClassification" in hf_config.get("architectures", []) else "pooled"
   return {**hf_config, "head": head}, state, labels, vocab_file, do_lower_case, f"hugging_face:{weights_file}"
 
 
@@ -285,12 +348,37 @@ def load_finetuned(config: FinetunedCheckpointConfig) -> FinetunedClassifier:
   return FinetunedClassifier(model, labels, vocab_file, do_lower_case, source)
 
 
+def _task_name(config: FinetunedCheckpointConfig, head: str) -> Optional[str]:
+  """The task_name the export records, as a train_teacher run of the model's task type would: `--task_name`, refused
+  when it is a task of another type (--task_name=wnut17 for a question-answering model); without it, the task when
+  the head's type has only one (squad for BertForQuestionAnswering), else None."""
+  own = task_type_for_head(head)
+  if config.task_name is None:
+    return own.task_names[0] if len(own.task_names) == 1 else None
+  try:
+    other = task_type_of(config.task_name)
+  except LookupError:
+    return config.task_name  # a task of the user's own, recorded as given
+  if other is not own:
+    kind = {TASK_TYPES.get(name): name for name in TASK_TYPES.names()}
+    raise CheckpointError(f"--task_name={config.task_name} is a {kind[other]} task but {config.init_checkpoint} is a "
+                          f"{kind[own]} model (head {head!r}, tasks {list(own.task_names)}); pass one of those or "
+                          "drop --task_name")
+  return config.task_name
+
+
 def export_finetuned(config: FinetunedCheckpointConfig, export_dir: str, model_name: str,
                      version: Optional[int] = None) -> str:
-  """Exports the fine-tuned classifier as a teacher, `<export_dir>/<model_name>/<version>/` with the
-  serving_default, distill and serving_text signatures that a train_teacher run's export has; returns the path."""
+  """Exports the fine-tuned model as a teacher, `<export_dir>/<model_name>/<version>/` with the signatures and
+  metadata that a train_teacher run's export of its task type has (serving_default, distill, and serving_text where
+  the type has one: not for question answering); returns the path."""
   loaded = load_finetuned(config)
-  metadata = {"labels": loaded.labels, "max_seq_length": config.max_seq_length, "task_name": config.task_name,
-              "do_lower_case": loaded.do_lower_case, "text_pairs": config.text_pairs, "source": loaded.source}
+  head = loaded.model.config.head
+  if head == "span" and config.text_pairs:
+    raise CheckpointError(f"--text_pairs is for sentence-pair classifiers; {config.init_checkpoint} is a "
+                          "question-answering model (question and context windows, no serving_text): drop --text_pairs")
+  metadata = {"labels": loaded.labels, "max_seq_length": config.max_seq_length,
+              "task_name": _task_name(config, head), "do_lower_case": loaded.do_lower_case,
+              "text_pairs": config.text_pairs, "source": loaded.source}
   return export_classifier(loaded.model, export_dir, model_name, metadata, loaded.vocab_file,
                            with_distill_signature=True, version=version)

@@ -29,8 +29,8 @@ CHECKPOINT_FLAGS = ("bert_config_file", "vocab_file", "labels", "do_lower_case",
 def define_flags() -> None:
   common.define_export_flags("runs/teacher", "teacher")
   flags.DEFINE_string("init_checkpoint", None, "Export this already fine-tuned classifier instead of a train_teacher "
-                      "run: a Hugging Face BertForSequenceClassification or BertForTokenClassification directory "
-                      "(config.json, model.safetensors "
+                      "run: a Hugging Face BertForSequenceClassification, BertForTokenClassification or "
+                      "BertForQuestionAnswering directory (config.json, model.safetensors "
                       "or tf_model.h5, vocab.txt), or a Google BERT checkpoint from run_classifier.py "
                       "(model.ckpt-N; needs --bert_config_file, --vocab_file and --labels).")
   flags.DEFINE_string("bert_config_file", None, "With a Google checkpoint: its bert_config.json.")
@@ -39,7 +39,8 @@ def define_flags() -> None:
   flags.DEFINE_bool("do_lower_case", True, "Lower-case input text. Default: the Hugging Face directory's "
                     "tokenizer_config.json, else true.")
   flags.DEFINE_integer("max_seq_length", 128, "Sequence length of the export's serving_text signature.")
-  flags.DEFINE_string("task_name", None, "The task the classifier was fine-tuned on (recorded for tf_distill report).")
+  flags.DEFINE_string("task_name", None, "The task the classifier was fine-tuned on (recorded for tf_distill "
+                      "report). Default: squad for a BertForQuestionAnswering directory, else none.")
   flags.DEFINE_bool("text_pairs", False, "The classifier reads sentence pairs (serving_text takes text and text_b).")
 
 
