@@ -314,7 +314,7 @@ class FinetunedTest(tf.test.TestCase):
     self.assertFalse(metadata["text_pairs"])
     self.assertEqual(metadata["max_seq_length"], QA_SEQ)
     self.assertEqual(metadata["model_config"]["head"], "span")
-    self.assertEqual(metadata["signatures"], ["distill", "serving_default"])  # no serving_text for QA yet
+    self.assertEqual(metadata["signatures"], ["distill", "serving_default", "serving_text"])
     self.assertTrue(metadata["source"].endswith("tf_model.h5"))
     served = tf.saved_model.load(self.path("export", "hf_qa", "1")).signatures["serving_default"](
         **{k: tf.constant(v) for k, v in self.features.items()})
