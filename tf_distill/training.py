@@ -119,6 +119,8 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunD
     print(f"resuming from {state.latest_checkpoint}: epoch {int(state.epoch) + 1}, "
           f"{int(state.step_in_epoch)} batches done")
   dev = make_dataset(data.features["dev"], config.eval_batch_size, training=False)
+  # A task type that scores dev itself (a tagger's entity F1, QA's SQuAD F1) predicts dev once per epoch; Keras'
+  # evaluation (val_loss, which also queries the teacher on every dev batch) is skipped for it.
   keep_best = KeepBestStudent(run_dir.best_weights, monitor=task.monitor, best=float(state.best_dev),
                               best_epoch=int(state.best_epoch) or None, first_epoch=first_selected_epoch)
   dev_callbacks = task.dev_callbacks(data, config.eval_batch_size)
@@ -141,7 +143,8 @@ def fit(distiller: Distiller, data: TaskData, config: TrainConfig, run_dir: RunD
     result = distiller.fit(epoch_dataset(data.features["train"], config, epoch, skip_batches=done,
                                          unlabeled_per_epoch=data.unlabeled_per_epoch,
                                          row_epochs=data.row_epochs),
-                           validation_data=dev, initial_epoch=epoch, epochs=epoch + 1, callbacks=epoch_callbacks,
+                           validation_data=None if dev_callbacks else dev, initial_epoch=epoch, epochs=epoch + 1,
+                           callbacks=epoch_callbacks,
                            verbose=console.keras_verbose() if verbose is None else verbose)
     epoch_seconds.append(round(time.perf_counter() - start, 3))
     for key, values in result.history.items():

@@ -119,7 +119,8 @@ class TaskType(abc.ABC):
 
   def dev_callbacks(self, data: TaskData, batch_size: int) -> Sequence[keras.callbacks.Callback]:
     """Callbacks that put `monitor` into each epoch's logs when Keras' evaluation does not (it gives
-    val_accuracy and val_loss); `data.features["dev"]` is the dev split."""
+    val_accuracy and val_loss); `data.features["dev"]` is the dev split. With any, Keras' evaluation is skipped
+    (`tf_distill.training.fit`): dev is predicted once per epoch, and the logs have no val_loss."""
     del data, batch_size
     return ()
 
