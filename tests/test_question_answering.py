@@ -4,9 +4,11 @@ here: train_teacher with SQuAD EM/F1 in eval_results.json (checked against squad
 logits), export_teacher (start_logits, end_logits), distill with the teacher cache, and one-line errors."""
 
 import concurrent.futures
+import csv
 import json
 import os
 import random
+import re
 import subprocess
 import tempfile
 
@@ -20,7 +22,9 @@ import tensorflow as tf
 
 from tf_distill.bert import MASKED_LOGIT, BertConfig, logits_layout
 from tf_distill.configs import DataConfig
-from tf_distill.data.squad import SquadExample, best_spans, encode_squad, gold_answers
+from tf_distill.data import unlabeled
+from tf_distill.data.processors import InputExample
+from tf_distill.data.squad import SquadExample, best_spans, encode_squad, gold_answers, read_squad
 from tf_distill.data.tokenization import WordPieceTokenizer
 from tf_distill.distiller import Distiller, pad_to_length, trim_labels
 from tf_distill.losses.logits import position_mask
@@ -286,11 +290,20 @@ class SquadFlowTest(tf.test.TestCase):
       cls.bad_file = run_cli("train_teacher", common + [f"--data_dir={bad}", "--output_dir=runs/y"], cls.work)
       cls.result = good.result()
     cls.export_teacher = run_cli("export_teacher", ["--output_dir=runs/teacher", "--export_dir=export"], cls.work)
-    cls.distilled = run_cli("distill", ["--task_name=squad", "--data_dir=data", "--teacher_model=export/teacher",
-                                        f"--max_seq_length={MAX_SEQ_LENGTH}", "--train_batch_size=4",
-                                        "--learning_rate=3e-3", "--num_train_epochs=2", "--alpha=0.5",
-                                        "--temperature=2", "--student_num_layers=2", "--teacher_cache=auto",
-                                        "--output_dir=runs/student"], cls.work)
+    with open(os.path.join(cls.work, "pairs.csv"), "w", encoding="utf-8", newline="") as f:
+      writer = csv.writer(f)
+      writer.writerow(["question", "context"])
+      for i, question in enumerate(read_squad(os.path.join(cls.work, "data", "dev-v2.0.json"))[:5]):
+        writer.writerow([question.question, question.context + " and more" * (i == 0) * 12])  # a long one
+    distill = ["--task_name=squad", "--data_dir=data", "--teacher_model=export/teacher",
+               f"--max_seq_length={MAX_SEQ_LENGTH}", "--train_batch_size=4", "--learning_rate=3e-3",
+               "--num_train_epochs=2", "--alpha=0.5", "--temperature=2", "--student_num_layers=2"]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+      transfer = pool.submit(run_cli, "distill", distill + [
+          "--unlabeled_data=pairs.csv", "--text_column=question", "--text_b_column=context",
+          "--augmentation=tang:n=1", "--teacher_cache=auto", "--output_dir=runs/transfer"], cls.work)
+      cls.distilled = run_cli("distill", distill + ["--teacher_cache=auto", "--output_dir=runs/student"], cls.work)
+      cls.transfer = transfer.result()
     cls.export_student = run_cli("export_student", ["--output_dir=runs/student", "--export_dir=export",
                                                     "--model_name=student", "--tflite=float32,int8"], cls.work)
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
@@ -355,6 +368,29 @@ class SquadFlowTest(tf.test.TestCase):
     self.assertAllClose(out["start_logits"], expected[:, 0], atol=1e-4)
     self.assertAllClose(out["end_logits"], expected[:, 1], atol=1e-4)
     self.assertAllClose(np.sum(out["probabilities"], axis=-1), np.ones([5, 2]), atol=1e-5)
+
+  def test_transfer_sets_of_question_context_pairs(self):
+    """Unlabeled (question, context) pairs and Tang variants of the training pairs are windows with label -1 that
+    the teacher labels; the long context is two windows."""
+    self.assertEqual(self.transfer.returncode, 0, self.transfer.stderr[-3000:])
+    out = self.transfer.stdout + self.transfer.stderr
+    self.assertRegex(out, r"unlabeled data: 5 examples from pairs.csv")
+    variants = int(re.search(r"augmentation: tang:n=1.*; (\d+) variants of 32 training examples", out).group(1))
+    config = DataConfig(task_name="squad", data_dir=os.path.join(self.work, "data"),
+                        vocab_file=os.path.join(self.pretrained, "vocab.txt"), max_seq_length=MAX_SEQ_LENGTH)
+    task = task_type_of("squad")
+    pairs = unlabeled.read_unlabeled(os.path.join(self.work, "pairs.csv"), "question", "context")
+    features, rows = task.encode_unlabeled(WordPieceTokenizer(config.vocab_file), pairs, config)
+    self.assertEqual(np.bincount(rows).tolist(), [2, 1, 1, 1, 1])
+    self.assertTrue(np.all(features["label_ids"] == -1))
+    labelled = len(task.load_data(config, splits=("train",)).features["train"]["label_ids"])
+    with open(os.path.join(self.work, "runs", "transfer", "teacher_cache", "manifest.json"), encoding="utf-8") as f:
+      cached = json.load(f)["num_examples"]
+    self.assertEqual(cached, labelled + len(rows) + variants)  # every training, unlabeled and variant window
+    self.assertIn("dev_f1", RunDir(os.path.join(self.work, "runs", "transfer")).read_eval_results())
+    with self.assertRaisesRegex(ValueError, r"question answering reads a question and its context"):
+      task.encode_unlabeled(WordPieceTokenizer(config.vocab_file), [InputExample("u", "a question")],
+                            config)
 
   def test_distill_with_the_teacher_cache(self):
     self.assertEqual(self.distilled.returncode, 0, self.distilled.stderr[-3000:])

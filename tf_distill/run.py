@@ -205,7 +205,7 @@ class DistillRun(Run):
     source, ratio = self.distill_config.unlabeled_data, self.distill_config.unlabeled_ratio
     examples = unlabeled.read_unlabeled(source, self.data_config.text_column, self.data_config.text_b_column)
     train = data.features["train"]
-    encoded, _ = self.task_type.encode_unlabeled(tokenizer, examples, self.data_config.max_seq_length)
+    encoded, _ = self.task_type.encode_unlabeled(tokenizer, examples, self.data_config)
     data.features["train"] = unlabeled.append_unlabeled(train, {key: encoded[key] for key in train})
     data.unlabeled_per_epoch = unlabeled.unlabeled_per_epoch(ratio, len(train["label_ids"]), len(examples), source)
     console.info(f"unlabeled data: {len(examples)} examples from {source}, {data.unlabeled_per_epoch} per epoch with "
@@ -225,7 +225,7 @@ class DistillRun(Run):
     augmenter = build_augmenter(parse_spec(distill.augmentation), resources, corpus,
                                 teacher_variables=teacher_variables)
     epochs = int(self.train_config.num_train_epochs)
-    encode = lambda rows: self.task_type.encode_unlabeled(tokenizer, rows, self.data_config.max_seq_length)
+    encode = lambda rows: self.task_type.encode_unlabeled(tokenizer, rows, self.data_config)
     variants, tags = training_rows.variant_rows(augmenter, examples, encode, self.train_config.seed,
                                                 distill.augmentation_mode, epochs)
     data.row_epochs = np.concatenate([unlabeled.row_tags(train["label_ids"], data.row_epochs), tags])

@@ -31,8 +31,10 @@ def define_data_flags() -> None:
   flags.DEFINE_string("vocab_file", None, "WordPiece vocab.txt. Default: the pretrained model's / teacher's.")
   flags.DEFINE_bool("do_lower_case", True, "Lower-case input text (uncased models).")
   flags.DEFINE_integer("max_seq_length", 64, "Maximum WordPiece sequence length, [CLS] and [SEP] included.")
-  flags.DEFINE_string("text_column", "text", "For task csv: column with the text.")
-  flags.DEFINE_string("text_b_column", None, "For task csv: column with the second text of a sentence pair.")
+  flags.DEFINE_string("text_column", "text", "For task csv and a .csv/.tsv --unlabeled_data: column with the text "
+                      "(for squad's unlabeled pairs: the question).")
+  flags.DEFINE_string("text_b_column", None, "For task csv and a .csv/.tsv --unlabeled_data: column with the second "
+                      "text of a sentence pair (for squad's unlabeled pairs: the context).")
   flags.DEFINE_string("label_column", "label", "For task csv: column with the label; for conll: the tag's column "
                       "number (0 is the word; default the last).")
   flags.DEFINE_list("labels", None, "Label list, in id order. Default: inferred from the training file.")

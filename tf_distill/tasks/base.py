@@ -100,10 +100,11 @@ class TaskType(abc.ABC):
 
   @abc.abstractmethod
   def encode_unlabeled(self, tokenizer: WordPieceTokenizer, examples: Sequence[InputExample],
-                       max_seq_length: int) -> Tuple[Features, np.ndarray]:
+                       config: DataConfig) -> Tuple[Features, np.ndarray]:
     """Text without labels (unlabeled text, augmented variants) as training rows that the teacher alone labels:
-    input_ids, input_mask, segment_ids and label_ids all -1, in the training split's shapes; and int [rows], the
-    index in `examples` of each row's example (a long sentence may be several rows)."""
+    input_ids, input_mask, segment_ids and label_ids all -1, in the training split's shapes (`config`'s
+    max_seq_length and the type's own data flags); and int [rows], the index in `examples` of each row's example
+    (a long sentence, a long QA context, may be several rows)."""
 
   @abc.abstractmethod
   def score(self, logits: np.ndarray, features: Features, labels: Sequence[str]) -> Dict:
@@ -157,7 +158,8 @@ class TaskType(abc.ABC):
     `texts_b`, as many), and their Python encoding (`encode_unlabeled`), what `text_parity` compares."""
     pairs = "text_b" in self.text_inputs(metadata)
     examples = [InputExample(f"sample-{i}", text, texts_b[i] if pairs else None) for i, text in enumerate(texts)]
-    features, _ = self.encode_unlabeled(tokenizer, examples, int(metadata["max_seq_length"]))
+    config = DataConfig(max_seq_length=int(metadata["max_seq_length"]))
+    features, _ = self.encode_unlabeled(tokenizer, examples, config)
     return {"text": list(texts), **({"text_b": list(texts_b)} if pairs else {})}, features
 
   def with_export_settings(self, features: Features, metadata: Dict) -> Features:

@@ -47,8 +47,8 @@ class Classification(TaskType):
     return processor_for(config).get_examples("train", config.data_dir)[:max_train_examples or None]
 
   def encode_unlabeled(self, tokenizer: WordPieceTokenizer, examples: Sequence[InputExample],
-                       max_seq_length: int) -> Tuple[Features, np.ndarray]:
-    features = tokenizer.encode([dataclasses.replace(e, label=None) for e in examples], max_seq_length, ())
+                       config: DataConfig) -> Tuple[Features, np.ndarray]:
+    features = tokenizer.encode([dataclasses.replace(e, label=None) for e in examples], config.max_seq_length, ())
     return features, np.arange(len(examples))
 
   def score(self, logits: np.ndarray, features: Features, labels: Sequence[str]) -> Dict:

@@ -53,6 +53,7 @@ import numpy as np
 
 from tf_distill.callbacks import DevScore
 from tf_distill.configs import DataConfig
+from tf_distill.data.processors import InputExample
 from tf_distill.data.squad import (Answer, SquadError, SquadExample, SquadFeatures, best_spans, encode_squad,
                                    gold_answers, read_squad)
 from tf_distill.data.tokenization import WordPieceTokenizer
@@ -62,8 +63,8 @@ from tf_distill.tasks.base import Features, TaskData, TaskType, Texts, check_tas
 
 LABELS = ("start", "end")  # the two rows of the span logits
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "squad2")
-NO_TRANSFER_SET = ("--unlabeled_data and --augmentation are not supported for question answering yet (issue 34); "
-                   "drop them")
+NO_CONTEXT = ("question answering reads a question and its context per unlabeled example; pass a .csv or .tsv with "
+              "both, e.g. --unlabeled_data=pairs.csv --text_column=question --text_b_column=context")
 
 
 def find_squad_file(data_dir: str, split: str) -> str:
@@ -173,11 +174,24 @@ class QuestionAnswering(TaskType):
     dev = data.examples["dev"]
     return (DevScore(self.monitor, lambda logits: dev.scores(logits)[self.metric], data.features["dev"], batch_size),)
 
-  def training_texts(self, config: DataConfig, max_train_examples: Optional[int] = None):
-    raise ValueError(NO_TRANSFER_SET)
+  def training_texts(self, config: DataConfig, max_train_examples: Optional[int] = None) -> List[InputExample]:
+    """Each (first N) training question as text_a and its context as text_b: augmentation makes variants of both,
+    and the teacher gives each variant pair its start and end distributions."""
+    return [InputExample(guid=f"train-{i}", text_a=question.question, text_b=question.context)
+            for i, question in enumerate(self.read(config, "train")[:max_train_examples or None])]
 
-  def encode_unlabeled(self, tokenizer: WordPieceTokenizer, examples, max_seq_length: int):
-    raise ValueError(NO_TRANSFER_SET)
+  def encode_unlabeled(self, tokenizer: WordPieceTokenizer, examples: Sequence[InputExample],
+                       config: DataConfig) -> Tuple[Features, np.ndarray]:
+    """(question, context) pairs -- text_a and text_b, e.g. `--unlabeled_data=pairs.csv --text_column=question
+    --text_b_column=context` -- as run_squad's windows with label_ids -1 [rows, 2]: a transfer set the teacher
+    labels; a long context gives several rows."""
+    if any(example.text_b is None for example in examples):
+      raise ValueError(NO_CONTEXT)
+    questions = [SquadExample(example.guid, example.text_a, example.text_b, ()) for example in examples]
+    windows = encode_squad(tokenizer, questions, config.max_seq_length, config.doc_stride, config.max_query_length)
+    features = {key: windows.inputs[key] for key in ("input_ids", "input_mask", "segment_ids")}
+    features["label_ids"] = np.full([len(windows), 2], -1, np.int32)
+    return features, windows.example_index
 
   # ------------------------------------------------------------------------------- exports (tf_distill.export)
 

@@ -116,13 +116,13 @@ class Tagging(TaskType):
             for i, (words, _) in enumerate(sentences["train"][:max_train_examples or None])]
 
   def encode_unlabeled(self, tokenizer: WordPieceTokenizer, examples: Sequence[InputExample],
-                       max_seq_length: int) -> Tuple[Features, np.ndarray]:
+                       config: DataConfig) -> Tuple[Features, np.ndarray]:
     """Each example's `text_a` split on whitespace into words, encoded untagged (label -1 everywhere); the features
     also hold word_ids and sentence_ids (`encode_tagged`)."""
     if any(example.text_b is not None for example in examples):
       raise ValueError("a tagging task reads one text per example; the unlabeled data has a second text column: "
                        "drop --text_b_column")
-    features = encode_tagged(tokenizer, [example.text_a.split() for example in examples], max_seq_length)
+    features = encode_tagged(tokenizer, [example.text_a.split() for example in examples], config.max_seq_length)
     return features, features["sentence_ids"]
 
   def score(self, logits: np.ndarray, features: Features, labels: Sequence[str]) -> Dict:
