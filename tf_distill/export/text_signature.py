@@ -241,8 +241,8 @@ class TextEncoder(tf.Module):
                                                 end_of_segment_id=sep_id)
     input_ids, input_mask = tf_text.pad_model_inputs(ids, self.max_seq_length)
     segment_ids, _ = tf_text.pad_model_inputs(segment_ids, self.max_seq_length)
-    before = tf.RaggedTensor.from_row_lengths(tf.fill([tf.reduce_sum(query.row_lengths() + 2)], tf.constant(-1, tf.int64)),
-                                              query.row_lengths() + 2)  # [CLS] question [SEP]: no offsets
+    heading = query.row_lengths() + 2  # [CLS] question [SEP]: no offsets
+    before = tf.RaggedTensor.from_row_lengths(tf.fill([tf.reduce_sum(heading)], tf.constant(-1, tf.int64)), heading)
 
     def positions(offsets):
       return tf.cast(tf.concat([before, offsets], axis=1).to_tensor(-1, shape=[None, self.max_seq_length]),
@@ -344,8 +344,9 @@ def question_answering_text_function(serve, encoder: TextEncoder, max_query_leng
 
   One window per question (`encode_question_context`): a context longer than max_seq_length minus the question
   is cut, and its answer is searched in the pieces that fit (for longer contexts, send run_squad's windows,
-  `tf_distill.data.squad.encode_squad`, to serving_default and decode with `best_spans`, as export_student does). A question gets no answer when no span is valid or, with
-  `null_threshold` (v2.0, from the run's dev set), when its null_odds exceed it."""
+  `tf_distill.data.squad.encode_squad`, to serving_default and decode with `best_spans`, as export_student does).
+  A question gets no answer when no span is valid or, with `null_threshold` (v2.0, from the run's dev set), when
+  its null_odds exceed it."""
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="question"),
                                 tf.TensorSpec([None], tf.string, name="context")], autograph=False)

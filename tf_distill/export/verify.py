@@ -182,8 +182,8 @@ def sample_inputs(metadata: Dict, vocab_file: str, texts: Sequence[str] = SAMPLE
                   texts_b: Sequence[str] = SAMPLE_TEXTS_B) -> Dict:
   """Raw sample inputs of serving_text (`text`, and `text_b` for sentence-pair models; a QA export's `question` and
   `context`) and their Python encoding (int32 features [n, max_seq_length], as the export's task type encodes them:
-  `TaskType.sample_inputs`), with the export's vocab and lower-casing. A sentence made of the vocab's own words is added, so that a small vocab sees
-  known tokens too."""
+  `TaskType.sample_inputs`), with the export's vocab and lower-casing. A sentence made of the vocab's own words is
+  added, so that a small vocab sees known tokens too."""
   with open(vocab_file, encoding="utf-8") as f:
     words = [w.strip() for w in f if w.strip().isalpha() and w.strip().islower()][:12]
   texts = list(texts) + [" ".join(words) or "a"]
