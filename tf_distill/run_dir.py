@@ -144,7 +144,10 @@ class RunDir:
                 "task_name": fields.get("task_name"), "do_lower_case": fields.get("do_lower_case", True),
                 "text_pairs": fields.get("text_b_column") is not None}
     data_config = self.data_config()
-    own_flags = task_type_of(data_config.task_name).data_flags if fields.get("task_name") else ()
+    try:
+      own_flags = task_type_of(data_config.task_name).data_flags
+    except LookupError:  # a task this version does not know (an old run's): no flags of its own
+      own_flags = ()
     return {**metadata, **{name: getattr(data_config, name) for name in own_flags}}
 
   def load_model(self):
