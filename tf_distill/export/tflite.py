@@ -182,7 +182,10 @@ class TFLiteClassifier:
     self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
     self.runner = self.interpreter.get_signature_runner("serving_default")
 
-  def __call__(self, features: Dict[str, np.ndarray]) -> np.ndarray:
-    """Logits float32 [batch, labels] for int32 features [batch, seq]."""
-    out = self.runner(**{k: np.asarray(features[k], np.int32) for k in FEATURE_KEYS})
-    return out["logits"]
+  def __call__(self, features: Dict[str, np.ndarray], batch_size: int = 64) -> np.ndarray:
+    """Logits float32 [batch, labels] for int32 features [batch, seq], run `batch_size` rows at a time (the
+    interpreter sizes every tensor for the batch: a QA reader's attention over 3,000 windows of 256 pieces would
+    take gigabytes)."""
+    starts = range(0, max(len(features["input_ids"]), 1), batch_size)
+    return np.concatenate([self.runner(**{k: np.asarray(features[k][i:i + batch_size], np.int32)
+                                          for k in FEATURE_KEYS})["logits"] for i in starts])
