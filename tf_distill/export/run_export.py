@@ -174,10 +174,27 @@ def _describe_accuracy(entry: Dict, metric: str = "accuracy") -> str:
   return f"test {metric} {100 * entry['accuracy']:.2f}% ({-entry['accuracy_drop_points']:+.2f} points vs Keras)"
 
 
-def _serving_text_outputs(saved_model: str, texts: Texts) -> Dict[str, np.ndarray]:
+def _serving_text_outputs(saved_model: str, texts: Texts, batch_size: int = 64) -> Dict[str, np.ndarray]:
+  """serving_text's outputs on `texts`, `batch_size` inputs at a time (a QA reader's span search holds
+  [batch, seq, seq] scores), joined; outputs padded per batch (a tagger's words) are padded to the widest with ""
+  or 0."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   signature = tf.saved_model.load(saved_model).signatures["serving_text"]
-  return {key: value.numpy() for key, value in signature(**{k: tf.constant(v) for k, v in texts.items()}).items()}
+  rows = len(next(iter(texts.values())))
+  batches = [{key: value.numpy() for key, value in signature(
+      **{k: tf.constant(v[i:i + batch_size]) for k, v in texts.items()}).items()}
+             for i in range(0, max(rows, 1), batch_size)]
+  return {key: _joined([batch[key] for batch in batches]) for key in batches[0]}
+
+
+def _joined(arrays: List[np.ndarray]) -> np.ndarray:
+  """`arrays` concatenated on axis 0, each first padded on axis 1 (when it has one) to the widest."""
+  if arrays[0].ndim < 2:
+    return np.concatenate(arrays)
+  width = max(array.shape[1] for array in arrays)
+  pad = lambda a: np.pad(a, [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2),
+                         constant_values=b"" if a.dtype.kind in "OS" else 0)
+  return np.concatenate([pad(array) for array in arrays])
 
 
 def _batched_logits(model, features: Dict[str, np.ndarray], batch_size: int = 256) -> np.ndarray:
