@@ -56,7 +56,7 @@ from tf_distill.configs import DataConfig
 from tf_distill.data.processors import InputExample
 from tf_distill.data.squad import (Answer, SquadError, SquadExample, SquadFeatures, best_spans, encode_squad,
                                    gold_answers, read_squad)
-from tf_distill.data.tokenization import WordPieceTokenizer
+from tf_distill.data.tokenization import FEATURE_KEYS, WordPieceTokenizer
 from tf_distill.squad_metrics import squad_evaluate
 from tf_distill.export import text_signature
 from tf_distill.tasks.base import Features, TaskData, TaskType, Texts, check_task_labels, sample
@@ -151,9 +151,7 @@ class QuestionAnswering(TaskType):
       if split == "train" and max_train_examples:
         questions = questions[:max_train_examples]
       windows = encode_squad(tokenizer, questions, config.max_seq_length, config.doc_stride, config.max_query_length)
-      inputs = windows.inputs
-      features[split] = {key: inputs[key] for key in ("input_ids", "input_mask", "segment_ids")}
-      features[split]["label_ids"] = np.stack([inputs["start_positions"], inputs["end_positions"]], axis=1)
+      features[split] = window_features(windows)
       examples[split] = SquadSplit(windows, config.n_best_size, config.max_answer_length, config.null_threshold)
     return TaskData(features, list(LABELS), examples=examples)
 
@@ -189,8 +187,7 @@ class QuestionAnswering(TaskType):
       raise ValueError(NO_CONTEXT)
     questions = [SquadExample(example.guid, example.text_a, example.text_b, ()) for example in examples]
     windows = encode_squad(tokenizer, questions, config.max_seq_length, config.doc_stride, config.max_query_length)
-    features = {key: windows.inputs[key] for key in ("input_ids", "input_mask", "segment_ids")}
-    features["label_ids"] = np.full([len(windows), 2], -1, np.int32)
+    features = {**window_features(windows), "label_ids": np.full([len(windows), 2], -1, np.int32)}
     return features, windows.example_index
 
   # ------------------------------------------------------------------------------- exports (tf_distill.export)
@@ -279,16 +276,20 @@ class QuestionAnswering(TaskType):
     return {"serving_default": outputs, "serving_text": text}
 
 
+def window_features(windows: SquadFeatures) -> Features:
+  """The model inputs of `windows` and label_ids int32 [n, 2], the gold (start, end) positions."""
+  inputs = windows.inputs
+  return {**{key: inputs[key] for key in FEATURE_KEYS},
+          "label_ids": np.stack([inputs["start_positions"], inputs["end_positions"]], axis=1)}
+
+
 def export_features(split: SquadSplit) -> Features:
   """A split as the arrays an export measures and verify-export re-reads (`parity.write_examples`): the windows'
   input_ids, input_mask, segment_ids, label_ids [w, 2], example_index, token_offsets, token_is_max_context; per
   question its context (question_contexts), gold answers (question_answers, a JSON list) and unanswerability; and
   the decoding settings (n_best_size, max_answer_length; null_threshold, NaN for none)."""
   windows = split.features
-  inputs = windows.inputs
-  return {**{key: inputs[key] for key in ("input_ids", "input_mask", "segment_ids")},
-          "label_ids": np.stack([inputs["start_positions"], inputs["end_positions"]], axis=1),
-          "example_index": windows.example_index, "token_offsets": windows.token_offsets,
+  return {**window_features(windows), "example_index": windows.example_index, "token_offsets": windows.token_offsets,
           "token_is_max_context": windows.token_is_max_context,
           "question_contexts": np.array([q.context for q in windows.examples], dtype=str),
           "question_answers": np.array([json.dumps([a.text for a in q.answers]) for q in windows.examples], dtype=str),
@@ -304,7 +305,7 @@ def split_of_features(features: Features) -> SquadSplit:
                                  bool(impossible))
                     for i, (context, answers, impossible) in enumerate(zip(
                         features["question_contexts"], features["question_answers"], features["question_impossible"])))
-  inputs = {key: features[key] for key in ("input_ids", "input_mask", "segment_ids")}
+  inputs = {key: features[key] for key in FEATURE_KEYS}
   windows = SquadFeatures(inputs, np.asarray(features["example_index"]), np.asarray(features["token_offsets"]),
                           np.asarray(features["token_is_max_context"]), questions)
   threshold = float(np.asarray(features["null_threshold"])[0])
