@@ -21,7 +21,7 @@ from tf_distill.configs import DataConfig
 from tf_distill.data.token_alignment import encode_tagged
 from tf_distill.data.tokenization import WordPieceTokenizer
 from tf_distill.entity_metrics import entity_scores
-from tf_distill.export import parity, serving, text_signature
+from tf_distill.export import parity, run_export, serving, text_signature
 from tf_distill.export.tflite import TFLiteClassifier
 from tf_distill.run_dir import RunDir
 from tf_distill.training import load_data
@@ -315,6 +315,16 @@ class TaggerFlowTest(tf.test.TestCase):
       report = parity.read_report(os.path.join(self.work, "export", f"{name}_tflite", "1"))
       self.assertAllClose(report["keras_accuracy"], run_dir.read_eval_results()["test_f1"])
       self.assertEqual(report["metric"], "entity F1")
+      # TFLite and serving_text run a few rows at a time: batches of 4 (the last one short; each batch of
+      # serving_text padded to its own longest sentence) join into what one batch gives.
+      first = TFLiteClassifier(os.path.join(self.work, "export", f"{name}_tflite", "1", "float32.tflite"))
+      self.assertAllEqual(first(inputs, batch_size=4), first(inputs, batch_size=len(test["input_ids"])))
+      texts = {"text": [" ".join(w for w, _ in s) for s in self.sentences["test"]]}
+      saved_model = os.path.join(self.work, "export", name, "1")
+      whole, batched = (run_export._serving_text_outputs(saved_model, texts, size) for size in (64, 4))
+      self.assertGreater(len(texts["text"]), 4)
+      for key in whole:
+        self.assertAllEqual(batched[key], whole[key], msg=key)
       for variant in ("float32", "int8"):
         logits = TFLiteClassifier(os.path.join(self.work, "export", f"{name}_tflite", "1", f"{variant}.tflite"))(
             inputs)
