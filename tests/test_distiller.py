@@ -198,7 +198,7 @@ class DistillerTest(_TinyTeacherTestCase):
   def test_get_config(self):
     distiller = Distiller(self._student(), _FailingTeacher(), alpha=0.25, temperature=3.0, kd_loss="kl")
     self.assertEqual(distiller.get_config(), {"alpha": 0.25, "temperature": 3.0, "kd_loss": "kl", "matches": "",
-                                                "shift_probabilities": False})
+                                                "shift_probabilities": False, "labelled": True})
 
 
 class IntermediateDistillationTest(tf.test.TestCase):

@@ -115,10 +115,17 @@ class BertStudentConfig:
   num_attention_heads: Optional[int] = None   # None: the teacher's
   intermediate_size: Optional[int] = None     # None: the teacher's
   init_from_layers: Optional[Tuple[int, ...]] = None  # teacher layer (1..N) per student layer; None: random init
+  # A Hugging Face-format BERT directory (general distillation's output) whose encoder starts the student; its
+  # config.json gives the student's shape, which the fields above must not contradict.
+  init_checkpoint: Optional[str] = None
 
   def validate(self) -> "BertStudentConfig":
     _check_positive(self, "num_hidden_layers")
     _check_optional_positive(self, "hidden_size", "num_attention_heads", "intermediate_size")
+    if self.init_checkpoint and self.init_from_layers:
+      raise ValueError(f"--student_init_checkpoint={self.init_checkpoint} and --student_init_from_layers="
+                       f"{','.join(map(str, self.init_from_layers))} both initialise the student; pass one "
+                       "(--student_init_from_layers= to clear a preset's)")
     layers = self.init_from_layers
     if layers is not None and len(layers) != self.num_hidden_layers:
       raise ValueError(f"student_init_from_layers names {len(layers)} teacher layers ({','.join(map(str, layers))}) "
@@ -161,6 +168,12 @@ class StudentConfig:
     if self.type not in STUDENT_TYPES:
       raise ValueError(f"student_type must be one of {list(STUDENT_TYPES)}, got {self.type!r}")
     self.get().validate()
+    if self.bert.init_checkpoint and self.type != "bert":
+      raise ValueError(f"--student_init_checkpoint={self.bert.init_checkpoint} is a BERT encoder; the "
+                       f"{self.type} student cannot start from it: drop it or use --student_type=bert")
+    if self.bert.init_checkpoint and self.init_run:
+      raise ValueError(f"--student_init_run={self.init_run} and --student_init_checkpoint="
+                       f"{self.bert.init_checkpoint} both initialise the student; pass one")
     if self.init_run and self.type == "bert" and self.bert.init_from_layers:
       raise ValueError(f"--student_init_run={self.init_run} and --student_init_from_layers="
                        f"{','.join(map(str, self.bert.init_from_layers))} both initialise the student; pass one "
@@ -362,6 +375,62 @@ class FinetunedCheckpointConfig:
       raise ValueError(f"max_seq_length must be >= 2 ([CLS] and [SEP]), got {self.max_seq_length}")
     if self.labels is not None and len(set(self.labels)) != len(self.labels):
       raise ValueError(f"labels must be distinct, got {list(self.labels)}")
+    return self
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneralDistillConfig:
+  """General distillation (`tf_distill.general.run`): a pretrained teacher encoder into a student BERT on plain text.
+
+  The teacher is `teacher_checkpoint` (a Hugging Face-format directory; "" = all-MiniLM-L6-v2 from its package) or
+  `teacher_model` (an exported tf_distill teacher), never both. The objective is `intermediate_matches` over
+  `layer_map` (`tf_distill.layer_map`), e.g. TinyBERT's "hidden_mse,attention_mse_scores" over "0:0,uniform". Training
+  runs `num_train_steps` steps in Keras epochs of `save_every_steps` steps, each ending in a resume checkpoint.
+  """
+  output_dir: str = "runs/general"
+  teacher_checkpoint: str = ""
+  teacher_model: str = ""
+  corpus: Tuple[str, ...] = ("builtin",)
+  corpus_format: str = "lines"
+  do_lower_case: bool = True
+  max_seq_length: int = 128
+  student: BertStudentConfig = BertStudentConfig(num_hidden_layers=4)
+  layer_map: str = "0:0,uniform"
+  intermediate_matches: str = "hidden_mse,attention_mse_scores"
+  train_batch_size: int = 32
+  learning_rate: float = 1e-4
+  num_train_steps: int = 1000
+  warmup_proportion: float = 0.1
+  weight_decay: float = 0.01
+  seed: int = 42
+  save_every_steps: int = 100
+  shuffle_buffer: int = 10000
+  distribution_strategy: str = "one_device"
+
+  def validate(self) -> "GeneralDistillConfig":
+    _check_positive(self, "max_seq_length", "train_batch_size", "learning_rate", "num_train_steps",
+                    "save_every_steps", "shuffle_buffer")
+    if self.teacher_checkpoint and self.teacher_model:
+      raise ValueError(f"--teacher_checkpoint={self.teacher_checkpoint} and --teacher_model={self.teacher_model} "
+                       "both name the teacher; pass one")
+    if not self.corpus:
+      raise ValueError("corpus is empty; pass --corpus=FILE_OR_DIR[,...] or --corpus=builtin")
+    if self.corpus_format not in ("lines", "paragraphs"):
+      raise ValueError(f"corpus_format must be lines or paragraphs, got {self.corpus_format!r}")
+    if not self.intermediate_matches.strip():
+      raise ValueError("general distillation learns from the teacher's intermediates only: pass "
+                       "--intermediate_matches, e.g. hidden_mse,attention_mse_scores (TinyBERT)")
+    if self.num_train_steps % self.save_every_steps:
+      lower = self.num_train_steps - self.num_train_steps % self.save_every_steps
+      raise ValueError(f"num_train_steps={self.num_train_steps} is not a multiple of save_every_steps="
+                       f"{self.save_every_steps} (a checkpoint ends every {self.save_every_steps} steps); use "
+                       f"{lower or self.save_every_steps} or {lower + self.save_every_steps}")
+    if not 0.0 <= self.warmup_proportion < 1.0:
+      raise ValueError(f"warmup_proportion must be in [0, 1), got {self.warmup_proportion}")
+    if self.distribution_strategy not in ("one_device", "mirrored", "multi_worker_mirrored"):
+      raise ValueError(f"distribution_strategy must be one_device, mirrored or multi_worker_mirrored, got "
+                       f"{self.distribution_strategy!r}")
+    self.student.validate()
     return self
 
 

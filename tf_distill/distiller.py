@@ -120,7 +120,10 @@ class Distiller(keras.Model):
 
   def __init__(self, student: keras.Model, teacher: Optional[TeacherSource] = None, alpha: float = 0.5,
                temperature: float = 2.0, kd_loss: str = "ce", matches: Sequence[Match] = (),
-               temperature_fn: Optional[Callable] = None, shift_probabilities: bool = False, **kwargs):
+               temperature_fn: Optional[Callable] = None, shift_probabilities: bool = False, labelled: bool = True,
+               **kwargs):
+    """`labelled=False`: the data has no labels (general distillation: every label -1, alpha 0, matches only), so
+    the progress bar and history show the loss and the feature loss, not a hard loss and an accuracy of 0."""
     super().__init__(**kwargs)
     if not 0.0 <= alpha <= 1.0:
       raise ValueError(f"alpha must be in [0, 1], got {alpha}")
@@ -158,14 +161,16 @@ class Distiller(keras.Model):
     self.feature_loss_tracker = keras.metrics.Mean(name="feature_loss")
     self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     # What the progress bar and history show: the loss terms this run has (no kd_loss 0.0 when fine-tuning).
+    self.labelled = bool(labelled)
     self._shown_metrics = [self.loss_tracker]
-    if self.teacher_outputs:
+    if self.teacher_outputs and self.labelled:
       self._shown_metrics.append(self.hard_loss_tracker)
     if "logits" in self.teacher_outputs:
       self._shown_metrics.append(self.kd_loss_tracker)
     if self.matches:
       self._shown_metrics.append(self.feature_loss_tracker)
-    self._shown_metrics.append(self.accuracy)
+    if self.labelled:
+      self._shown_metrics.append(self.accuracy)
 
   def _build_projections(self) -> Dict[str, Projection]:
     """One `Projection` (student width -> teacher width) per match whose loss needs it, when the widths differ."""
@@ -325,4 +330,4 @@ class Distiller(keras.Model):
 
   def get_config(self):
     return {**self._initial, "kd_loss": self.kd_loss, "matches": format_matches(self.matches),
-            "shift_probabilities": self.shift_probabilities}
+            "shift_probabilities": self.shift_probabilities, "labelled": self.labelled}

