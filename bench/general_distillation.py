@@ -33,7 +33,7 @@ def student_flags(task, size, init, seed, teacher, args):
   flags = ["--flagfile=flags/tinybert4.flags", f"--task_name={task}", f"--teacher_model={teacher}", f"--seed={seed}",
            f"--augmentation={args.augmentation}",
            f"--student_init_checkpoint={args.general_student if init == 'general' else ''}"]
-  return flags + ([f"--max_train_examples={size}"] if size else [])
+  return flags + ([f"--max_train_examples={size}"] if size else []) + args.student_flags.split()
 
 
 def main():
@@ -44,14 +44,17 @@ def main():
   parser.add_argument("--inits", default=",".join(INITS), help="Which starts to train (the table needs both; "
                       "e.g. random alone while general distillation runs).")
   parser.add_argument("--augmentation", default="", help="--augmentation of every student run (default: none).")
+  parser.add_argument("--student_flags", default="", help="More distill.sh flags for every student run, space "
+                      "separated, e.g. '--stages=prediction:4' (soft labels only); with --tag naming the runs.")
+  parser.add_argument("--tag", default="", help="Part of the run directories' names for --student_flags.")
   parser.add_argument("--teacher_epochs", type=int, default=1, help="Teacher fine-tuning epochs (the demo's budget).")
   parser.add_argument("--work_dir", default="runs/bench_general")
   parser.add_argument("--output", default=None, help="Also write the table here (e.g. bench/GENERAL_DISTILLATION.md).")
   args = parser.parse_args()
   seeds = [int(s) for s in args.seeds.split(",")]
   lines = [f"Task distillation of the TinyBERT-4 student (flags/tinybert4.flags, augmentation: "
-           f"{args.augmentation or 'none'}) from random init vs from {args.general_student}; test accuracy, mean ± "
-           f"sd over seeds {args.seeds}.", "",
+           f"{args.augmentation or 'none'}{', ' + args.student_flags if args.student_flags else ''}) from random init "
+           f"vs from {args.general_student}; test accuracy, mean ± sd over seeds {args.seeds}.", "",
            "| task | examples | teacher | random init | general-distilled init | gain |", "|---|---|---|---|---|---|"]
   for task, size in parse_tasks(args.tasks):
     teacher = fine_tuned_teacher(os.path.join(args.work_dir, task, "teacher"),
@@ -61,7 +64,8 @@ def main():
     for init in args.inits.split(","):
       scores[init] = []
       for seed in seeds:
-        run_dir = os.path.join(args.work_dir, task, f"{size or 'all'}_{args.augmentation or 'noaug'}_{init}_{seed}")
+        name = "_".join(filter(None, [str(size or "all"), args.augmentation or "noaug", args.tag, init, str(seed)]))
+        run_dir = os.path.join(args.work_dir, task, name)
         if not is_finished(run_dir):
           run_logged(["scripts/distill.sh", *student_flags(task, size, init, seed, teacher, args),
                       f"--output_dir={run_dir}"], os.path.join(REPO, run_dir + ".log"))

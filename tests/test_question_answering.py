@@ -166,11 +166,17 @@ class TaskTypeTest(tf.test.TestCase):
     self.assertEqual(threshold, -4.0)
     self.assertAlmostEqual(squad_evaluate(gold, predictions, null_odds, threshold)["f1"], 200 / 3)
     self.assertEqual(squad_evaluate(gold, predictions, null_odds)["best_f1_thresh"], 0.0)  # the official value
-    # b and c answered right, a (unanswerable) has the highest null-odds: the official threshold, -2.0, stays.
+    # b and c answered right, a (unanswerable) has the highest null-odds: the official threshold is c's, -2.0; every
+    # threshold in [-2, -1) scores the same, and the midpoint -1.5 is returned, so that c's null-odds recomputed a
+    # little higher (another batch size's float rounding) is still answered.
     gold, predictions = {"a": [], "b": ["x"], "c": ["x"]}, {"a": "y", "b": "x", "c": "x"}
     null_odds = {"a": -1.0, "b": -3.0, "c": -2.0}
-    self.assertEqual(best_f1_threshold(gold, predictions, null_odds), -2.0)
-    self.assertEqual(squad_evaluate(gold, predictions, null_odds, -2.0)["f1"], 100.0)
+    self.assertEqual(squad_evaluate(gold, predictions, null_odds)["best_f1_thresh"], -2.0)
+    self.assertEqual(best_f1_threshold(gold, predictions, null_odds), -1.5)
+    self.assertEqual(squad_evaluate(gold, predictions, {**null_odds, "c": -2.0 + 1e-6}, -1.5)["f1"], 100.0)
+    self.assertLess(squad_evaluate(gold, predictions, {**null_odds, "c": -2.0 + 1e-6}, -2.0)["f1"], 100.0)
+    # No question above the official threshold: it moves up by 1.
+    self.assertEqual(best_f1_threshold({"b": ["x"]}, {"b": "x"}, {"b": -3.0}), -2.0)
 
   def test_squad_is_question_answering_with_the_span_head(self):
     task = task_type_of("squad")

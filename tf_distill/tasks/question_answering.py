@@ -83,19 +83,24 @@ def find_squad_file(data_dir: str, split: str) -> str:
 
 
 def best_f1_threshold(gold: Dict[str, List[str]], predictions: Dict[str, str], null_odds: Dict[str, float]) -> float:
-  """The null threshold t at which `squad_evaluate(gold, predictions, null_odds, t)["f1"]` is its `best_f1`.
+  """A null threshold t at which `squad_evaluate(gold, predictions, null_odds, t)["f1"]` is its `best_f1`.
 
-  That is the official `best_f1_thresh`, except when answering no question at all scores best: find_best_thresh
-  then returns its starting value 0.0, which means "answer none" only for null-odds that are all > 0 (the official
-  script's na_prob in [0, 1]); run_squad's null_odds = null score - best span score are often all negative, so here
-  that case is min(null_odds) - 1, below every question's null-odds.
+  The official `best_f1_thresh` is the null-odds of one question, which a threshold equal to it still answers
+  (answer "" where null_odds > t); every t up to the next higher null-odds scores the same, so this returns the
+  midpoint of that interval (the official value + 1 when no question has higher null-odds). At the official value a
+  recomputation of the same model's logits (another batch size, another CPU's kernels) moves that question's
+  null-odds by ~1e-6 and can flip its answer; the midpoint keeps the dev score it was chosen for. When answering no
+  question at all scores best, find_best_thresh returns its starting value 0.0, which means "answer none" only for
+  null-odds that are all > 0 (the official script's na_prob in [0, 1]); run_squad's null_odds = null score - best
+  span score are often all negative, so here that case is min(null_odds) - 1, below every question's null-odds.
   """
   evaluated = squad_evaluate(gold, predictions, null_odds)
   threshold = evaluated["best_f1_thresh"]
+  finite = sorted(odds for odds in null_odds.values() if np.isfinite(odds))
   if squad_evaluate(gold, predictions, null_odds, threshold)["f1"] < evaluated["best_f1"] - 1e-9:
-    finite = [odds for odds in null_odds.values() if np.isfinite(odds)]
-    threshold = min(finite) - 1.0 if finite else 0.0
-  return float(threshold)
+    return float(finite[0] - 1.0) if finite else 0.0
+  higher = [odds for odds in finite if odds > threshold]
+  return float((threshold + higher[0]) / 2.0 if higher else threshold + 1.0)
 
 
 @dataclasses.dataclass(frozen=True)
