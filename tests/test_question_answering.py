@@ -190,7 +190,7 @@ class TaskTypeTest(tf.test.TestCase):
 
   def test_shipped_data_is_the_default(self):
     task = task_type_of("squad")
-    self.assertEqual(len(task.read(DataConfig(task_name="squad"), "dev")), 3017)
+    self.assertEqual(len(task.read(DataConfig(task_name="squad"), "dev")), 1930)
 
   def test_exported_examples_score_without_the_data(self):
     """export_examples' features, through parity_examples.npz, score logits as run_squad's decoding of the same

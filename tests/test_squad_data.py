@@ -15,17 +15,19 @@ from tf_distill.data import squad
 
 SQUAD2_DIR = os.path.join(os.path.dirname(os.path.abspath(squad.__file__)), "squad2")
 COUNT_KEYS = ("articles", "paragraphs", "questions", "answerable", "unanswerable")
+# The dev source's articles that build.py deals to train (sorted titles 0, 3, ..., 15).
+MOVED_TITLES = {"1973_oil_crisis", "Force", "Huguenot", "Islamism", "Scottish_Parliament", "Yuan_dynasty"}
 # Per split: file, counts in COUNT_KEYS order, sha256 of the .gz and of its decompressed bytes (README.md's tables).
 SPLITS = {
-    "train": ("train-v2.0.json.gz", (10, 694, 4719, 4371, 348),
-              "726f34f6a7e36cc44c3c9e2df7218487829a6ccc3d339eb6a561e9b8bedee4a2",
-              "53e67dd96e8597a8ef600e795d54d3fdef18486d42721884d38d652e2a2638cb"),
-    "dev": ("dev-v2.0.json.gz", (8, 325, 3017, 1452, 1565),
-            "c28761bb113e17ed1e9754d7353b7935b64cd562a3c69b7b67cf828263dda019",
-            "0a43fcc24fa4146910c8939a6948ee7043cc40a7e8bb104a82aee62c158d8f05"),
-    "test": ("test-v2.0.json.gz", (8, 321, 3061, 1458, 1603),
-             "6796292c6242a591364c805ab4955a28c432e274dc54bfe64313d5e2f35f861a",
-             "08b4d664981fa9785ef2fa69ded889a6c6af12705d62b9168ee0f6e5379fa4a0"),
+    "train": ("train-v2.0.json.gz", (16, 931, 6961, 5510, 1451),
+              "b6f10c15a5405c42a3c5ec4855ee3f874f8af4598a24c149f24035c4f8a339f8",
+              "7b674adb27e0f7b399ad2bbe16d1bc46e1e54f181293c83f5b84c51e913dddd2"),
+    "dev": ("dev-v2.0.json.gz", (5, 228, 1930, 895, 1035),
+            "d2b796f01ee30b36644cb6c3d369fc68ac625b493f3bd02c0638ab03b0a255b6",
+            "15a98725de86f3db9973a76cc23c90f922de611e31e487bb7956e64fa006fb53"),
+    "test": ("test-v2.0.json.gz", (5, 181, 1906, 876, 1030),
+             "f9f37a2e079b5278d62b3254c6b6ccdbcc26f6156e8b0bd7c74ca15092e5973d",
+             "188204297a8c9ce99e2dd08d313ed734b29265a5ce291e24521dde20e8368ad5"),
 }
 
 
@@ -99,12 +101,24 @@ class ShippedSquad2Test(tf.test.TestCase):
       self.assertEmpty(titles[first] & titles[second], (first, second))
       self.assertEmpty(contexts[first] & contexts[second], (first, second))
     self.assertEqual(sum(map(len, titles.values())), 26)
-    # The dev source's 16 titles, sorted, are cut in half: every dev title sorts before every test title.
-    self.assertLess(max(titles["dev"]), min(titles["test"]))
+    # The dev source's 16 titles, sorted, are dealt out: index % 3 == 0 to train, the rest alternately dev and test.
+    dealt = sorted(titles["dev"] | titles["test"] | {t for t in titles["train"] if t in MOVED_TITLES})
+    self.assertLen(dealt, 16)
+    self.assertEqual(set(dealt[::3]), MOVED_TITLES)
+    rest = [title for i, title in enumerate(dealt) if i % 3]
+    self.assertEqual(set(rest[::2]), titles["dev"])
+    self.assertEqual(set(rest[1::2]), titles["test"])
+
+  def test_train_starts_with_the_dev_sources_articles(self):
+    questions = _questions(self.roots["train"])
+    first = [qa for title, _, qa in questions if title in MOVED_TITLES]
+    self.assertEqual([qa for _, _, qa in questions[:len(first)]], first)  # they come first
+    self.assertLen(first, 2242)
+    self.assertEqual(sum(qa["is_impossible"] for qa in first), 1103)
 
   def test_question_ids_are_unique_over_all_splits(self):
     ids = [qa["id"] for root in self.roots.values() for _, _, qa in _questions(root)]
-    self.assertLen(ids, 4719 + 3017 + 3061)
+    self.assertLen(ids, 6961 + 1930 + 1906)  # 10,797 as in the two sources
     self.assertLen(set(ids), len(ids))
 
   def test_every_answer_is_its_context_slice(self):
@@ -115,7 +129,7 @@ class ShippedSquad2Test(tf.test.TestCase):
           start, text = answer["answer_start"], answer["text"]
           self.assertEqual(context[start:start + len(text)], text, (split, qa["id"]))
           checked += 1
-    self.assertEqual(checked, 4371 + 348 + 5299 + 1565 + 4753 + 1603)  # answers + plausible answers per split
+    self.assertEqual(checked, 8272 + 1451 + 3075 + 1035 + 3076 + 1030)  # answers + plausible answers per split
 
   def test_each_split_has_answerable_and_unanswerable_questions(self):
     for split, root in self.roots.items():
@@ -186,15 +200,19 @@ class BuildScriptTest(tf.test.TestCase):
         compressed = f.read()
       self.assertEqual(compressed[4:8], b"\x00\x00\x00\x00", split)  # mtime 0
       written[split] = gzip.decompress(compressed)
-    # ceil(3 / 2) = 2 sorted titles (a, b) are dev, in source order (b first); c is test.
-    self.assertEqual([a["title"] for a in json.loads(written["dev"])["data"]], ["b", "a"])
+    # Sorted titles a, b, c: a (index 0) goes to train, before the train source's article; b is dev, c test.
+    self.assertEqual([a["title"] for a in json.loads(written["dev"])["data"]], ["b"])
     self.assertEqual([a["title"] for a in json.loads(written["test"])["data"]], ["c"])
-    self.assertEqual([qa["id"] for _, _, qa in _questions(json.loads(written["train"]))], ["t1", "t3"])
-    self.assertEqual(written["dev"], json.dumps({"version": "v2.0", "data": dev["data"][:2]},
+    self.assertEqual([qa["id"] for _, _, qa in _questions(json.loads(written["train"]))], ["a1", "t1", "t3"])
+    train["data"][0]["paragraphs"][0]["qas"].pop(1)  # t2, dropped
+    self.assertEqual(written["train"], json.dumps({"version": "v2.0", "data": [dev["data"][1]] + train["data"]})
+                     .encode("ascii"))  # the train source's style
+    self.assertEqual(written["dev"], json.dumps({"version": "v2.0", "data": dev["data"][:1]},
                                                 separators=(",", ":")).encode("ascii"))
     self.assertEqual(written["test"], b'{"version":"v2.0","data":[' + json.dumps(
         dev["data"][2], separators=(",", ":")).replace("/", "\\/").encode("ascii") + b"]}")
-    self.assertEqual(result["counts"]["dev"], dict(zip(COUNT_KEYS, (2, 2, 3, 1, 2))))
+    self.assertEqual(result["counts"]["dev"], dict(zip(COUNT_KEYS, (1, 1, 2, 1, 1))))
+    self.assertEqual(result["counts"]["train"], dict(zip(COUNT_KEYS, (2, 2, 3, 1, 2))))
     # The same sources give the same bytes.
     again = os.path.join(self.dir, "again")
     self.build.build(train_path, dev_path, again, log=lambda line: None)

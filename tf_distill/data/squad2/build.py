@@ -21,14 +21,18 @@ Checks (a failed check raises ValueError naming the file and the place, except f
   - question ids are unique over both files, and no title and no context string is in two articles (of either file),
     so that splitting by article puts every context in exactly one split.
 
-Split, by article: train = every article of the train source; the dev source's articles, sorted by title, are cut in
-two: the first ceil(n / 2) titles are dev, the rest test. Within a split the articles keep their source order.
+Split, by article: the dev source's n articles, sorted by title, are dealt out by their index i in that order: i % 3 == 0
+to train, the others alternately to dev and test (the first to dev). Train is those articles (in the dev source's
+order) followed by every article of the train source, so that the first N training questions (--max_train_examples)
+keep unanswerable ones in a realistic share (the train source has few). Within a split the articles keep their
+source order.
 
-Writing: each split is its source's JSON with the other split's articles left out. The serialisation (separators,
-ASCII escapes, escaped "/") is the one that reproduces the source file byte for byte, so a split's decompressed bytes
-are the source's own bytes for its articles (train, with nothing dropped, is the source file itself). Files are
-gzip-compressed at level 9 with no file name and mtime 0, so the same sources give the same .gz bytes (for a given
-zlib).
+Writing: each split is its source's JSON with the other splits' articles left out. The serialisation (separators,
+ASCII escapes, escaped "/") is the one that reproduces the source file byte for byte, so dev's and test's decompressed
+bytes are the dev source's own bytes for their articles; train is written with the train source's serialisation, so
+its train-source articles are that source's bytes and the dev-source articles the same JSON values in that style.
+Files are gzip-compressed at level 9 with no file name and mtime 0, so the same sources give the same .gz bytes (for
+a given zlib).
 """
 
 import argparse
@@ -36,7 +40,6 @@ import gzip
 import hashlib
 import io
 import json
-import math
 import os
 import sys
 from typing import Any, Callable, Dict, List, Sequence, Tuple
@@ -156,13 +159,13 @@ def check_disjoint(sources: Dict[str, Dict[str, Any]]) -> None:
           ids[qa["id"]] = where_p
 
 
-def split_by_title(root: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-  """(first, second): the articles whose titles are the first ceil(n / 2) of the n sorted titles, and the rest; each
-  keeps the source's article order and top-level keys."""
+def split_by_title(root: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any], Dict[str, Any]]:
+  """(train, dev, test): by the index i of each article's title among the n sorted titles, i % 3 == 0 is train and
+  the others alternate dev, test, dev, ...; each keeps the source's article order and top-level keys."""
   titles = sorted(article["title"] for article in root["data"])
-  first = set(titles[:math.ceil(len(titles) / 2)])
-  return (dict(root, data=[article for article in root["data"] if article["title"] in first]),
-          dict(root, data=[article for article in root["data"] if article["title"] not in first]))
+  rest = [title for i, title in enumerate(titles) if i % 3]
+  parts = (set(titles[::3]), set(rest[::2]), set(rest[1::2]))
+  return tuple(dict(root, data=[article for article in root["data"] if article["title"] in part]) for part in parts)
 
 
 def serializer(path: str, raw: bytes, root: Dict[str, Any]) -> Callable[[Dict[str, Any]], bytes]:
@@ -215,8 +218,9 @@ def build(train_source: str, dev_source: str, output_dir: str, log: Callable[[st
     dropped += dropped_here
     plausible += plausible_here
   check_disjoint(sources)
-  dev, test = split_by_title(sources["dev"])
-  splits = {"train": (sources["train"], dumps["train"]), "dev": (dev, dumps["dev"]), "test": (test, dumps["dev"])}
+  moved, dev, test = split_by_title(sources["dev"])
+  train = dict(sources["train"], data=moved["data"] + sources["train"]["data"])
+  splits = {"train": (train, dumps["train"]), "dev": (dev, dumps["dev"]), "test": (test, dumps["dev"])}
   os.makedirs(output_dir, exist_ok=True)
   result = {"counts": {}, "dropped": dropped, "plausible_mismatches": plausible, "sha256": digests}
   for split, (root, dump) in splits.items():
@@ -245,7 +249,7 @@ def main(argv: Sequence[str]) -> int:
   parser.add_argument("--train_source", required=True,
                       help="train-v2.0.json of PhongNTDo/guide_train_MRC_transformers (the train split)")
   parser.add_argument("--dev_source", required=True,
-                      help="data/dev-v2.0.json of chrischute/squad (cut into the dev and test splits)")
+                      help="data/dev-v2.0.json of chrischute/squad (dealt to train, dev and test by title)")
   parser.add_argument("--output_dir", default=os.path.dirname(os.path.abspath(__file__)),
                       help="where the three .json.gz files go (default: this script's folder)")
   args = parser.parse_args(argv)
