@@ -200,7 +200,7 @@ class MainTest(tf.test.TestCase):
     with contextlib.redirect_stderr(io.StringIO()) as stderr:
       self.assertEqual(self.run_main("verify"), 1)
     self.assertEqual(stderr.getvalue(), "error: unknown command 'verify'; commands: train-teacher, export-teacher, "
-                     "distill, chain, export-student, verify-export, report, augment, saved_model_cli\n")
+                     "distill, general-distill, chain, export-student, verify-export, report, augment, saved_model_cli\n")
 
   def test_no_command(self):
     with contextlib.redirect_stdout(io.StringIO()) as stdout:
