@@ -60,8 +60,8 @@ def main():
   for workers in (1, 2):
     rows[workers] = run(workers, args.steps, args.work_dir, extra)
     print(f"{workers} worker(s): {rows[workers][1]:.0f} tokens/s", file=sys.stderr)
-  lines = [f"General distillation, TinyBERT-4 preset, {args.steps} steps of 32 x 128 tokens, on this machine "
-           f"({os.cpu_count()} CPUs){' ' + ' '.join(extra) if extra else ''}.", "",
+  lines = [f"General distillation, TinyBERT-4 preset{' with ' + ' '.join(extra) if extra else ''}, {args.steps} "
+           f"steps, on this machine ({os.cpu_count()} CPUs).", "",
            "| workers | tokens/s (fit) | ratio | wall time incl. start-up (s) |", "|---|---|---|---|"]
   for workers, (seconds, speed) in rows.items():
     lines.append(f"| {workers} | {speed:.0f} | {speed / rows[1][1]:.2f}x | {seconds:.0f} |")
