@@ -81,13 +81,7 @@ class TrainConfig:
   def validate(self) -> "TrainConfig":
     _check_positive(self, "train_batch_size", "eval_batch_size", "learning_rate", "num_train_epochs",
                     "save_every_steps")
-    if not 0.0 <= self.warmup_proportion < 1.0:
-      raise ValueError(f"warmup_proportion must be in [0, 1), got {self.warmup_proportion}")
-    if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
-      raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
-    if self.distribution_strategy not in ("one_device", "mirrored", "multi_worker_mirrored"):
-      raise ValueError(f"distribution_strategy must be one_device, mirrored or multi_worker_mirrored, got "
-                       f"{self.distribution_strategy!r}")
+    _check_optimisation(self)
     if self.mixed_precision not in PRECISION_POLICIES:
       raise ValueError(f"mixed_precision must be one of {list(PRECISION_POLICIES)}, got {self.mixed_precision!r}")
     if self.embedding_optimizer not in ("adamw", "lazy_adamw"):
@@ -98,6 +92,17 @@ class TrainConfig:
     if self.max_train_examples is not None and self.max_train_examples < 1:
       raise ValueError(f"max_train_examples must be >= 1 when set, got {self.max_train_examples}")
     return self
+
+
+def _check_optimisation(obj) -> None:
+  """The checks TrainConfig and GeneralDistillConfig share: warm-up share, weight decay, distribution strategy."""
+  if not 0.0 <= obj.warmup_proportion < 1.0:
+    raise ValueError(f"warmup_proportion must be in [0, 1), got {obj.warmup_proportion}")
+  if not math.isfinite(obj.weight_decay) or obj.weight_decay < 0:
+    raise ValueError(f"weight_decay must be a finite number >= 0, got {obj.weight_decay}")
+  if obj.distribution_strategy not in ("one_device", "mirrored", "multi_worker_mirrored"):
+    raise ValueError(f"distribution_strategy must be one_device, mirrored or multi_worker_mirrored, got "
+                     f"{obj.distribution_strategy!r}")
 
 
 def _check_optional_positive(obj, *names):
@@ -425,11 +430,7 @@ class GeneralDistillConfig:
       raise ValueError(f"num_train_steps={self.num_train_steps} is not a multiple of save_every_steps="
                        f"{self.save_every_steps} (a checkpoint ends every {self.save_every_steps} steps); use "
                        f"{lower or self.save_every_steps} or {lower + self.save_every_steps}")
-    if not 0.0 <= self.warmup_proportion < 1.0:
-      raise ValueError(f"warmup_proportion must be in [0, 1), got {self.warmup_proportion}")
-    if self.distribution_strategy not in ("one_device", "mirrored", "multi_worker_mirrored"):
-      raise ValueError(f"distribution_strategy must be one_device, mirrored or multi_worker_mirrored, got "
-                       f"{self.distribution_strategy!r}")
+    _check_optimisation(self)
     self.student.validate()
     return self
 

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from tf_distill.bert import BertClassifier, BertConfig
 from tf_distill.configs import BertStudentConfig
+from tf_distill.export.serving import file_sha256
 from tf_distill.pretrained import assign_weights, check_pretrained_dir, load_state_dict
 from tf_distill.students.base import STUDENTS, StudentType
 
@@ -86,16 +87,11 @@ def checkpoint_student_config(teacher_config: Dict, student: BertStudentConfig,
     raise ValueError(f"--student_init_checkpoint={path} holds another student shape than {', '.join(differ)}; "
                      f"pass its shape ({shape}) or leave the width flags unset")
   if theirs.vocab_size != int(teacher_config["vocab_size"]) or (
-      teacher_vocab_file and not _same_file(teacher_vocab_file, os.path.join(path, "vocab.txt"))):
+      teacher_vocab_file and file_sha256(teacher_vocab_file) != file_sha256(os.path.join(path, "vocab.txt"))):
     raise ValueError(f"--student_init_checkpoint={path} has another vocabulary than the teacher ({path}/vocab.txt vs "
                      f"{teacher_vocab_file or 'the teacher'}'s); general-distil it from this teacher's encoder")
   return BertConfig.from_dict({**theirs.to_dict(), "num_labels": teacher_config["num_labels"],
                                "head": teacher_config.get("head", "pooled")})
-
-
-def _same_file(a: str, b: str) -> bool:
-  with open(a, "rb") as f, open(b, "rb") as g:
-    return f.read() == g.read()
 
 
 def build_bert_student(teacher_config: Dict, student: BertStudentConfig, teacher_variables=None,
