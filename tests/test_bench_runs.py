@@ -14,6 +14,7 @@ from tf_distill.run_dir import RunDir
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
 import bench_runs  # pylint: disable=wrong-import-position
+import qat  # pylint: disable=wrong-import-position
 
 
 class FineTunedTeacherTest(tf.test.TestCase):
@@ -67,6 +68,28 @@ class PresetTwinTest(tf.test.TestCase):
     self.assertEqual(bench_runs.twin_flags(self._preset("--alpha=1\n")), list(bench_runs.NO_DISTILLATION))
     self.assertIn("--alpha=0", bench_runs.NO_DISTILLATION)
     self.assertIn("--augmentation=", bench_runs.NO_DISTILLATION)
+
+
+class QatSummaryTest(tf.test.TestCase):
+
+  def test_summary_row_from_a_tables_per_seed_line(self):
+    path = os.path.join(self.get_temp_dir(), "QAT.md")
+    with open(path, "w", encoding="utf-8") as f:
+      f.write("`python3 bench/qat.py ...`\n\nbbc_news, bilstm, seeds 1,2; drop: ...\n\n| table |\n\n"
+              "Per seed (float, dynamic int8, PTQ full int8, QAT float, QAT full int8): "
+              "seed 1: 0.8000, 0.7900, 0.7950, 0.8100, 0.8060; seed 2: 0.9000, 0.9000, 0.8800, 0.9100, 0.8930\n")
+    row = qat.summarize([path]).splitlines()[-1]
+    # By hand: float 0.85 ± 0.0707, QAT 0.8495 ± 0.0615 (0.087 / sqrt 2); PTQ drops 0.50 and 2.00 points (mean 1.25, sd 1.0607); QAT drops -0.60, +0.70
+    # (mean 0.05, sd 0.9192); the worst QAT seed is 0.70 points below its float student: above the 0.5 bar.
+    self.assertEqual(row, f"| bbc_news, bilstm, seeds 1,2 ({path}) | 0.8500 ± 0.0707 | 0.8375 ± 0.0601 "
+                          "(+1.25 ± 1.06) | 0.8495 ± 0.0615 (+0.05 ± 0.92) | +0.70 | no |")
+
+  def test_a_table_without_per_seed_line_is_refused(self):
+    path = os.path.join(self.get_temp_dir(), "empty.md")
+    with open(path, "w", encoding="utf-8") as f:
+      f.write("a\nb\nc; d\n")
+    with self.assertRaisesRegex(SystemExit, "has no per-seed line"):
+      qat.summarize([path])
 
 
 if __name__ == "__main__":

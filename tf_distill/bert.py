@@ -27,7 +27,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tf_distill.dropout import ResumableDropout
-from tf_distill.quantization_aware import Int8Dense, Int8Embedding, activation as int8, fixed_range, is_simulated
+from tf_distill.quantization_aware import (UNIT_RANGE, Int8Dense, Int8Embedding, activation as int8, fixed_range,
+                                          is_simulated)
 
 LAYER_OUTPUTS = ("hidden_states", "attention_scores", "attention_probs", "attention_queries", "attention_keys",
                   "attention_values")
@@ -324,7 +325,7 @@ class BertLayer(keras.layers.Layer):
     scores = int8(self, "scores", tf.matmul(q, k, transpose_b=True), training)
     probs = tf.nn.softmax(int8(self, "masked_scores", masked_scores(scores, key_mask), training), axis=-1)
     if is_simulated(self):
-      probs = fixed_range(probs, 0.0, 255 / 256)  # TFLite's int8 SOFTMAX output: scale 1/256, zero point -128
+      probs = fixed_range(probs, *UNIT_RANGE)  # TFLite's int8 SOFTMAX output: scale 1/256, zero point -128
     context = int8(self, "context", tf.matmul(self.attention_dropout(probs, training=training), v), training)
     context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch * query_seq, width])
     attended = self.attention_layer_norm(int8(

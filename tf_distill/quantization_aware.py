@@ -15,10 +15,14 @@ What is simulated, following TFLite's full-int8 rules:
                training batch's min and max, as tfmot's MovingAverageQuantizer keeps it, frozen at evaluation.
                Points: the embedding sum, every Dense output (and its input to GELU / tanh, a separate TFLite op),
                queries scaled by 1/sqrt(d), attention scores, masked scores, context, residual sums, the LayerNorm's
-               centred and normalised values and its output; the BiLSTM's input projection and final states (its
-               recurrence stays float32 in TFLite, so it does here too).
-  fixed        TFLite's int8 SOFTMAX output is fixed to [0, 255/256] (scale 1/256), TANH's to [-1, 127/128]
-               (scale 1/128): simulated on those ranges.
+               centred and normalised values and its output; the BiLSTM's input projection, its final states and,
+               in every step of its recurrence, what TFLite's int8 WHILE body requantises (the incoming h and c, the
+               recurrent product h U per channel, the gate sum, i*g, f*c, the new c, the new h and the masked
+               states). TFLite keeps only the loop-carried state between steps in float32; every op of the body is
+               int8. A point inside the loop gathers its batch's extremes over all steps and moves its range once
+               per batch (`Int8Ranges.observe`), as the converter's calibration takes min/max over all steps.
+  fixed        TFLite's int8 SOFTMAX and LOGISTIC outputs are fixed to [0, 255/256] (scale 1/256), TANH's to
+               [-1, 127/128] (scale 1/128): simulated on those ranges.
 Gradients are straight-through (the fake-quant ops' own): 1 inside the range, 0 outside it for activations.
 
 Use: `prepare(model)` once, before training and before a checkpoint is restored (it creates the range variables,
@@ -51,6 +55,11 @@ def per_tensor_weights(table: tf.Tensor) -> tf.Tensor:
   """A weight tensor as symmetric per-tensor int8: round(w / s) * s with s = max |w| / 127."""
   limit = tf.stop_gradient(tf.maximum(tf.reduce_max(tf.abs(table)), 1e-8))
   return tf.quantization.fake_quant_with_min_max_vars(table, -limit, limit, num_bits=8, narrow_range=True)
+
+
+# TFLite's int8 outputs of SOFTMAX and LOGISTIC (scale 1/256, zero point -128) and of TANH (scale 1/128, zero 0).
+UNIT_RANGE = (0.0, 255 / 256)
+TANH_RANGE = (-1.0, 127 / 128)
 
 
 def fixed_range(x: tf.Tensor, low: float, high: float) -> tf.Tensor:
@@ -86,16 +95,26 @@ class Int8Ranges(keras.layers.Layer):
   def quantize(self, point: str, x: tf.Tensor, training: Optional[bool]) -> tf.Tensor:
     """x fake-quantised over the point's range; in training the range first moves towards this batch's
     [min(x, 0), max(x, 0)] (the first batch sets it). Before any training batch x passes unchanged."""
-    low, high, batches = self._variables(point)
-    if training:  # a batch whose values are all 0 (or a replica's empty share of the last batch) moves nothing
+    if training:
       values = tf.reshape(tf.stop_gradient(x), [-1])
-      batch_low = tf.minimum(tf.reduce_min(tf.concat([values, [0.0]], 0)), 0.0)
-      batch_high = tf.maximum(tf.reduce_max(tf.concat([values, [0.0]], 0)), 0.0)
-      informative = tf.cast(batch_high > batch_low, tf.float32)
-      keep = tf.where(batches > 0, self.momentum, 0.0)
-      low.assign(low + informative * (1.0 - keep) * (batch_low - low))
-      high.assign(high + informative * (1.0 - keep) * (batch_high - high))
-      batches.assign_add(informative)
+      self.observe(point, tf.reduce_min(tf.concat([values, [0.0]], 0)), tf.reduce_max(tf.concat([values, [0.0]], 0)))
+    return self.fake_quant(point, x)
+
+  def observe(self, point: str, batch_low: tf.Tensor, batch_high: tf.Tensor):
+    """Moves the point's range towards one training batch's [min(batch_low, 0), max(batch_high, 0)]; a point inside
+    a loop (the BiLSTM's recurrence) gathers its batch's extremes over the steps and calls this once."""
+    low, high, batches = self._variables(point)
+    batch_low, batch_high = tf.minimum(batch_low, 0.0), tf.maximum(batch_high, 0.0)
+    # a batch whose values are all 0 (or a replica's empty share of the last batch) moves nothing
+    informative = tf.cast(batch_high > batch_low, tf.float32)
+    keep = tf.where(batches > 0, self.momentum, 0.0)
+    low.assign(low + informative * (1.0 - keep) * (batch_low - low))
+    high.assign(high + informative * (1.0 - keep) * (batch_high - high))
+    batches.assign_add(informative)
+
+  def fake_quant(self, point: str, x: tf.Tensor) -> tf.Tensor:
+    """x fake-quantised over the point's current range (x unchanged before the first training batch)."""
+    low, high, batches = self._variables(point)
     quantized = tf.quantization.fake_quant_with_min_max_vars(x, tf.identity(low), tf.identity(high), num_bits=8)
     return tf.where(batches > 0, quantized, x)
 
@@ -132,7 +151,7 @@ class Int8Dense(keras.layers.Dense):
     if name not in ("linear", "relu"):  # FULLY_CONNECTED fuses ReLU; GELU and tanh are ops of their own
       outputs = activation(self, "pre_activation", outputs, training)
     if name == "tanh":
-      return fixed_range(self.activation(outputs), -1.0, 127 / 128)
+      return fixed_range(self.activation(outputs), *TANH_RANGE)
     return activation(self, "output", self.activation(outputs), training)
 
 

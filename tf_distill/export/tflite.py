@@ -9,9 +9,10 @@ Variants:
              tables with int32 indices, and the int32 shape/index arithmetic is not quantised); the mask is cast to
              float and quantised once, and logits/probabilities are dequantised to float32 at the end, so callers
              see the same interface. A BERT student converts with int8 kernels only (`float_ops` is empty). The
-             converter keeps ops it cannot quantise in float32 (the BiLSTM student's WHILE loop and its state), and
-             should the INT8-only conversion fail, it is retried with TFLITE_BUILTINS allowed as well; `float_ops(path)`
-             lists the float32 ops and export_student records them in parity.json.
+             converter keeps what it cannot quantise in float32 (the BiLSTM student's WHILE op and the state it
+             carries between steps; the ops of the loop's body are int8), and should the INT8-only conversion fail,
+             it is retried with TFLITE_BUILTINS allowed as well; `float_ops(path)` lists the float32 ops of every
+             subgraph and export_student records them in parity.json.
   16x8:      int16 activations, int8 weights (TFLite's EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8),
              calibrated the same way; ops without a 16x8 kernel stay float32. About the size of full_int8, with
              256x finer activation steps.
@@ -158,18 +159,23 @@ def _selective(saved_model_dir: str, converter, representative_dataset) -> bytes
 
 
 def float_ops(path: str) -> List[str]:
-  """Sorted names of the ops in a .tflite file's main graph that compute in float32, leaving out the float32 <->
-  int8 and int32 -> float32 conversions at a quantised model's edges. Empty for a fully int8 model. Ops inside
-  control-flow bodies are not listed, only the op that holds them (the BiLSTM student's full_int8 file gives
-  ["CONCATENATION", "WHILE", "ZEROS_LIKE"]: its recurrent state stays float32)."""
-  from ai_edge_litert.interpreter import Interpreter, OpResolverType  # pylint: disable=import-outside-toplevel
-  interpreter = Interpreter(model_path=path,
-                            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-  interpreter.allocate_tensors()
-  float_tensors = {t["index"] for t in interpreter.get_tensor_details() if t["dtype"] == np.float32}
-  return sorted({op["op_name"] for op in interpreter._get_ops_details()  # pylint: disable=protected-access
-                 if op["op_name"] not in _BOUNDARY_OPS
-                 and float_tensors.intersection(list(op["inputs"]) + list(op["outputs"]))})
+  """Sorted names of the ops in a .tflite file, in every subgraph (control-flow bodies too), that read or write a
+  float32 tensor, leaving out the float32 <-> int8 and int32 -> float32 conversions at a quantised model's edges.
+  Empty for a fully int8 model. The BiLSTM student's full_int8 file gives ["CONCATENATION", "WHILE", "ZEROS_LIKE"]:
+  its loop carries the recurrent state in float32 between steps, while every op of the loop's body is int8."""
+  from ai_edge_litert import schema_py_generated as schema  # pylint: disable=import-outside-toplevel
+  with open(path, "rb") as f:
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(f.read(), 0))
+  names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+  found = set()
+  for graph in model.subgraphs:
+    for op in graph.operators:
+      code = model.operatorCodes[op.opcodeIndex]
+      name = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+      tensors = [i for i in list(op.inputs) + list(op.outputs) if i >= 0]
+      if name not in _BOUNDARY_OPS and any(graph.tensors[i].type == schema.TensorType.FLOAT32 for i in tensors):
+        found.add(name)
+  return sorted(found)
 
 
 class TFLiteClassifier:

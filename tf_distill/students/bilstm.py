@@ -38,13 +38,15 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tf_distill.dropout import ResumableDropout
-from tf_distill.quantization_aware import (Int8Dense, Int8Embedding, activation as int8, is_simulated,
-                                          per_channel_weights)
+from tf_distill.quantization_aware import (TANH_RANGE, UNIT_RANGE, Int8Dense, Int8Embedding, activation as int8,
+                                          fixed_range, is_simulated, per_channel_weights)
 from tf_distill.students.base import STUDENTS, StudentType
 
 MODEL_TYPE = "bilstm"
 
 
+# The int8 quantisation points of one direction's LSTM step: where TFLite's full-int8 WHILE body requantises.
+STEP_POINTS = ("h_in", "c_in", "recurrent", "z", "fc", "ig", "c", "h", "h_out", "c_out")
 BILSTM_HEADS = ("pooled", "token")  # the span head (extractive QA) is the BERT student's only (issue 34)
 
 
@@ -110,7 +112,7 @@ class BidirectionalLstm(keras.layers.Layer):
   after token t] (Keras' `Bidirectional(LSTM(return_sequences=True))` at the real tokens).
   """
 
-  simulates_int8 = True  # the input projection (int8 in TFLite); the recurrence stays float32 there and here
+  simulates_int8 = True  # the input projection and every step of the recurrence (TFLite's WHILE body is int8)
 
   def __init__(self, units: int, return_sequences: bool = False, **kwargs):
     super().__init__(**kwargs)
@@ -140,18 +142,23 @@ class BidirectionalLstm(keras.layers.Layer):
           name=f"{direction}_bias", shape=[4 * units], initializer=bias_initializer))
     super().build(input_shape)
 
-  def _step(self, projected, h, c, recurrent_kernel, mask):
-    """One masked LSTM step. projected: [batch, 4u] (x_t W + b); h, c: [batch, u]; mask: [batch, 1] float."""
-    z = projected + tf.matmul(h, recurrent_kernel)
+  def _step(self, projected, h, c, recurrent_kernel, mask, point=None):
+    """One masked LSTM step. projected: [batch, 4u] (x_t W + b); h, c: [batch, u]; mask: [batch, 1] float.
+    point(name, x): x at the step's int8 quantisation point `name` (`STEP_POINTS`) while int8 is simulated (then the
+    gates are also read on TFLite's fixed LOGISTIC and TANH ranges); None: float32 throughout."""
+    if point is None:
+      point, sigmoid, tanh = (lambda name, x: x), tf.sigmoid, tf.tanh
+    else:
+      sigmoid = lambda x: fixed_range(tf.sigmoid(x), *UNIT_RANGE)
+      tanh = lambda x: fixed_range(tf.tanh(x), *TANH_RANGE)
+    h, c = point("h_in", h), point("c_in", c)
+    z = point("z", projected + point("recurrent", tf.matmul(h, recurrent_kernel)))
     u = self.units
-    i = tf.sigmoid(z[:, :u])
-    f = tf.sigmoid(z[:, u:2 * u])
-    g = tf.tanh(z[:, 2 * u:3 * u])
-    o = tf.sigmoid(z[:, 3 * u:])
-    new_c = f * c + i * g
-    new_h = o * tf.tanh(new_c)
+    i, f, g, o = sigmoid(z[:, :u]), sigmoid(z[:, u:2 * u]), tanh(z[:, 2 * u:3 * u]), sigmoid(z[:, 3 * u:])
+    new_c = point("c", point("fc", f * c) + point("ig", i * g))
+    new_h = point("h", o * tanh(new_c))
     # Exact for a 0/1 mask: padding steps keep the previous state.
-    return mask * new_h + (1.0 - mask) * h, mask * new_c + (1.0 - mask) * c
+    return point("h_out", mask * new_h + (1.0 - mask) * h), point("c_out", mask * new_c + (1.0 - mask) * c)
 
   def call(self, inputs, mask=None, training=None):
     u = self.units
@@ -159,32 +166,55 @@ class BidirectionalLstm(keras.layers.Layer):
       mask = tf.ones(tf.shape(inputs)[:2], inputs.dtype)
     batch, seq_len = tf.shape(inputs)[0], tf.shape(inputs)[1]
     kernel = tf.concat([self.forward_kernel, self.backward_kernel], 1)  # [features, 8u]
-    if is_simulated(self):
+    recurrent = {"forward": self.forward_recurrent_kernel, "backward": self.backward_recurrent_kernel}
+    simulated = is_simulated(self)
+    if simulated:
       kernel = per_channel_weights(kernel)
+      recurrent = {direction: per_channel_weights(k) for direction, k in recurrent.items()}
     bias = tf.concat([self.forward_bias, self.backward_bias], 0)  # [8u]
     projected = int8(self, "projected", tf.matmul(tf.reshape(inputs, [-1, inputs.shape[-1]]), kernel) + bias,
                      training)  # [batch * seq, 8u]
     projected = tf.transpose(tf.reshape(projected, [batch, seq_len, 8 * u]), [1, 0, 2])  # [seq, batch, 8u]
     step_mask = tf.expand_dims(tf.transpose(tf.cast(mask, inputs.dtype)), -1)  # [seq, batch, 1]
     zeros = tf.zeros_like(projected[0, :, :u])  # [batch, u]; zeros_like keeps the batch size dynamic
+    # While simulating: each step point's (min, max) over the steps so far, moved into its range after the loop.
+    keys = [f"{direction}_{name}" for direction in recurrent for name in STEP_POINTS] if simulated else []
+    extremes = {key: (tf.constant(0.0), tf.constant(0.0)) for key in keys}
 
     positions = tf.range(seq_len)
 
-    def body(t, h_f, c_f, h_b, c_b, *seen):
+    def body(t, h_f, c_f, h_b, c_b, extremes, *seen):
       back = seq_len - 1 - t
-      h_f, c_f = self._step(tf.gather(projected, t)[:, :4 * u], h_f, c_f, self.forward_recurrent_kernel,
-                            tf.gather(step_mask, t))
-      h_b, c_b = self._step(tf.gather(projected, back)[:, 4 * u:], h_b, c_b, self.backward_recurrent_kernel,
-                            tf.gather(step_mask, back))
+      extremes = dict(extremes)
+
+      def point_of(direction):
+        if not simulated:
+          return None
+
+        def point(name, x):
+          key = f"{direction}_{name}"
+          low, high = extremes[key]
+          value = tf.stop_gradient(x)
+          extremes[key] = (tf.minimum(low, tf.reduce_min(value)), tf.maximum(high, tf.reduce_max(value)))
+          return self.int8_ranges.fake_quant(key, x)
+        return point
+
+      h_f, c_f = self._step(tf.gather(projected, t)[:, :4 * u], h_f, c_f, recurrent["forward"],
+                            tf.gather(step_mask, t), point_of("forward"))
+      h_b, c_b = self._step(tf.gather(projected, back)[:, 4 * u:], h_b, c_b, recurrent["backward"],
+                            tf.gather(step_mask, back), point_of("backward"))
       if seen:  # each direction's states [seq, batch, u]: this step's written at its position
         at = lambda position: tf.cast(tf.equal(positions, position), h_f.dtype)[:, None, None]
         seen = (seen[0] + at(t) * h_f[None], seen[1] + at(back) * h_b[None])
-      return (t + 1, h_f, c_f, h_b, c_b) + tuple(seen)
+      return (t + 1, h_f, c_f, h_b, c_b, extremes) + tuple(seen)
 
-    states = (tf.constant(0), zeros, zeros, zeros, zeros)
+    states = (tf.constant(0), zeros, zeros, zeros, zeros, extremes)
     if self.return_sequences:
       states += (tf.zeros_like(projected[:, :, :u]),) * 2
-    _, h_f, _, h_b, _, *seen = tf.while_loop(lambda t, *_: t < seq_len, body, states)
+    _, h_f, _, h_b, _, extremes, *seen = tf.while_loop(lambda t, *_: t < seq_len, body, states)
+    if simulated and training:
+      for key, (low, high) in extremes.items():
+        self.int8_ranges.observe(key, low, high)
     if self.return_sequences:
       return tf.transpose(tf.concat(seen, -1), [1, 0, 2])  # [batch, seq, 2u]
     return tf.concat([h_f, h_b], -1)
