@@ -177,8 +177,10 @@ class BidirectionalLstm(keras.layers.Layer):
     projected = tf.transpose(tf.reshape(projected, [batch, seq_len, 8 * u]), [1, 0, 2])  # [seq, batch, 8u]
     step_mask = tf.expand_dims(tf.transpose(tf.cast(mask, inputs.dtype)), -1)  # [seq, batch, 1]
     zeros = tf.zeros_like(projected[0, :, :u])  # [batch, u]; zeros_like keeps the batch size dynamic
-    # While simulating: each step point's (min, max) over the steps so far, moved into its range after the loop.
-    keys = [f"{direction}_{name}" for direction in recurrent for name in STEP_POINTS] if simulated else []
+    # While training under simulation: each step point's (min, max) over the steps so far, moved into its range
+    # after the loop (evaluation reads the ranges and tracks nothing).
+    observing = simulated and bool(training)
+    keys = [f"{direction}_{name}" for direction in recurrent for name in STEP_POINTS] if observing else []
     extremes = {key: (tf.constant(0.0), tf.constant(0.0)) for key in keys}
 
     positions = tf.range(seq_len)
@@ -193,9 +195,10 @@ class BidirectionalLstm(keras.layers.Layer):
 
         def point(name, x):
           key = f"{direction}_{name}"
-          low, high = extremes[key]
-          value = tf.stop_gradient(x)
-          extremes[key] = (tf.minimum(low, tf.reduce_min(value)), tf.maximum(high, tf.reduce_max(value)))
+          if observing:
+            low, high = extremes[key]
+            value = tf.stop_gradient(x)
+            extremes[key] = (tf.minimum(low, tf.reduce_min(value)), tf.maximum(high, tf.reduce_max(value)))
           return self.int8_ranges.fake_quant(key, x)
         return point
 
@@ -212,9 +215,8 @@ class BidirectionalLstm(keras.layers.Layer):
     if self.return_sequences:
       states += (tf.zeros_like(projected[:, :, :u]),) * 2
     _, h_f, _, h_b, _, extremes, *seen = tf.while_loop(lambda t, *_: t < seq_len, body, states)
-    if simulated and training:
-      for key, (low, high) in extremes.items():
-        self.int8_ranges.observe(key, low, high)
+    for key, (low, high) in extremes.items():
+      self.int8_ranges.observe(key, low, high)
     if self.return_sequences:
       return tf.transpose(tf.concat(seen, -1), [1, 0, 2])  # [batch, seq, 2u]
     return tf.concat([h_f, h_b], -1)
