@@ -116,9 +116,11 @@ def mean_sd(values):
   return mean, sd
 
 
-def mean_sd_text(values):
+def mean_sd_text(values, fmt=".4f"):
+  """"mean ± sd" of `values` in `fmt` (e.g. "+.2f" for signed drops); the mean alone for one value."""
   mean, sd = mean_sd(values)
-  return f"{mean:.4f}" + (f" ± {sd:.4f}" if len(values) > 1 else "")
+  mean = 0.0 if abs(mean) < 1e-9 else mean  # float noise of an exact 0 prints as 0.00, not -0.00
+  return f"{mean:{fmt}}" + (f" ± {sd:{fmt.lstrip('+')}}" if len(values) > 1 else "")
 
 
 def publish(text, output=None):

@@ -16,7 +16,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench_runs import REPO, mean_sd, publish  # noqa: E402
+from bench_runs import REPO, mean_sd_text, publish  # noqa: E402
 
 
 def calibration_rows(name, run_dir, sizes, samples):
@@ -25,9 +25,9 @@ def calibration_rows(name, run_dir, sizes, samples):
   from tf_distill.export import parity, run_export, tflite  # pylint: disable=import-outside-toplevel
   from tf_distill.run_dir import RunDir  # pylint: disable=import-outside-toplevel
   work = tempfile.mkdtemp(prefix="tf_distill_calibration_")
-  exported = run_export.export_student(os.path.join(REPO, run_dir), work, name, tflite=("float32",))
+  exported = run_export.export_student(os.path.join(REPO, run_dir), work, name, tflite=())  # SavedModel only
   config = RunDir(os.path.join(REPO, run_dir)).data_config()
-  test = run_export.split_examples(config, "test", 10**9)[1]
+  test = run_export.split_examples(config, "test", 2**62)[1]  # all of them
   keras = exported.report["keras_accuracy"]
   rows = [f"| {name} | Keras float32 | {keras:.4f} | - | - |"]
   for size in sizes:
@@ -38,8 +38,8 @@ def calibration_rows(name, run_dir, sizes, samples):
       tflite.convert_saved_model(exported.saved_model, path, tflite.FULL_INT8, representative)
       accuracies.append(parity.labelled_accuracy(tflite.TFLiteClassifier(path)(test), test["label_ids"]))
       print(f"{name}: {size} examples, draw {sample}: {accuracies[-1]:.4f}", flush=True)
-    accuracy, drop = mean_sd(accuracies), mean_sd([100 * (keras - a) for a in accuracies])
-    rows.append(f"| {name} | {size} | {accuracy[0]:.4f} ± {accuracy[1]:.4f} | {drop[0]:+.2f} ± {drop[1]:.2f} | "
+    drops = [100 * (keras - a) for a in accuracies]
+    rows.append(f"| {name} | {size} | {mean_sd_text(accuracies)} | {mean_sd_text(drops, '+.2f')} | "
                 f"{', '.join(f'{a:.4f}' for a in accuracies)} |")
   return rows
 

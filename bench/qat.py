@@ -23,14 +23,13 @@ seed timed round-robin in one process (compare within the table: absolute times 
 """
 
 import argparse
-import math
 import os
 import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench_runs import REPO, fine_tuned_teacher, is_finished, mean_sd, publish, run_logged  # noqa: E402
+from bench_runs import REPO, fine_tuned_teacher, is_finished, mean_sd, mean_sd_text, publish, run_logged  # noqa: E402
 
 # The labelled data (and the extra flags' transfer set): these tables predate flags/distill.flags' augmentation.
 PRESETS = {"bert2": ["--flagfile=flags/distill.flags", "--augmentation="], "bilstm": ["--flagfile=flags/bilstm.flags"]}
@@ -123,8 +122,9 @@ def summarize(paths):
     floats, ptq, qat = ([s[i] for s in seeds] for i in (0, 2, 4))  # float, int8, PTQ, QAT float, QAT
     drops = {name: [100 * (f - v) for f, v in zip(floats, values)] for name, values in (("ptq", ptq), ("qat", qat))}
     worst = max(drops["qat"])
-    lines.append(f"| {title} ({path}) | {_pm(mean_sd(floats))} | {_pm(mean_sd(ptq))} ({_pm(mean_sd(drops['ptq']), '+.2f')}) "
-                 f"| {_pm(mean_sd(qat))} ({_pm(mean_sd(drops['qat']), '+.2f')}) | {worst:+.2f} | "
+    lines.append(f"| {title} ({path}) | {mean_sd_text(floats)} | {mean_sd_text(ptq)} "
+                 f"({mean_sd_text(drops['ptq'], '+.2f')}) | {mean_sd_text(qat)} ({mean_sd_text(drops['qat'], '+.2f')}) "
+                 f"| {worst:+.2f} | "
                  f"{'yes' if worst <= QAT_MARGIN else 'no'} |")
   return "\n".join(lines) + "\n"
 
@@ -149,6 +149,11 @@ def main(argv=None):
                                           "summary row each instead of running anything")
   args = parser.parse_args(argv)
   if args.summarize:
+    ignored = [name for name, value in vars(args).items()
+               if name not in ("summarize", "output", "extra") and value != parser.get_default(name)]
+    if ignored or args.extra:
+      parser.error(f"--summarize runs nothing, so {', '.join('--' + n for n in ignored) or 'distill flags'} would be "
+                   "ignored; pass only --summarize and --output")
     publish(summarize(args.summarize.split(",")), args.output)
     return
   export_dir = teacher(args)
@@ -180,22 +185,15 @@ def main(argv=None):
            "", "| model | test accuracy | drop (points) | size (MiB) | latency 1 thread (ms) | latency 2 threads (ms) |",
            "|---|---|---|---|---|---|"]
   for key, title in titles.items():
-    accuracy, drop = mean_sd([a for a, _ in rows[key]]), mean_sd([d for _, d in rows[key]])
+    accuracies, drops = [a for a, _ in rows[key]], [d for _, d in rows[key]]
     file_key = "float" if key == "qat_float" else key
-    drop_text = "-" if key == "float" else _pm(drop, "+.2f")
-    lines.append(f"| {title} | {_pm(accuracy)} | {drop_text} | {mean_sd(sizes[key])[0]:.2f} | "
+    drop_text = "-" if key == "float" else mean_sd_text(drops, "+.2f")
+    lines.append(f"| {title} | {mean_sd_text(accuracies)} | {drop_text} | {mean_sd(sizes[key])[0]:.2f} | "
                  f"{times[(file_key, 1)]:.2f} | {times[(file_key, 2)]:.2f} |")
   lines.append("")
   lines.append("Per seed (float, dynamic int8, PTQ full int8, QAT float, QAT full int8): " + "; ".join(
       f"seed {seed}: " + ", ".join(f"{rows[key][i][0]:.4f}" for key in titles) for i, seed in enumerate(seeds)))
   publish("\n".join(lines) + "\n", args.output)
-
-
-def _pm(values, fmt=".4f"):
-  """"mean ± sd" of (mean, sd) in `fmt`; the mean alone for one seed (sd nan)."""
-  mean, sd = values
-  mean = 0.0 if abs(mean) < 1e-9 else mean  # float noise of an exact 0 prints as 0.00, not -0.00
-  return f"{mean:{fmt}}" + ("" if math.isnan(sd) else f" ± {sd:{fmt.lstrip('+')}}")
 
 
 if __name__ == "__main__":

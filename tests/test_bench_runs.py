@@ -91,6 +91,12 @@ class QatSummaryTest(tf.test.TestCase):
     with self.assertRaisesRegex(SystemExit, "has no per-seed line"):
       qat.summarize([path])
 
+  def test_summarize_refuses_flags_it_would_ignore(self):
+    for argv in (["--summarize=a.md", "--seeds=1"], ["--summarize=a.md", "--", "--augmentation="]):
+      with self.assertRaises(SystemExit) as raised:
+        qat.main(argv)
+      self.assertEqual(raised.exception.code, 2, argv)  # argparse's usage error, before any table is read
+
 
 if __name__ == "__main__":
   tf.test.main()
