@@ -18,7 +18,7 @@ import tensorflow as tf
 from tf_distill import quantization_aware as qa
 from tf_distill.configs import (BertStudentConfig, BiLstmStudentConfig, DataConfig, DistillConfig, StudentConfig,
                                 TrainConfig)
-from tf_distill.export import run_export
+from tf_distill.export import run_export, tflite
 from tf_distill.run import DistillRun
 from tf_distill.schedules import parse_stages, qat_start_epoch
 from tf_distill.students.bilstm import STEP_POINTS, BidirectionalLstm, BiLstmClassifier, BiLstmConfig
@@ -280,10 +280,13 @@ class QatStageTest(tf.test.TestCase):
     self.assertEqual(summary["best_epoch"], 2)
     self.assertIn("test_accuracy_int8_simulated", summary)
     result = run_export.export_student(run.run_dir, os.path.join(self.get_temp_dir(), "bilstm_export"), "student",
-                                       tflite=("full_int8",), representative_examples=16, max_accuracy_drop=100.0)
+                                       tflite=("float32", "full_int8"), representative_examples=16,
+                                       max_accuracy_drop=100.0)
     self.assertEqual(result.errors(), [])
-    # Only the loop and the state it carries stay float32: the loop body's ops are int8 (float_ops reads every
-    # subgraph), which is why the simulation quantises every step.
+    # float_ops reads the loop body too: the gates' LOGISTIC and TANH exist only there, float32 in the float file.
+    self.assertContainsSubset(["LOGISTIC", "TANH", "WHILE"], tflite.float_ops(result.report["float32"]["path"]))
+    # Only the loop and the state it carries stay float32 in full int8: the body's ops are int8, which is why the
+    # simulation quantises every step.
     self.assertEqual(result.report["full_int8"]["float_ops"], ["CONCATENATION", "WHILE", "ZEROS_LIKE"])
 
   def _continued(self, student):
