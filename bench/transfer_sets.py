@@ -9,10 +9,11 @@ seeds, per task (classification, or a tagging task such as wnut17).
         --augmentation=tang:n=2 --unlabeled_ratio=0.5
 
 Per task, the teacher is fine-tuned and exported first if `<work_dir>/<task>/teacher` has no eval_results.json
-(scripts/train_teacher.sh, flags/teacher.flags, then scripts/export_teacher.sh). Each student run is
+(scripts/train_teacher.sh with flags/teacher.flags, for wnut17 flags/ner_teacher.flags and for squad
+flags/qa_teacher.flags, then scripts/export_teacher.sh). Each student run is
 `scripts/distill.sh` with the student's preset (bert2: flags/distill.flags, bilstm: flags/bilstm.flags, tinybert4:
 flags/tinybert4.flags, whose --stages replace --epochs; ner: flags/ner.flags, the 2-layer tagger for --tasks=wnut17
-or conll) and:
+or conll; qa: flags/qa.flags, the 2-layer reader for --tasks=squad, SQuAD F1 as a fraction) and:
 - no distillation: bench_runs.NO_DISTILLATION (`--alpha=0 --intermediate_matches= --stages= --augmentation=
   --teacher_cache=off --kd_loss=ce`, the stages' epochs as --num_train_epochs), the twin of flags/baseline.flags;
 - distillation: the preset on the labelled data (`--augmentation=`: the bilstm and tinybert4 presets augment);
@@ -40,19 +41,22 @@ from bench_runs import (REPO, fine_tuned_teacher, is_finished, mean_sd as _mean_
                         run_logged as _run, stage_epochs, test_accuracy as _test_accuracy, twin_flags)
 
 STUDENTS = {"bert2": "flags/distill.flags", "bilstm": "flags/bilstm.flags", "tinybert4": "flags/tinybert4.flags",
-            "ner": "flags/ner.flags"}  # ner: the 2-layer BERT tagger's preset
+            "ner": "flags/ner.flags", "qa": "flags/qa.flags"}  # ner, qa: the 2-layer tagger's and reader's presets
+TEACHER_PRESETS = {"wnut17": "flags/ner_teacher.flags", "squad": "flags/qa_teacher.flags"}  # else flags/teacher.flags'
 CONFIGS = {"none": "no distillation", "labelled": "distillation", "unlabeled": "+ unlabeled text",
            "augmentation": "+ augmentation", "both": "+ unlabeled text + augmentation"}  # --configs key: row
 UNLABELED = {"rotten_tomatoes": "rotten_tomatoes_plots"}
-TASK_TITLES = {"rotten_tomatoes": "Rotten Tomatoes", "bbc_news": "BBC News", "wnut17": "WNUT-17 (NER)"}
-METRICS = {"wnut17": "entity F1", "conll": "entity F1"}  # the score eval_results.json's "metric" names
+TASK_TITLES = {"rotten_tomatoes": "Rotten Tomatoes", "bbc_news": "BBC News", "wnut17": "WNUT-17 (NER)",
+               "squad": "SQuAD 2.0 articles (QA)"}
+METRICS = {"wnut17": "entity F1", "conll": "entity F1", "squad": "SQuAD F1"}  # what eval_results.json's "metric" is
+PERCENT_METRICS = ("squad",)  # tasks whose eval_results.json score is in percent (SQuAD's), read as a fraction
 
 
 def teacher(task, args):
   """The task's teacher export (trained and exported if missing) and its test accuracy."""
   run_dir = os.path.join(args.work_dir, task, "teacher")
   export_root = os.path.join(args.work_dir, task, "export")
-  flags = [f"--task_name={task}"] + _common(args)
+  flags = [f"--flagfile={TEACHER_PRESETS[task]}"] * (task in TEACHER_PRESETS) + [f"--task_name={task}"] + _common(args)
   if args.teacher_epochs:
     flags.append(f"--num_train_epochs={args.teacher_epochs}")
   if args.teacher_max_train_examples:
@@ -61,7 +65,12 @@ def teacher(task, args):
     flags.append(f"--seed={args.teacher_seed}")
   if args.teacher_learning_rate:
     flags.append(f"--learning_rate={args.teacher_learning_rate}")
-  return fine_tuned_teacher(run_dir, export_root, flags), _test_accuracy(run_dir)
+  return fine_tuned_teacher(run_dir, export_root, flags), test_score(task, run_dir)
+
+
+def test_score(task, run_dir):
+  """The run's test score as a fraction."""
+  return _test_accuracy(run_dir) / (100.0 if task in PERCENT_METRICS else 1.0)
 
 
 def _common(args):
@@ -116,7 +125,7 @@ def student_accuracy(task, student, config, seed, teacher_model, args):
   if os.path.isfile(seconds_file):
     with open(seconds_file, encoding="utf-8") as f:
       seconds = float(f.read())
-  return _test_accuracy(run_dir), seconds
+  return test_score(task, run_dir), seconds
 
 
 def task_table(task, args, seeds):

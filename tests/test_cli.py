@@ -133,6 +133,17 @@ class FlagsToConfigTest(tf.test.TestCase, parameterized.TestCase):
       for name in ("doc_stride", "n_best_size"):
         FLAGS[name].present = 0
 
+  @flagsaver.flagsaver(task_name="squad", text_b_column="context", unlabeled_data=None)
+  def test_text_b_column_without_a_file_that_has_it_is_refused(self):
+    with self.assertRaisesRegex(ValueError, r"^--text_b_column names .* --task_name=squad without --unlabeled_data "
+                                r"reads no column: drop it, or add the --unlabeled_data file that has it$"):
+      common.data_config_from_flags(FLAGS)
+    self.assertEqual(common.data_config_from_flags(FLAGS, names_output_columns=True).text_b_column, "context")
+    with flagsaver.flagsaver(unlabeled_data="pairs.csv"):
+      self.assertEqual(common.data_config_from_flags(FLAGS).text_b_column, "context")
+    with flagsaver.flagsaver(task_name="csv", data_dir="/data"):
+      self.assertEqual(common.data_config_from_flags(FLAGS).text_b_column, "context")
+
   @flagsaver.flagsaver(task_name="csv", data_dir=None)
   def test_csv_task_needs_data_dir(self):
     with self.assertRaisesRegex(ValueError, "task_name 'csv' reads train/dev/test files from --data_dir"):

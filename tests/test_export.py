@@ -357,6 +357,8 @@ class CompareLogitsTest(tf.test.TestCase):
     self.assertEqual(figures.num_examples, 4)
     self.assertEqual(str(figures), "max |logit diff| 1.00e+00, argmax agreement 50.00% on 4 examples")
     self.assertEqual(parity.compare_logits(reference, reference).max_abs_logit_diff, 0.0)
+    self.assertEqual(str(parity.compare_logits(reference, candidate, "words")),
+                     "max |logit diff| 1.00e+00, argmax agreement 50.00% on 4 words")
 
   def test_shape_mismatch(self):
     with self.assertRaisesRegex(ValueError, r"logit shapes differ: \(2, 2\) vs \(2, 3\)"):

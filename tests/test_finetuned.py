@@ -314,7 +314,7 @@ class FinetunedTest(tf.test.TestCase):
     self.assertFalse(metadata["text_pairs"])
     self.assertEqual(metadata["max_seq_length"], QA_SEQ)
     self.assertEqual(metadata["model_config"]["head"], "span")
-    self.assertEqual(metadata["signatures"], ["distill", "serving_default", "serving_text"])
+    self.assertEqual(metadata["signatures"], ["distill", "serving_default", "serving_text", "serving_unmasked"])
     self.assertTrue(metadata["source"].endswith("tf_model.h5"))
     served = tf.saved_model.load(self.path("export", "hf_qa", "1")).signatures["serving_default"](
         **{k: tf.constant(v) for k, v in self.features.items()})
@@ -474,7 +474,8 @@ class FinetunedTest(tf.test.TestCase):
     self.assertEqual(config["data"]["vocab_file"], "export/google_teacher/1/assets.extra/vocab.txt")
 
   def test_hugging_face_directory_distils_into_a_student(self):
-    self.assertIn("exported teacher to export/teacher/1 (signatures: serving_default, distill) from hf_pt",
+    self.assertIn("exported teacher to export/teacher/1 (signatures: distill, serving_default, serving_text) "
+                  "from hf_pt",
                   self.results["export_hf_pt"].stdout)
     result = self.results["distill_hf"]
     self.assertEqual(result.returncode, 0, _describe(result))

@@ -24,7 +24,7 @@ from tf_distill.bert import MASKED_LOGIT, BertConfig, logits_layout
 from tf_distill.configs import DataConfig
 from tf_distill.data import unlabeled
 from tf_distill.data.processors import InputExample
-from tf_distill.data.squad import SquadExample, best_spans, encode_squad, gold_answers, read_squad
+from tf_distill.data.squad import SquadError, SquadExample, best_spans, encode_squad, gold_answers, read_squad
 from tf_distill.data.tokenization import WordPieceTokenizer
 from tf_distill.distiller import Distiller, pad_to_length, trim_labels
 from tf_distill.losses.logits import position_mask
@@ -35,7 +35,7 @@ from tf_distill.export import parity, serving
 from tf_distill.export.tflite import TFLiteClassifier
 from tf_distill.export.text_signature import TextEncoder, best_answer, write_asset_vocab
 from tf_distill.pretrained import default_pretrained_dir
-from tf_distill.tasks.question_answering import QuestionAnswering, best_f1_threshold
+from tf_distill.tasks.question_answering import QuestionAnswering, SquadSplit, best_f1_threshold
 from tf_distill.teacher_cache.reader import TeacherCache
 
 MAX_SEQ_LENGTH = 32
@@ -192,6 +192,34 @@ class TaskTypeTest(tf.test.TestCase):
     task = task_type_of("squad")
     self.assertEqual(len(task.read(DataConfig(task_name="squad"), "dev")), 1930)
 
+  def test_drop_unanswerable_reads_v2_as_v1(self):
+    """--drop_unanswerable keeps each split's answerable questions in file order; their split answers every question
+    (no null threshold): F1 is squad_evaluate's of the decoded spans without null odds."""
+    task = task_type_of("squad")
+    every = task.read(DataConfig(task_name="squad"), "dev")
+    config = DataConfig(task_name="squad", vocab_file=VOCAB, max_seq_length=96, doc_stride=32,
+                        drop_unanswerable=True)
+    answerable = task.read(config, "dev")
+    self.assertEqual([q.qas_id for q in answerable], [q.qas_id for q in every if not q.is_impossible])
+    self.assertLen(answerable, 1930 - 1035)  # the shipped dev file's counts (tf_distill/data/squad2/README.md)
+    windows = encode_squad(WordPieceTokenizer(VOCAB), answerable[:30], 96, 32, 64)
+    split = SquadSplit(windows, 20, 30)
+    logits = np.random.default_rng(1).normal(size=[len(windows), 2, 96]).astype(np.float32)
+    spans = best_spans(logits[:, 0], logits[:, 1], windows, 20, 30)
+    scores = split.scores(logits)
+    self.assertNotIn("null_threshold", scores)
+    self.assertAllClose(scores["f1"], squad_evaluate(gold_answers(windows.examples),
+                                                     {q: s.text for q, s in spans.items()})["f1"])
+    with self.assertRaisesRegex(ValueError, "pass one of --null_threshold and --drop_unanswerable"):
+      DataConfig(task_name="squad", null_threshold=0.5, drop_unanswerable=True).validate()
+    with tempfile.TemporaryDirectory() as tmp:
+      write_squad_task(tmp)
+      with open(os.path.join(tmp, "dev-v2.0.json"), "w", encoding="utf-8") as f:
+        json.dump({"version": "v2.0", "data": [{"paragraphs": [{"context": "good film", "qas": [
+            {"id": "q1", "question": "bad which", "answers": [], "is_impossible": True}]}]}]}, f)
+      with self.assertRaisesRegex(SquadError, "dev-v2.0.json: every question is unanswerable"):
+        task.read(DataConfig(task_name="squad", data_dir=tmp, drop_unanswerable=True), "dev")
+
   def test_exported_examples_score_without_the_data(self):
     """export_examples' features, through parity_examples.npz, score logits as run_squad's decoding of the same
     questions does (best_spans and squad_evaluate here, at the configured threshold)."""
@@ -311,7 +339,8 @@ class SquadFlowTest(tf.test.TestCase):
       cls.distilled = run_cli("distill", distill + ["--teacher_cache=auto", "--output_dir=runs/student"], cls.work)
       cls.transfer = transfer.result()
     cls.export_student = run_cli("export_student", ["--output_dir=runs/student", "--export_dir=export",
-                                                    "--model_name=student", "--tflite=float32,int8"], cls.work)
+                                                    "--model_name=student", "--tflite=float32,int8,full_int8"],
+                                 cls.work)
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
       verified = pool.submit(run_cli, "verify_export", ["export/student"], cls.work)
       cls.report = run_cli("report", ["--teacher_model=export/teacher", "--data_dir=data",
@@ -450,6 +479,8 @@ class SquadFlowTest(tf.test.TestCase):
     self.assertEqual(report["metric"], "SQuAD F1")
     self.assertAllClose(report["keras_accuracy"], results["test_f1"] / 100, atol=1e-6)
     self.assertRegex(self.export_student.stdout, r"Keras student test SQuAD F1 \d+\.\d\d% on 11 labelled questions")
+    real_positions = int(np.sum(self._data().features["test"]["input_mask"]))  # parity's rows: every real position
+    self.assertRegex(self.export_student.stdout, rf"TFLite float32 .* on {real_positions} positions")
     # The float32 TFLite file's F1, decoded here by hand.
     data = self._data()
     test = data.features["test"]
@@ -459,6 +490,19 @@ class SquadFlowTest(tf.test.TestCase):
     decoded = squad_evaluate(gold_answers(windows.examples), {q: s.text for q, s in spans.items()},
                              {q: s.null_odds for q, s in spans.items()}, results["dev_null_threshold"])
     self.assertAllClose(report["float32"]["accuracy"], decoded["f1"] / 100, atol=1e-6)
+    # The files come from serving_unmasked: padding positions keep their computed logits, so that full int8's one
+    # scale per tensor covers logits of a few units, not MASKED_LOGIT too (-45 points of F1 when it did).
+    keras = run_dir.load_model()
+    inputs = {k: test[k] for k in INPUT_KEYS}
+    unmasked = keras(inputs, training=False, mask_padding=False)["logits"].numpy()
+    padding = np.broadcast_to((test["input_mask"] == 0)[:, None, :], logits.shape)
+    self.assertTrue(padding.any())
+    self.assertAllClose(logits, unmasked, atol=1e-4)
+    masked = keras(inputs, training=False)["logits"].numpy()
+    self.assertAllClose(masked[padding], np.full([padding.sum()], MASKED_LOGIT))
+    self.assertGreater(np.min(logits[padding]), MASKED_LOGIT / 10)
+    self.assertIsNotNone(report["full_int8"]["path"])
+    self.assertLessEqual(report["full_int8"]["accuracy_drop_points"], 1.0)
     # serving_text: question and context in, the answer best_spans finds (every pair searched) out.
     loaded = tf.saved_model.load(os.path.join(self.work, "export", "student", "1"))
     questions = [example for example in windows.examples
@@ -484,12 +528,13 @@ class SquadFlowTest(tf.test.TestCase):
 
   def test_report_gives_squad_f1(self):
     self.assertEqual(self.report.returncode, 0, self.report.stderr[-3000:])
-    self.assertIn("| model | test SQuAD F1 | % of teacher |", self.report.stdout)
     with open(os.path.join(self.work, "export", "report.json"), encoding="utf-8") as f:
       rows = {row["name"]: row for row in json.load(f)["rows"]}
+    self.assertIn("| model | test SQuAD F1 | test exact match | % of teacher |", self.report.stdout)
     for name, run in (("teacher", "teacher"), ("student", "student")):
-      self.assertAllClose(rows[name]["test_accuracy"],
-                          RunDir(os.path.join(self.work, "runs", run)).read_eval_results()["test_f1"] / 100, atol=1e-6)
+      results = RunDir(os.path.join(self.work, "runs", run)).read_eval_results()
+      self.assertAllClose(rows[name]["test_accuracy"], results["test_f1"] / 100, atol=1e-6)
+      self.assertAllClose(rows[name]["extra"]["exact match"], results["test_exact"] / 100, atol=1e-6)
     int8 = parity.read_report(os.path.join(self.work, "export", "student_tflite", "1"))["int8"]["accuracy"]
     self.assertAllClose(rows["student_int8"]["test_accuracy"], int8, atol=1e-6)
 

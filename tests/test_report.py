@@ -94,6 +94,17 @@ class OutputsTest(tf.test.TestCase):
     self.assertIn("| student | 0.7700 | 96.2% | 1.20M | 4.6 | 2.50 | 2.40–2.70 | 3.60x |", table)
     self.assertEqual(len({line.count("|") for line in table.splitlines()}), 1)
 
+  def test_extra_scores_are_columns_after_the_metric(self):
+    measured = rows()
+    measured[0].extra, measured[1].extra = {"exact match": 0.7}, {"exact match": 0.65}
+    measured[2].not_shipped = "+3.00 points vs the Keras student, threshold 1"
+    table = report.format_table(measured, "SQuAD F1")
+    self.assertTrue(table.startswith("| model | test SQuAD F1 | test exact match | % of teacher |"))
+    self.assertIn("| student | 0.7700 | 0.6500 | 96.2% | 1.20M |", table)
+    self.assertIn("| student_int8 | 0.7600 (not shipped: +3.00 points vs the Keras student, threshold 1) | - | 95.0% |",
+                  table)
+    self.assertEqual(len({line.count("|") for line in table.splitlines()}), 1)
+
   def test_png(self):
     path = os.path.join(self.get_temp_dir(), "report.png")
     report.plot_rows(rows(), path)

@@ -355,8 +355,11 @@ class BertClassifier(keras.Model):
     self.classifier_dropout = ResumableDropout(config.hidden_dropout_prob, name="classifier_dropout")
     self.classifier = _dense(config.num_labels, config, "classifier")
 
-  def call(self, inputs, training=None, logits_only=False):
+  def call(self, inputs, training=None, logits_only=False, mask_padding=True):
     """The output dict of the module docstring; with `logits_only`, {"logits": ...} alone.
+
+    `mask_padding=False` leaves the span head's padding positions at their computed logits instead of MASKED_LOGIT
+    (what TFLite files are converted from: `tf_distill.export.serving`).
 
     `logits_only` skips the work the logits do not depend on: with the pooled head, in the last layer only [CLS]
     attends and goes through the feed-forward block (for 2 layers at sequence length 128 that is ~40% of the forward
@@ -374,7 +377,7 @@ class BertClassifier(keras.Model):
       for key in LAYER_OUTPUTS:
         outputs[key].append(layer_outputs[key])
       x = layer_outputs["hidden_states"]
-    logits = self._head_logits(x, training, inputs["input_mask"])
+    logits = self._head_logits(x, training, inputs["input_mask"] if mask_padding else None)
     outputs = {"logits": logits} if logits_only else {**outputs, "logits": logits}
     # Under a mixed-precision policy the layers compute in float16/bfloat16; every output leaves as float32, so the
     # losses (and a float32 teacher's outputs they compare with) need no casts.
@@ -385,6 +388,8 @@ class BertClassifier(keras.Model):
     span head float32 [batch, 2, seq] with MASKED_LOGIT where `input_mask` (int [batch, seq]) is 0:
 
         logits[b, k, s] = W_k . h[b, s] + c_k  if input_mask[b, s] else MASKED_LOGIT     (k = 0 start, 1 end)
+
+    (input_mask None: W_k . h[b, s] + c_k everywhere.)
     """
     classify = lambda t: self.classifier(self.classifier_dropout(t, training=training), training=training)
     if self.pooler is not None:
@@ -395,6 +400,8 @@ class BertClassifier(keras.Model):
     if self.config.head != "span":
       return logits
     logits = tf.transpose(tf.cast(logits, tf.float32), [0, 2, 1])  # [batch, 2, seq]
+    if input_mask is None:
+      return logits
     real = tf.reshape(tf.cast(input_mask, tf.bool), [batch, 1, seq])  # TFLite has no bool [:, None, :] slice
     return tf.where(real, logits, tf.constant(MASKED_LOGIT, tf.float32))
 

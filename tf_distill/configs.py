@@ -30,12 +30,14 @@ class DataConfig:
   labels: Optional[Tuple[str, ...]] = None
   tfds_data_dir: Optional[str] = None
   # Extractive QA (run_squad's flags): window stride and question cut in pieces, longest answer and spans paired;
-  # the null-odds threshold above which a question gets no answer (v2.0; None: chosen on dev).
+  # the null-odds threshold above which a question gets no answer (v2.0; None: chosen on dev); drop_unanswerable
+  # reads a v2.0 file as v1.1 (its unanswerable questions dropped from every split: every question gets an answer).
   doc_stride: int = 128
   max_query_length: int = 64
   max_answer_length: int = 30
   n_best_size: int = 20
   null_threshold: Optional[float] = None
+  drop_unanswerable: bool = False
 
   def validate(self) -> "DataConfig":
     if self.max_seq_length < 2:
@@ -46,6 +48,9 @@ class DataConfig:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     if self.null_threshold is not None and not math.isfinite(self.null_threshold):
       raise ValueError(f"null_threshold must be a finite number, got {self.null_threshold!r}")
+    if self.drop_unanswerable and self.null_threshold is not None:
+      raise ValueError("null_threshold decides which questions get no answer, and drop_unanswerable answers every "
+                       "question: pass one of --null_threshold and --drop_unanswerable")
     if self.task_name == "csv" and not self.data_dir:
       raise ValueError("task_name 'csv' reads train/dev/test files from --data_dir; pass --data_dir")
     if self.labels is not None and len(set(self.labels)) != len(self.labels):

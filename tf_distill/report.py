@@ -1,7 +1,7 @@
 """Compares exported models on the test split: the task's metric (accuracy; a tagger's entity F1, `TaskType.quality`
-of the teacher export's task type), parameters, size and batch-1 latency, as a Markdown table, report.json and a PNG
-(the metric against latency, marker area proportional to size); `tf_distill report` maps its flags to
-`write_report`.
+of the teacher export's task type) and its `extra_scores` (a reader's exact match), parameters, size and batch-1
+latency, as a Markdown table, report.json and a PNG (the metric against latency, marker area proportional to size);
+`tf_distill report` maps its flags to `write_report`.
 
 Latency is the wall time of one `serving_default` call on one test example padded to the teacher's max_seq_length
 (the serving contract), inputs already converted to tensors, on this machine's CPU threads. The models are timed
@@ -43,6 +43,7 @@ class Row:
   latency_low_ms: float = 0.0  # lowest per-round median
   latency_high_ms: float = 0.0  # highest per-round median
   not_shipped: Optional[str] = None  # why export_student did not write this TFLite file (then nothing is timed)
+  extra: Dict[str, float] = dataclasses.field(default_factory=dict)  # `TaskType.extra_scores` (QA: exact match)
 
 
 @dataclasses.dataclass
@@ -101,10 +102,11 @@ class TestSplit:
   def metric(self) -> str:
     return self.task.metric_title
 
-  def score(self, logits: np.ndarray, metadata: Optional[Dict] = None) -> float:
-    """The metric of `logits`, decoded as the export with `metadata` decodes (`TaskType.with_export_settings`)."""
+  def score(self, logits: np.ndarray, metadata: Optional[Dict] = None) -> Tuple[float, Dict[str, float]]:
+    """The metric of `logits` and the task's `extra_scores`, decoded as the export with `metadata` decodes
+    (`TaskType.with_export_settings`)."""
     features = self.task.with_export_settings(self.features, metadata) if metadata else self.features
-    return self.task.quality(logits, features, self.labels) or 0.0
+    return self.task.quality(logits, features, self.labels) or 0.0, self.task.extra_scores(logits, features)
 
   def describe(self) -> str:
     """e.g. "1241 examples" or "2004 labelled words in 1287 rows", and the sequence length."""
@@ -122,7 +124,7 @@ def batched_logits(predict: Callable, features: Dict[str, np.ndarray]) -> np.nda
 def saved_model_score(path: str, split: TestSplit) -> float:
   path = latest_version_dir(path)
   serve = tf.saved_model.load(path).signatures["serving_default"]
-  return split.score(batched_logits(lambda b: serve(**b)["logits"].numpy(), split.features), read_metadata(path))
+  return split.score(batched_logits(lambda b: serve(**b)["logits"].numpy(), split.features), read_metadata(path))[0]
 
 
 def saved_model_row(name: str, path: str, split: TestSplit, latency_examples: int) -> Tuple[Row, Timed]:
@@ -135,7 +137,8 @@ def saved_model_row(name: str, path: str, split: TestSplit, latency_examples: in
 
   logits = batched_logits(predict, split.features)
   parameters = sum(int(np.prod(v.shape)) for v in loaded.model.variables if not v.name.endswith("calls:0"))
-  return (Row(name, split.score(logits, read_metadata(path)), parameters, directory_bytes(path) / 2**20),
+  score, extra = split.score(logits, read_metadata(path))
+  return (Row(name, score, parameters, directory_bytes(path) / 2**20, extra=extra),
           Timed(predict, single_examples(split.features, latency_examples, tf.constant)))
 
 
@@ -159,7 +162,8 @@ def tflite_row(name: str, path: str, split: TestSplit, latency_examples: int, nu
   features = split.features
   logits = np.concatenate([model({k: features[k][i:i + 1] for k in INPUT_KEYS})
                            for i in range(len(features["input_ids"]))])
-  return (Row(name, split.score(logits, metadata), parameters, os.path.getsize(path) / 2**20),
+  score, extra = split.score(logits, metadata)
+  return (Row(name, score, parameters, os.path.getsize(path) / 2**20, extra=extra),
           Timed(model, single_examples(features, latency_examples)))
 
 
@@ -199,17 +203,21 @@ def set_up_warnings(teacher_dir: str, split: TestSplit, models: Dict[str, str],
 
 
 def format_table(rows: List[Row], metric: str = "accuracy") -> str:
-  teacher = rows[0]
-  lines = [f"| model | test {metric} | % of teacher | parameters | size (MiB) | latency b=1 (ms) | round medians (ms) "
-           "| speed-up |",
-           "|---|---|---|---|---|---|---|---|"]
+  """The Markdown table; the teacher's `extra` scores (QA: exact match) as columns after `metric`'s ("-" where a
+  row has none: a file not shipped)."""
+  teacher, extra = rows[0], list(rows[0].extra)
+  lines = [f"| model | test {metric} | {''.join(f'test {name} | ' for name in extra)}% of teacher | parameters | "
+           "size (MiB) | latency b=1 (ms) | round medians (ms) | speed-up |",
+           "|---|---|" + "---|" * len(extra) + "---|---|---|---|---|---|"]
   for row in rows:
+    extras = "".join(f"{row.extra[name]:.4f} | " if name in row.extra else "- | " for name in extra)
     if row.not_shipped:
-      lines.append(f"| {row.name} | {row.test_accuracy:.4f} (not shipped: {row.not_shipped}) | "
+      lines.append(f"| {row.name} | {row.test_accuracy:.4f} (not shipped: {row.not_shipped}) | {extras}"
                    f"{100 * row.test_accuracy / teacher.test_accuracy:.1f}% | {row.parameters / 1e6:.2f}M | "
                    f"{row.size_mib:.1f} | - | - | - |")
       continue
-    lines.append(f"| {row.name} | {row.test_accuracy:.4f} | {100 * row.test_accuracy / teacher.test_accuracy:.1f}% | "
+    lines.append(f"| {row.name} | {row.test_accuracy:.4f} | {extras}"
+                 f"{100 * row.test_accuracy / teacher.test_accuracy:.1f}% | "
                  f"{row.parameters / 1e6:.2f}M | {row.size_mib:.1f} | {row.latency_ms:.2f} | "
                  f"{row.latency_low_ms:.2f}–{row.latency_high_ms:.2f} | {teacher.latency_ms / row.latency_ms:.2f}x |")
   return "\n".join(lines)

@@ -36,7 +36,7 @@ def define_flags() -> None:
 
 
 def _read_examples():
-  config = common.data_config_from_flags(FLAGS)
+  config = common.data_config_from_flags(FLAGS, names_output_columns=True)
   examples = processor_for(config).get_examples(FLAGS.split, config.data_dir)
   return examples[:FLAGS.max_examples] if FLAGS.max_examples else examples
 

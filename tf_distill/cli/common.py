@@ -46,6 +46,10 @@ def define_data_flags() -> None:
   flags.DEFINE_float("null_threshold", None, "For squad (v2.0): a question whose null odds (null score - best span "
                      "score) exceed it gets no answer. Default: the threshold that maximises dev F1, chosen by "
                      "training and recorded in eval_results.json, which exports use.")
+  flags.DEFINE_bool("drop_unanswerable", False, "For squad: read v2.0 files as v1.1, dropping every split's "
+                    "unanswerable questions, so that every question gets an answer (run_squad without "
+                    "--version_2_with_negative). flags/qa*.flags set it: the shipped articles' 1,451 unanswerable "
+                    "training questions are too few to learn when to abstain.")
 
 
 def define_train_flags(default_output_dir: str, default_learning_rate: float, default_epochs: int) -> None:
@@ -172,8 +176,15 @@ def define_max_accuracy_drop_flag(flag_values: flags.FlagValues = flags.FLAGS) -
                      flag_values=flag_values)
 
 
-def data_config_from_flags(FLAGS) -> DataConfig:  # pylint: disable=invalid-name
+def data_config_from_flags(FLAGS, names_output_columns: bool = False) -> DataConfig:  # pylint: disable=invalid-name
+  """The DataConfig of the data flags; `names_output_columns` for a program whose --text_b_column names a column
+  it writes (augment), not one it reads."""
   check_data_flags(FLAGS.task_name, [name for name in task_data_flags() if FLAGS[name].present])
+  reads_pairs = FLAGS.task_name == "csv" or ("unlabeled_data" in FLAGS and FLAGS.unlabeled_data)
+  if FLAGS.text_b_column and not (reads_pairs or names_output_columns):
+    raise ValueError(f"--text_b_column names the second text's column of --task_name=csv files and of .csv/.tsv "
+                     f"--unlabeled_data; --task_name={FLAGS.task_name} without --unlabeled_data reads no column: "
+                     "drop it, or add the --unlabeled_data file that has it")
   return DataConfig(
       task_name=FLAGS.task_name, data_dir=FLAGS.data_dir, vocab_file=FLAGS.vocab_file,
       do_lower_case=FLAGS.do_lower_case, max_seq_length=FLAGS.max_seq_length, text_column=FLAGS.text_column,
@@ -182,7 +193,7 @@ def data_config_from_flags(FLAGS) -> DataConfig:  # pylint: disable=invalid-name
       tfds_data_dir=os.path.expanduser(FLAGS.tfds_data_dir) if FLAGS.tfds_data_dir else None,
       doc_stride=FLAGS.doc_stride, max_query_length=FLAGS.max_query_length,
       max_answer_length=FLAGS.max_answer_length, n_best_size=FLAGS.n_best_size,
-      null_threshold=FLAGS.null_threshold).validate()
+      null_threshold=FLAGS.null_threshold, drop_unanswerable=FLAGS.drop_unanswerable).validate()
 
 
 def train_config_from_flags(FLAGS) -> TrainConfig:  # pylint: disable=invalid-name

@@ -16,6 +16,7 @@ from absl import app, flags
 from tf_distill.cli import common
 from tf_distill.configs import FinetunedCheckpointConfig
 from tf_distill.export.run_export import export_run
+from tf_distill.export.serving import read_metadata
 from tf_distill.finetuned import export_finetuned
 from tf_distill.run_dir import RunDir
 
@@ -59,7 +60,7 @@ def main(argv) -> None:
       raise ValueError("--init_checkpoint exports a classifier fine-tuned elsewhere and --output_dir a train_teacher "
                        "run; pass one of them")
     path = export_finetuned(finetuned_config_from_flags(FLAGS), FLAGS.export_dir, FLAGS.model_name, FLAGS.version)
-    print(f"exported teacher to {path} (signatures: serving_default, distill) from {FLAGS.init_checkpoint}")
+    print(f"exported teacher to {path} ({_signatures(path)}) from {FLAGS.init_checkpoint}")
     return
   given = [f"--{name}" for name in CHECKPOINT_FLAGS if FLAGS[name].present]
   if given:
@@ -67,7 +68,12 @@ def main(argv) -> None:
                      f"train_teacher run (--output_dir={FLAGS.output_dir}) records them itself: drop them")
   path = export_run(RunDir(FLAGS.output_dir), FLAGS.export_dir, FLAGS.model_name, FLAGS.version,
                     with_distill_signature=True)
-  print(f"exported teacher to {path} (signatures: serving_default, distill)")
+  print(f"exported teacher to {path} ({_signatures(path)})")
+
+
+def _signatures(path: str) -> str:
+  """'signatures: a, b, ...' as the export's metadata records them."""
+  return "signatures: " + ", ".join(read_metadata(path)["signatures"])
 
 
 def run() -> None:

@@ -35,19 +35,20 @@ class Parity:
   max_abs_logit_diff: float
   argmax_agreement: float
   num_examples: int
+  unit: str = "examples"  # what a row is: `TaskType.scored_unit`
 
   def __str__(self):
     return (f"max |logit diff| {self.max_abs_logit_diff:.2e}, argmax agreement {100 * self.argmax_agreement:.2f}% "
-            f"on {self.num_examples} examples")
+            f"on {self.num_examples} {self.unit}")
 
 
-def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> Parity:
-  """`reference` and `candidate`: logits float32 [n, labels] of the same predictions."""
+def compare_logits(reference: np.ndarray, candidate: np.ndarray, unit: str = "examples") -> Parity:
+  """`reference` and `candidate`: logits float32 [n, labels] of the same predictions, n `unit`s."""
   reference, candidate = np.asarray(reference), np.asarray(candidate)
   if reference.shape != candidate.shape:
     raise ValueError(f"logit shapes differ: {reference.shape} vs {candidate.shape}")
   return Parity(float(np.max(np.abs(reference - candidate))),
-                float(np.mean(reference.argmax(-1) == candidate.argmax(-1))), int(reference.shape[0]))
+                float(np.mean(reference.argmax(-1) == candidate.argmax(-1))), int(reference.shape[0]), unit)
 
 
 def labelled_accuracy(logits: np.ndarray, label_ids: np.ndarray) -> Optional[float]:

@@ -250,11 +250,11 @@ def export_student(run_dir: Union[RunDir, str], export_dir: str, model_name: str
   with tempfile.TemporaryDirectory() as work_dir:
     cli_logits = run_saved_model_cli(saved_model, cli_rows, work_dir)["logits"]
   keras_scored = task.scored(keras_logits, features)  # what every export's logits are compared with
-  compare = lambda logits: parity.compare_logits(keras_scored, task.scored(logits, features))
-  figures = {"saved_model_cli": parity.compare_logits(task.scored(keras_logits[:SAVED_MODEL_CLI_ROWS], cli_rows),
-                                                      task.scored(cli_logits, cli_rows)),
-             "serving_text": parity.compare_logits(*task.text_parity(_serving_text_outputs(saved_model, texts),
-                                                                     features, keras_logits))}
+  compare = lambda reference, candidate: parity.compare_logits(reference, candidate, task.scored_unit)
+  figures = {"saved_model_cli": compare(task.scored(keras_logits[:SAVED_MODEL_CLI_ROWS], cli_rows),
+                                        task.scored(cli_logits, cli_rows)),
+             "serving_text": compare(*task.text_parity(_serving_text_outputs(saved_model, texts), features,
+                                                       keras_logits))}
   report = {"saved_model": saved_model, "saved_model_cli": dataclasses.asdict(figures["saved_model_cli"]),
             "serving_text": dataclasses.asdict(figures["serving_text"]), "keras_accuracy": keras_quality,
             "metric": task.metric_title, "max_accuracy_drop": max_accuracy_drop}
@@ -272,7 +272,7 @@ def export_student(run_dir: Union[RunDir, str], export_dir: str, model_name: str
       report[variant] = {"path": None, "error": str(e), "required": variant in required}
       continue
     logits = TFLiteClassifier(candidate)(features)
-    figures[variant] = compare(logits)
+    figures[variant] = compare(keras_scored, task.scored(logits, features))
     quality = task.quality(logits, features, labels)
     entry = {"path": path, "bytes": os.path.getsize(candidate), "sha256": file_sha256(candidate),
              **dataclasses.asdict(figures[variant]),

@@ -9,11 +9,16 @@ Signatures (inputs int32 [batch, seq_len], seq_len free up to `max_seq_length` i
                       [layers, batch, heads, seq, seq], attention_queries / attention_keys / attention_values
                       [layers, batch, seq, hidden] (heads concatenated)
   serving_text: text string [batch] (and text_b string [batch] when the metadata has "text_pairs": true)
-                -> logits, probabilities (a tagger: words, tags, word_logits; its task type's `text_signature`;
-                none for a span model yet);
+                -> logits, probabilities (a tagger: words, tags, word_logits; a reader: question and context in,
+                the answer out; its task type's `text_signature`);
                 WordPiece tokenisation in the graph (see text_signature.py), the vocab
                 is the SavedModel asset `assets/vocab.txt`. Loading needs the tensorflow_text ops: this module
                 imports tensorflow_text, so import it (or tensorflow_text) before `tf.saved_model.load`.
+  serving_unmasked (models whose head gives padding MASKED_LOGIT, the span head): serving_default's logits,
+                start_logits and end_logits with the computed logit at padding positions instead, and no
+                probabilities. The TFLite files are converted from it (`tflite.convert_saved_model`): full int8 has
+                one scale per tensor, and -10000 beside logits of a few units would leave those a step or two of it.
+                Real positions are serving_default's.
 
 `assets.extra/` (TF Serving's folder for files it does not load) carries `tf_distill.json` (labels, max_seq_length,
 vocab hash, BERT config) and the `vocab.txt` the model was trained with. A version directory is written under a
@@ -32,11 +37,12 @@ import tf_distill  # noqa: F401
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the ops of serving_text, needed to load any export)
 
-from tf_distill.bert import BertClassifier, input_signature
+from tf_distill.bert import BertClassifier, input_signature, logits_layout
 from tf_distill.export import text_signature
 from tf_distill.tasks import task_type_for_head
 
 METADATA_FILE = "tf_distill.json"
+UNMASKED_SIGNATURE = "serving_unmasked"  # what TFLite files are converted from, when an export has it
 DISTILL_OUTPUTS = ("logits", "probabilities", "embeddings", "hidden_states", "attention_scores", "attention_probs",
                    "attention_queries", "attention_keys", "attention_values")
 SERVING_OUTPUTS = ("logits", "probabilities")
@@ -106,6 +112,15 @@ def _write_export(model: BertClassifier, tmp_dir: str, model_name: str, version:
   signatures = {"serving_default": module.serve.get_concrete_function()}
   if with_distill_signature:
     signatures["distill"] = module.distill.get_concrete_function()
+  head = getattr(model.config, "head", "pooled")
+  if logits_layout(head).padding_logit != 0.0:  # a BERT span model: the only one that masks padding
+
+    @tf.function(input_signature=[input_signature()])
+    def serve_unmasked(inputs):
+      logits = model(inputs, training=False, logits_only=True, mask_padding=False)["logits"]
+      return {"logits": logits, **task_type_for_head(head).serving_outputs(logits)}
+
+    signatures[UNMASKED_SIGNATURE] = serve_unmasked.get_concrete_function()
   do_lower_case, text_pairs = metadata.get("do_lower_case", True), metadata.get("text_pairs", False)
   with tempfile.TemporaryDirectory() as vocab_dir:  # saved into assets/, so the export is self-contained
     module.text_encoder = text_signature.TextEncoder(

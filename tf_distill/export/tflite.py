@@ -22,7 +22,9 @@ Variants:
              (rmse / scale, the statistic of TensorFlow's debugger guide) is denylisted.
 The files keep the `serving_default` signature (never `serving_text`: tensorflow_text ops are not TFLite builtins),
 so a caller passes `input_ids`, `input_mask`, `segment_ids` of any [batch, seq_len] and reads `logits` /
-`probabilities`.
+`probabilities`. A reader's files (an export with `serving.UNMASKED_SIGNATURE`) are converted from that signature
+and keep its name: `logits`, `start_logits`, `end_logits` with the computed logit at padding positions, which the
+caller masks (a full-int8 tensor holding MASKED_LOGIT and logits of a few units in one scale loses the logits).
 """
 
 import csv
@@ -69,7 +71,8 @@ def convert_saved_model(saved_model_dir: str, output_path: str, quantization: st
   if quantization in CALIBRATED:
     flatbuffer = _convert_calibrated(saved_model_dir, quantization, representative_features)
   else:
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=["serving_default"])
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir,
+                                                         signature_keys=[source_signature(saved_model_dir)])
     if quantization == "int8":
       converter.optimizations = [tf.lite.Optimize.DEFAULT]
     try:
@@ -85,6 +88,17 @@ def convert_saved_model(saved_model_dir: str, output_path: str, quantization: st
   return output_path
 
 
+def source_signature(saved_model_dir: str) -> str:
+  """The signature a TFLite file is converted from: `serving.UNMASKED_SIGNATURE` when the export's metadata lists
+  it (a reader), else serving_default."""
+  from tf_distill.export import serving  # pylint: disable=import-outside-toplevel  (serving imports the tasks)
+  try:
+    signatures = serving.read_metadata(saved_model_dir).get("signatures", ())
+  except FileNotFoundError:  # a SavedModel from elsewhere
+    signatures = ()
+  return serving.UNMASKED_SIGNATURE if serving.UNMASKED_SIGNATURE in signatures else "serving_default"
+
+
 def _convert_calibrated(saved_model_dir: str, quantization: str, features: Optional[Dict[str, np.ndarray]]) -> bytes:
   if features is None or any(key not in features for key in FEATURE_KEYS):
     raise ValueError(f"{quantization} calibrates activation ranges on representative examples: pass "
@@ -98,7 +112,8 @@ def _convert_calibrated(saved_model_dir: str, quantization: str, features: Optio
       yield {key: np.asarray(features[key][i:i + 1], np.int32) for key in FEATURE_KEYS}
 
   def converter(supported_ops):
-    result = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=["serving_default"])
+    result = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir,
+                                                      signature_keys=[source_signature(saved_model_dir)])
     result.optimizations = [tf.lite.Optimize.DEFAULT]
     result.representative_dataset = representative_dataset
     result.target_spec.supported_ops = supported_ops
@@ -136,7 +151,8 @@ def worst_tensors(statistics: Iterable[Dict[str, str]], rmse_in_steps: float = S
 
 def _selective(saved_model_dir: str, converter, representative_dataset) -> bytes:
   """full_int8 with the ops the quantization debugger finds worst (module docstring) left in float32."""
-  float_model = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=["serving_default"]).convert()
+  float_model = tf.lite.TFLiteConverter.from_saved_model(
+      saved_model_dir, signature_keys=[source_signature(saved_model_dir)]).convert()
   from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
   input_names = [d["name"] for d in Interpreter(model_content=float_model).get_input_details()]
   order = [next(key for key in FEATURE_KEYS if key in name) for name in input_names]
@@ -179,14 +195,17 @@ def float_ops(path: str) -> List[str]:
 
 
 class TFLiteClassifier:
-  """Runs the `serving_default` signature of a .tflite file with the LiteRT interpreter."""
+  """Runs the `serving_default` signature of a .tflite file (a reader's: its only one, `serving_unmasked`) with the
+  LiteRT interpreter."""
 
   def __init__(self, path: str, num_threads: int = 1):
     from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
     if not os.path.isfile(path):
       raise FileNotFoundError(f"TFLite file {path!r} does not exist; run scripts/export_student.sh first")
     self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
-    self.runner = self.interpreter.get_signature_runner("serving_default")
+    signatures = self.interpreter.get_signature_list()
+    self.runner = self.interpreter.get_signature_runner(
+        "serving_default" if "serving_default" in signatures else next(iter(signatures)))
 
   def __call__(self, features: Dict[str, np.ndarray], batch_size: int = 64) -> np.ndarray:
     """Logits float32 [batch, labels] for int32 features [batch, seq], run `batch_size` rows at a time (the

@@ -6,8 +6,8 @@ is missing):
                 saved_model.pb.
   metadata      assets.extra/tf_distill.json has labels and max_seq_length, and assets.extra/vocab.txt matches its
                 vocab_sha256.
-  signatures    the signatures the metadata lists (serving_default and serving_text; exports older than the
-                "signatures" key: serving_default) are all in saved_model.pb.
+  signatures    the signatures the metadata lists (serving_default, serving_text and a reader's serving_unmasked;
+                exports older than the "signatures" key: serving_default) are all in saved_model.pb.
   serving_default / serving_text  inputs and outputs have the expected names, dtypes and shapes:
                 input_ids/input_mask/segment_ids int32 [batch, seq] and text (text_b; a QA export's question
                 and context) string [batch] ->
@@ -227,7 +227,8 @@ def verify_export(path: str, texts: Optional[Sequence[str]] = None, run_cli: boo
   if signature_defs is None or metadata is None:
     return result
   expected = list(metadata.get("signatures", [DEFAULT_SIGNATURE]))
-  expected = [s for s in expected if s in (DEFAULT_SIGNATURE, TEXT_SIGNATURE)] or [DEFAULT_SIGNATURE]
+  expected = [s for s in expected if s in (DEFAULT_SIGNATURE, TEXT_SIGNATURE, serving.UNMASKED_SIGNATURE)]
+  expected = expected or [DEFAULT_SIGNATURE]
   present = sorted(k for k in signature_defs if not k.startswith("__"))
   missing = [s for s in expected if s not in signature_defs]
   if not result.check("signatures", not missing,

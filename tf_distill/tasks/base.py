@@ -73,6 +73,7 @@ class TaskType(abc.ABC):
       the dev value `val_<metric>` (`monitor`) picks the best checkpoint.
     metric_title: how the console names the metric.
     unit: what one prediction is, in the console ("examples", "words").
+    scored_unit: what one row of `scored` is, in parity lines ("examples", "words", "positions").
     data_flags: the data flags (DataConfig fields) that only this type reads; given with a task of another type,
       they are refused (`tf_distill.tasks.check_data_flags`).
   """
@@ -82,6 +83,7 @@ class TaskType(abc.ABC):
   metric: str = "accuracy"
   metric_title: str = "accuracy"
   unit: str = "examples"
+  scored_unit: str = "examples"
   data_flags: Tuple[str, ...] = ()
 
   @property
@@ -137,6 +139,11 @@ class TaskType(abc.ABC):
   def quality(self, logits: np.ndarray, features: Features, labels: Sequence[str]) -> Optional[float]:
     """The figure an export must keep (within `--max_accuracy_drop` points of the Keras student): `metric_title`
     of `logits` on `features` as a fraction; None when the features carry no label."""
+
+  def extra_scores(self, logits: np.ndarray, features: Features) -> Dict[str, float]:
+    """Figures the report gives beside `metric_title`, {column title: fraction} (QA: exact match); none by default."""
+    del logits, features
+    return {}
 
   @abc.abstractmethod
   def scored(self, logits: np.ndarray, features: Features) -> np.ndarray:

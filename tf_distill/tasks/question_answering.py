@@ -139,10 +139,21 @@ class QuestionAnswering(TaskType):
   metric = "f1"
   metric_title = "SQuAD F1"
   unit = "questions"
-  data_flags = ("doc_stride", "max_query_length", "max_answer_length", "n_best_size", "null_threshold")
+  scored_unit = "positions"
+  data_flags = ("doc_stride", "max_query_length", "max_answer_length", "n_best_size", "null_threshold",
+                "drop_unanswerable")
 
   def read(self, config: DataConfig, split: str) -> List:
-    return read_squad(find_squad_file(config.data_dir or SHIPPED_DIR, split))
+    """The split's questions in file order; with `drop_unanswerable` its answerable ones only (v1.1)."""
+    path = find_squad_file(config.data_dir or SHIPPED_DIR, split)
+    questions = read_squad(path)
+    if not config.drop_unanswerable:
+      return questions
+    answerable = [question for question in questions if not question.is_impossible]
+    if not answerable:
+      raise SquadError(f"{path}: every question is unanswerable, so --drop_unanswerable leaves none; drop the flag "
+                       "or pass a file with answerable questions")
+    return answerable
 
   def load_data(self, config: DataConfig, splits: Sequence[str] = ("train", "dev", "test"),
                 max_train_examples: Optional[int] = None) -> TaskData:
@@ -223,6 +234,10 @@ class QuestionAnswering(TaskType):
   def quality(self, logits: np.ndarray, features: Features, labels: Sequence[str]) -> Optional[float]:
     """SQuAD F1 as a fraction, at the run's null threshold (else each model's best; `SquadSplit.scores`)."""
     return split_of_features(features).scores(logits)["f1"] / 100.0
+
+  def extra_scores(self, logits: np.ndarray, features: Features) -> Dict[str, float]:
+    """SQuAD exact match as a fraction, at the same threshold as `quality`."""
+    return {"exact match": split_of_features(features).scores(logits)["exact"] / 100.0}
 
   def scored(self, logits: np.ndarray, features: Features) -> np.ndarray:
     """The (start, end) logits [m, 2] at every real position of every window."""

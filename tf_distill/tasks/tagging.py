@@ -94,6 +94,7 @@ class Tagging(TaskType):
   metric = "f1"
   metric_title = "entity F1"
   unit = "words"
+  scored_unit = "words"
 
   def load_data(self, config: DataConfig, splits: Sequence[str] = ("train", "dev", "test"),
                 max_train_examples: Optional[int] = None) -> TaskData:
