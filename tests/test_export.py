@@ -294,6 +294,19 @@ class TFLiteExportTest(tf.test.TestCase, parameterized.TestCase):
     self.assertLess(figures.max_abs_logit_diff, 0.1 * np.max(np.abs(np.concatenate(self.logits))))
     self.assertGreater(figures.max_abs_logit_diff, 0.0)
 
+  def test_a_file_with_several_signatures_and_no_serving_default_is_refused(self):
+    module = tf.Module()
+    spec = [tf.TensorSpec([1, 2], tf.float32)]
+    module.double = tf.function(lambda x: {"logits": 2.0 * x}, input_signature=spec)
+    module.half = tf.function(lambda x: {"logits": 0.5 * x}, input_signature=spec)
+    saved = os.path.join(self.get_temp_dir(), "two_signatures")
+    tf.saved_model.save(module, saved, signatures={"double": module.double, "half": module.half})
+    path = os.path.join(self.get_temp_dir(), "two_signatures.tflite")
+    with open(path, "wb") as f:
+      f.write(tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=["double", "half"]).convert())
+    with self.assertRaisesRegex(ValueError, r"no serving_default signature and not exactly one.*'double', 'half'"):
+      tflite.TFLiteClassifier(path)
+
   @parameterized.parameters("16x8", "selective")
   def test_calibrated_variants_stay_close_to_keras(self, variant):
     model = tflite.TFLiteClassifier(self.paths[variant])

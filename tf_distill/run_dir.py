@@ -139,11 +139,10 @@ class RunDir:
     text_pairs (whether it classifies sentence pairs), as the run's config.json has them, and the data flags that
     only its task type reads (`TaskType.data_flags`: a QA export's doc_stride, ..., null_threshold)."""
     from tf_distill.tasks import task_type_of  # pylint: disable=import-outside-toplevel  (imports TensorFlow)
-    fields = self._data_fields()
-    metadata = {"labels": self.labels, "max_seq_length": fields["max_seq_length"],
-                "task_name": fields.get("task_name"), "do_lower_case": fields.get("do_lower_case", True),
-                "text_pairs": fields.get("text_b_column") is not None}
     data_config = self.data_config()
+    metadata = {"labels": list(data_config.labels), "max_seq_length": data_config.max_seq_length,
+                "task_name": data_config.task_name, "do_lower_case": data_config.do_lower_case,
+                "text_pairs": data_config.text_b_column is not None}
     try:
       own_flags = task_type_of(data_config.task_name).data_flags
     except LookupError:  # a task this version does not know (an old run's): no flags of its own

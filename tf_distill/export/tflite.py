@@ -68,11 +68,11 @@ def convert_saved_model(saved_model_dir: str, output_path: str, quantization: st
   """
   if quantization not in VARIANTS:
     raise ValueError(f"unknown quantization {quantization!r}; use one of {list(VARIANTS)}")
+  signature = source_signature(saved_model_dir)
   if quantization in CALIBRATED:
-    flatbuffer = _convert_calibrated(saved_model_dir, quantization, representative_features)
+    flatbuffer = _convert_calibrated(saved_model_dir, signature, quantization, representative_features)
   else:
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir,
-                                                         signature_keys=[source_signature(saved_model_dir)])
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[signature])
     if quantization == "int8":
       converter.optimizations = [tf.lite.Optimize.DEFAULT]
     try:
@@ -99,7 +99,8 @@ def source_signature(saved_model_dir: str) -> str:
   return serving.UNMASKED_SIGNATURE if serving.UNMASKED_SIGNATURE in signatures else "serving_default"
 
 
-def _convert_calibrated(saved_model_dir: str, quantization: str, features: Optional[Dict[str, np.ndarray]]) -> bytes:
+def _convert_calibrated(saved_model_dir: str, signature: str, quantization: str,
+                        features: Optional[Dict[str, np.ndarray]]) -> bytes:
   if features is None or any(key not in features for key in FEATURE_KEYS):
     raise ValueError(f"{quantization} calibrates activation ranges on representative examples: pass "
                      f"representative_features with {list(FEATURE_KEYS)} (a few hundred training examples)")
@@ -112,8 +113,7 @@ def _convert_calibrated(saved_model_dir: str, quantization: str, features: Optio
       yield {key: np.asarray(features[key][i:i + 1], np.int32) for key in FEATURE_KEYS}
 
   def converter(supported_ops):
-    result = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir,
-                                                      signature_keys=[source_signature(saved_model_dir)])
+    result = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[signature])
     result.optimizations = [tf.lite.Optimize.DEFAULT]
     result.representative_dataset = representative_dataset
     result.target_spec.supported_ops = supported_ops
@@ -127,7 +127,7 @@ def _convert_calibrated(saved_model_dir: str, quantization: str, features: Optio
       raise ConversionError(f"{INT16X8}: the TFLite converter cannot quantise this model "
                             f"({_last_line(e)}); use {FULL_INT8} or {SELECTIVE}") from None
   if quantization == SELECTIVE:
-    return _selective(saved_model_dir, converter([tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]),
+    return _selective(saved_model_dir, signature, converter([tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]),
                       representative_dataset)
   try:
     return converter([tf.lite.OpsSet.TFLITE_BUILTINS_INT8]).convert()
@@ -149,10 +149,9 @@ def worst_tensors(statistics: Iterable[Dict[str, str]], rmse_in_steps: float = S
           if float(row["scale"]) > 0 and float(row["mean_squared_error"]) ** 0.5 / float(row["scale"]) > rmse_in_steps]
 
 
-def _selective(saved_model_dir: str, converter, representative_dataset) -> bytes:
+def _selective(saved_model_dir: str, signature: str, converter, representative_dataset) -> bytes:
   """full_int8 with the ops the quantization debugger finds worst (module docstring) left in float32."""
-  float_model = tf.lite.TFLiteConverter.from_saved_model(
-      saved_model_dir, signature_keys=[source_signature(saved_model_dir)]).convert()
+  float_model = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[signature]).convert()
   from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
   input_names = [d["name"] for d in Interpreter(model_content=float_model).get_input_details()]
   order = [next(key for key in FEATURE_KEYS if key in name) for name in input_names]
@@ -196,16 +195,20 @@ def float_ops(path: str) -> List[str]:
 
 class TFLiteClassifier:
   """Runs the `serving_default` signature of a .tflite file (a reader's: its only one, `serving_unmasked`) with the
-  LiteRT interpreter."""
+  LiteRT interpreter; a file with neither is refused with the signatures it has."""
 
   def __init__(self, path: str, num_threads: int = 1):
     from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
     if not os.path.isfile(path):
       raise FileNotFoundError(f"TFLite file {path!r} does not exist; run scripts/export_student.sh first")
     self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
-    signatures = self.interpreter.get_signature_list()
-    self.runner = self.interpreter.get_signature_runner(
-        "serving_default" if "serving_default" in signatures else next(iter(signatures)))
+    signatures = list(self.interpreter.get_signature_list())
+    if "serving_default" in signatures or len(signatures) == 1:
+      self.runner = self.interpreter.get_signature_runner(
+          "serving_default" if "serving_default" in signatures else signatures[0])
+    else:
+      raise ValueError(f"TFLite file {path!r} has no serving_default signature and not exactly one signature "
+                       f"({signatures}); convert it with scripts/export_student.sh")
 
   def __call__(self, features: Dict[str, np.ndarray], batch_size: int = 64) -> np.ndarray:
     """Logits float32 [batch, labels] for int32 features [batch, seq], run `batch_size` rows at a time (the

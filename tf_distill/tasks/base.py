@@ -140,10 +140,11 @@ class TaskType(abc.ABC):
     """The figure an export must keep (within `--max_accuracy_drop` points of the Keras student): `metric_title`
     of `logits` on `features` as a fraction; None when the features carry no label."""
 
-  def extra_scores(self, logits: np.ndarray, features: Features) -> Dict[str, float]:
-    """Figures the report gives beside `metric_title`, {column title: fraction} (QA: exact match); none by default."""
-    del logits, features
-    return {}
+  def report_scores(self, logits: np.ndarray, features: Features,
+                    labels: Sequence[str]) -> Tuple[Optional[float], Dict[str, float]]:
+    """`quality` and the figures the report gives beside it, {column title: fraction} (QA: exact match, from the
+    same decoding); by default none."""
+    return self.quality(logits, features, labels), {}
 
   @abc.abstractmethod
   def scored(self, logits: np.ndarray, features: Features) -> np.ndarray:

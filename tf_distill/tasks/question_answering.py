@@ -233,11 +233,13 @@ class QuestionAnswering(TaskType):
 
   def quality(self, logits: np.ndarray, features: Features, labels: Sequence[str]) -> Optional[float]:
     """SQuAD F1 as a fraction, at the run's null threshold (else each model's best; `SquadSplit.scores`)."""
-    return split_of_features(features).scores(logits)["f1"] / 100.0
+    return self.report_scores(logits, features, labels)[0]
 
-  def extra_scores(self, logits: np.ndarray, features: Features) -> Dict[str, float]:
-    """SQuAD exact match as a fraction, at the same threshold as `quality`."""
-    return {"exact match": split_of_features(features).scores(logits)["exact"] / 100.0}
+  def report_scores(self, logits: np.ndarray, features: Features,
+                    labels: Sequence[str]) -> Tuple[Optional[float], Dict[str, float]]:
+    """F1 and exact match as fractions, from one decoding at the same threshold."""
+    scores = split_of_features(features).scores(logits)
+    return scores["f1"] / 100.0, {"exact match": scores["exact"] / 100.0}
 
   def scored(self, logits: np.ndarray, features: Features) -> np.ndarray:
     """The (start, end) logits [m, 2] at every real position of every window."""
