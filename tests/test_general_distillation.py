@@ -246,11 +246,16 @@ class GeneralDistillRunTest(tf.test.TestCase):
       self._config("x", teacher_model="export/teacher").validate()
     with self.assertRaisesRegex(ValueError, "learns from the teacher's intermediates only"):
       self._config("x", intermediate_matches="").validate()
+    with self.assertRaisesRegex(ValueError, "max_seq_length must be >= 2"):
+      self._config("x", max_seq_length=1).validate()
 
   def test_resumed_run_matches_uninterrupted_run(self):
     GeneralDistillRun(self._config("whole")).run()
     with self.assertRaises(KeyboardInterrupt):
       GeneralDistillRun(self._config("resumed")).run(callbacks=[Interrupt()])
+    with self.assertRaisesRegex(ValueError, r"holds a run with other settings \(general_distill.learning_rate: 0.003 "
+                                r"then, 0.001 now\); a resume continues the same command"):
+      GeneralDistillRun(self._config("resumed", learning_rate=1e-3)).run()
     GeneralDistillRun(self._config("resumed")).run()
     whole = load_file(os.path.join(self.work, "whole", "student", "model.safetensors"))
     resumed = load_file(os.path.join(self.work, "resumed", "student", "model.safetensors"))

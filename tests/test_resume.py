@@ -1,6 +1,8 @@
 """Resume: a run killed at any point and started again with the same command ends with the weights of a run that was
 never interrupted (tf_distill.checkpointing, tf_distill.training.fit, tf_distill.dropout)."""
 
+import dataclasses
+import json
 import os
 import re
 import shutil
@@ -17,7 +19,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tf_distill import quantization_aware, training
-from tf_distill.checkpointing import RunState
+from tf_distill.checkpointing import RunState, refuse_other_settings
 from tf_distill.configs import TrainConfig
 from tf_distill.data.unlabeled import epoch_rows
 from tf_distill.distiller import Distiller
@@ -85,6 +87,24 @@ class ResumableDropoutTest(tf.test.TestCase):
   def test_bad_rate(self):
     with self.assertRaisesRegex(ValueError, r"dropout rate must be in \[0, 1\), got 1.0"):
       ResumableDropout(1.0)
+
+
+class RefuseOtherSettingsTest(tf.test.TestCase):
+
+  def test_a_checkpointed_run_resumes_only_with_its_settings(self):
+    out = self.get_temp_dir()
+    config_file, resume = os.path.join(out, "config.json"), os.path.join(out, "resume")
+    recorded = {"train": dataclasses.asdict(TrainConfig(output_dir=out, seed=1)), "data": {"task_name": "sst2"}}
+    recorded["train"]["a_field_of_another_version"] = 3
+    with open(config_file, "w", encoding="utf-8") as f:
+      json.dump(recorded, f)
+    other = {"train": TrainConfig(output_dir=out, seed=2, learning_rate=0.5)}
+    refuse_other_settings(config_file, resume, other)  # no checkpoint yet: a new run may take any settings
+    tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)), resume, max_to_keep=1).save()
+    refuse_other_settings(config_file, resume, {"train": TrainConfig(output_dir=out, seed=1)})
+    with self.assertRaisesRegex(ValueError, r"holds a run with other settings \(train.learning_rate: 5e-05 then, 0.5 "
+                                r"now; train.seed: 1 then, 2 now\).*or delete .*resume to start over"):
+      refuse_other_settings(config_file, resume, other)
 
 
 class FitResumeTest(tf.test.TestCase, parameterized.TestCase):

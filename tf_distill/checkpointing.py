@@ -6,13 +6,46 @@ the distiller (student weights, dropout call counters, projections and any other
 position: each epoch's order is a fixed function of seed and epoch, see `tf_distill.training.epoch_dataset`), and the
 best dev accuracy so far. Checkpoints are written by `tf.train.CheckpointManager`, which writes the new files first and
 then atomically replaces the `checkpoint` index, so a kill mid-save leaves the previous checkpoint in force.
+A resume continues the same command: `refuse_other_settings` stops a run whose settings differ from the checkpointed
+run's (its config.json) before anything is overwritten.
 """
 
+import dataclasses
+import json
 import os
+from typing import Any, Dict
 
 import tf_distill  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
+
+
+def refuse_other_settings(config_file: str, resume_dir: str, configs: Dict[str, Any]) -> None:
+  """Raises ValueError, naming the first differences, when `resume_dir` holds a checkpoint and `config_file` (the
+  config.json of that run: {section: fields}) differs from `configs` ({section: config dataclass}) in a field both
+  have; fields that only one side has (added by another version of tf_distill) are not compared."""
+  if tf.train.latest_checkpoint(resume_dir) is None or not os.path.isfile(config_file):
+    return
+  with open(config_file, encoding="utf-8") as f:
+    recorded = _flat(json.load(f))
+  now = _flat(json.loads(json.dumps({name: dataclasses.asdict(config) for name, config in configs.items()})))
+  differences = [f"{key}: {recorded[key]!r} then, {now[key]!r} now" for key in sorted(recorded.keys() & now.keys())
+                 if recorded[key] != now[key]]
+  if differences:
+    raise ValueError(f"{os.path.dirname(config_file)} holds a run with other settings ({'; '.join(differences[:3])}"
+                     f"{'; ...' if len(differences) > 3 else ''}); a resume continues the same command: rerun it with "
+                     f"the run's flags, or pass another --output_dir, or delete {resume_dir} to start over")
+
+
+def _flat(tree: Dict, prefix: str = "") -> Dict[str, Any]:
+  """{"train": {"seed": 1}, ...} -> {"train.seed": 1, ...} (nested dicts too)."""
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flat(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
 
 
 class RunState:

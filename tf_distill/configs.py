@@ -420,6 +420,9 @@ class GeneralDistillConfig:
   def validate(self) -> "GeneralDistillConfig":
     _check_positive(self, "max_seq_length", "train_batch_size", "learning_rate", "num_train_steps",
                     "save_every_steps", "shuffle_buffer")
+    if self.max_seq_length < 2:
+      raise ValueError(f"max_seq_length must be >= 2 (a window starts with [CLS] and holds a piece), got "
+                       f"{self.max_seq_length}")
     if self.teacher_checkpoint and self.teacher_model:
       raise ValueError(f"--teacher_checkpoint={self.teacher_checkpoint} and --teacher_model={self.teacher_model} "
                        "both name the teacher; pass one")

@@ -29,6 +29,7 @@ import tf_keras as keras
 from tf_distill import console, pretrained, quantization_aware, teacher_cache
 from tf_distill.augment import AugmentResources, build_augmenter, parse_spec, training_rows
 from tf_distill.bert import BertConfig
+from tf_distill.checkpointing import refuse_other_settings
 from tf_distill.configs import DataConfig, DistillConfig, StudentConfig, TrainConfig
 from tf_distill.data import unlabeled
 from tf_distill.data.tokenization import WordPieceTokenizer
@@ -84,6 +85,8 @@ class Run:
   def train_and_evaluate(self, do_train: bool = True, do_eval: bool = True) -> Dict:
     """run_classifier's --do_train / --do_eval. Returns the summary written to eval_results.json."""
     keras.mixed_precision.set_global_policy(self.train_config.mixed_precision)
+    if do_train:
+      refuse_other_settings(self.run_dir.config_file, self.run_dir.resume_dir, self.configs())
     self.run_dir.write_config(**self.configs())
     make_deterministic(self.train_config.seed)
     console.phase(f"{self.title}: reading {self.data_config.task_name}")

@@ -30,7 +30,7 @@ import tf_keras as keras
 
 from tf_distill import console
 from tf_distill.callbacks import RunProgbar, StopOnNonFiniteLoss
-from tf_distill.checkpointing import RunState, SaveRunState
+from tf_distill.checkpointing import RunState, SaveRunState, refuse_other_settings
 from tf_distill.configs import GeneralDistillConfig, save_json
 from tf_distill.data.tokenization import WordPieceTokenizer
 from tf_distill.determinism import make_deterministic
@@ -111,6 +111,8 @@ class GeneralDistillRun:
     """Trains (resuming when `output_dir/resume` has a checkpoint) and writes the outputs; returns the summary
     written to `output_dir/history.json`. `callbacks` are added to Keras's `fit`."""
     config = self.config
+    refuse_other_settings(os.path.join(self.output_dir, "config.json"), os.path.join(self.output_dir, "resume"),
+                          {"general_distill": config})
     save_json(os.path.join(self.output_dir, "config.json"), general_distill=config)
     make_deterministic(config.seed)
     distiller = self.build_model()
@@ -139,7 +141,7 @@ class GeneralDistillRun:
                                                              update_freq=min(50, steps)), *callbacks],
                       verbose=console.keras_verbose())
     seconds = time.perf_counter() - start
-    done = (epochs - first) * steps
+    done = max(epochs - first, 0) * steps
     tokens_per_second = done * config.train_batch_size * config.max_seq_length / seconds if done else None
     summary = {**history.read(), "seconds_this_call": round(seconds, 3), "tokens_per_second": tokens_per_second}
     history.write(summary)
