@@ -1,7 +1,7 @@
 """Compares exported models on the test split: the task's metric (accuracy; a tagger's entity F1, `TaskType.quality`
-of the teacher export's task type) and its extra scores (`TaskType.report_scores`: a reader's exact match), parameters, size and batch-1
-latency, as a Markdown table, report.json and a PNG (the metric against latency, marker area proportional to size);
-`tf_distill report` maps its flags to `write_report`.
+of the teacher export's task type) and its extra scores (`TaskType.report_scores`: a reader's exact match),
+parameters, size and batch-1 latency, as a Markdown table, report.json and a PNG (the metric against latency, marker
+area proportional to size); `tf_distill report` maps its flags to `write_report`.
 
 Latency is the wall time of one `serving_default` call on one test example padded to the teacher's max_seq_length
 (the serving contract), inputs already converted to tensors, on this machine's CPU threads. The models are timed
@@ -43,7 +43,7 @@ class Row:
   latency_low_ms: float = 0.0  # lowest per-round median
   latency_high_ms: float = 0.0  # highest per-round median
   not_shipped: Optional[str] = None  # why export_student did not write this TFLite file (then nothing is timed)
-  extra: Dict[str, float] = dataclasses.field(default_factory=dict)  # `TaskType.report_scores`' extras (QA: exact match)
+  extra: Dict[str, float] = dataclasses.field(default_factory=dict)  # from `TaskType.report_scores` (QA: exact match)
 
 
 @dataclasses.dataclass
@@ -103,8 +103,8 @@ class TestSplit:
     return self.task.metric_title
 
   def score(self, logits: np.ndarray, metadata: Optional[Dict] = None) -> Tuple[float, Dict[str, float]]:
-    """The metric of `logits` and the task's extra scores (`TaskType.report_scores`), decoded as the export with `metadata` decodes
-    (`TaskType.with_export_settings`)."""
+    """The metric of `logits` and the task's extra scores (`TaskType.report_scores`), decoded as the export with
+    `metadata` decodes (`TaskType.with_export_settings`)."""
     features = self.task.with_export_settings(self.features, metadata) if metadata else self.features
     quality, extra = self.task.report_scores(logits, features, self.labels)
     return quality or 0.0, extra

@@ -127,7 +127,8 @@ def _convert_calibrated(saved_model_dir: str, signature: str, quantization: str,
       raise ConversionError(f"{INT16X8}: the TFLite converter cannot quantise this model "
                             f"({_last_line(e)}); use {FULL_INT8} or {SELECTIVE}") from None
   if quantization == SELECTIVE:
-    return _selective(saved_model_dir, signature, converter([tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]),
+    return _selective(saved_model_dir, signature,
+                      converter([tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]),
                       representative_dataset)
   try:
     return converter([tf.lite.OpsSet.TFLITE_BUILTINS_INT8]).convert()
@@ -203,12 +204,11 @@ class TFLiteClassifier:
       raise FileNotFoundError(f"TFLite file {path!r} does not exist; run scripts/export_student.sh first")
     self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
     signatures = list(self.interpreter.get_signature_list())
-    if "serving_default" in signatures or len(signatures) == 1:
-      self.runner = self.interpreter.get_signature_runner(
-          "serving_default" if "serving_default" in signatures else signatures[0])
-    else:
+    if "serving_default" not in signatures and len(signatures) != 1:
       raise ValueError(f"TFLite file {path!r} has no serving_default signature and not exactly one signature "
                        f"({signatures}); convert it with scripts/export_student.sh")
+    self.runner = self.interpreter.get_signature_runner(
+        "serving_default" if "serving_default" in signatures else signatures[0])
 
   def __call__(self, features: Dict[str, np.ndarray], batch_size: int = 64) -> np.ndarray:
     """Logits float32 [batch, labels] for int32 features [batch, seq], run `batch_size` rows at a time (the

@@ -141,7 +141,7 @@ class GeneralDistillRun:
                                                              update_freq=min(50, steps)), *callbacks],
                       verbose=console.keras_verbose())
     seconds = time.perf_counter() - start
-    done = max(epochs - first, 0) * steps
+    done = (epochs - first) * steps
     tokens_per_second = done * config.train_batch_size * config.max_seq_length / seconds if done else None
     summary = {**history.read(), "seconds_this_call": round(seconds, 3), "tokens_per_second": tokens_per_second}
     history.write(summary)
